@@ -1,0 +1,210 @@
+"""The `auto-optimizer` command (contracts/cli.md): a thin layer over library functions.
+
+With `--json` exactly one JSON document goes to stdout; progress and logs go to stderr.
+Exit status: 0 success, 2 bad usage or bad input, 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from optimizer.errors import BadInputError, OptimizerError
+from optimizer.settings import SANDBOX_DEFAULT_PORT, SANDBOX_DEFAULT_TOKEN, Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _emit(result: BaseModel, as_json: bool, human: Callable[[Any], str]) -> None:
+    if as_json:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    else:
+        sys.stdout.write(human(result) + "\n")
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
+def _utc(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text} is not an ISO 8601 time") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text} needs a UTC offset, e.g. 2026-11-25T00:00:00Z")
+    return moment
+
+
+def _nightly_text(summary: Any) -> str:
+    lines = [
+        f"Loaded {summary.requests_loaded:,} new requests "
+        f"({summary.requests_total:,} in the warehouse); "
+        f"quarantined {summary.quarantined:,} malformed rows.",
+    ]
+    if summary.quarantine_reasons:
+        top = sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])[:4]
+        lines.append("Quarantine reasons: " + "; ".join(f"{r} ({n})" for r, n in top))
+    lines.append(f"Report: {summary.report}")
+    return "\n".join(lines)
+
+
+def _ingest_text(summary: Any) -> str:
+    text = (
+        f"{summary.source}: {summary.rows_in:,} rows read, {summary.loaded:,} loaded, "
+        f"{summary.duplicates_skipped:,} already present, {summary.quarantined:,} quarantined "
+        f"({summary.requests_total:,} requests in the warehouse)"
+    )
+    if summary.quarantine_reasons:
+        text += "\nQuarantine reasons: " + "; ".join(
+            f"{r} ({n})" for r, n in sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])
+        )
+    return text
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from optimizer.demo import DEMO_DIR, run_demo
+
+    summary = run_demo(
+        workdir=args.workdir or DEMO_DIR,
+        seed=args.seed,
+        requests_per_day=args.requests_per_day,
+        backfill_days=args.days,
+    )
+    _emit(summary, args.json, _nightly_text)
+    return EXIT_OK
+
+
+def cmd_run_nightly(args: argparse.Namespace) -> int:
+    from flows.nightly import nightly_optimization
+
+    summary = nightly_optimization(
+        window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours
+    )
+    _emit(summary, args.json, _nightly_text)
+    return EXIT_OK
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from optimizer.sandbox import FaultSettings, SandboxConfig, serve
+
+    config = SandboxConfig(
+        seed=args.seed,
+        token=None if args.no_auth else args.token,
+        requests_per_day=args.requests_per_day,
+        malformed_share=args.malformed_share,
+        now=args.now,
+        faults=FaultSettings(
+            rate_limit_share=args.rate_limit_share,
+            server_error_share=args.server_error_share,
+            slow_share=args.slow_share,
+            slow_seconds=args.slow_seconds,
+            seed=args.seed,
+        ),
+    )
+    sys.stderr.write(
+        f"platform sandbox on http://{args.host}:{args.port} "
+        f"(services under /<observatory|governance|registry|orchestrator|sentinel>/api/v1)\n"
+    )
+    serve(config, args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from optimizer.ingest.files import ingest_otlp, ingest_parquet
+
+    settings = Settings()
+    ingest = ingest_otlp if args.format == "otlp" else ingest_parquet
+    summary = ingest(
+        Path(args.path), warehouse=args.warehouse or settings.warehouse, catalog=settings.model_catalog
+    )
+    _emit(summary, args.json, _ingest_text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auto-optimizer",
+        description="Find cheaper LLM setups, prove them with statistics, roll them out after approval.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the nightly optimization against the bundled sandbox")
+    demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    demo.add_argument("--workdir", type=Path, help="where the demo keeps its warehouse and reports")
+    demo.add_argument("--days", type=int, default=7, help="days of traffic to backfill (default 7)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--requests-per-day", type=int, default=12_000)
+    demo.set_defaults(handler=cmd_demo)
+
+    run = commands.add_parser("run", help="run a flow against the configured platform")
+    run_flows = run.add_subparsers(dest="flow", required=True, metavar="FLOW")
+    nightly = run_flows.add_parser("nightly", help="extract, load and analyse up to a window end")
+    nightly.add_argument("--json", action="store_true")
+    nightly.add_argument("--window-end", type=_utc, help="end of the last window (default today 00:00 UTC)")
+    nightly.add_argument("--backfill-days", type=int, default=7)
+    nightly.add_argument("--lookback-hours", type=int, default=6)
+    nightly.set_defaults(handler=cmd_run_nightly)
+
+    sandbox = commands.add_parser("sandbox", help="the local stand-in for the platform services")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    serve = sandbox_commands.add_parser("serve", help="serve the five platform APIs over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=SANDBOX_DEFAULT_PORT)
+    serve.add_argument("--seed", type=int, default=42)
+    serve.add_argument("--token", default=SANDBOX_DEFAULT_TOKEN, help="bearer token clients must send")
+    serve.add_argument("--no-auth", action="store_true", help="accept requests without a token")
+    serve.add_argument("--requests-per-day", type=int, default=12_000)
+    serve.add_argument("--malformed-share", type=_share, default=0.002)
+    serve.add_argument("--now", type=_utc, help="freeze the sandbox clock at this time")
+    serve.add_argument("--rate-limit-share", type=_share, default=0.0, help="share of requests answered 429")
+    serve.add_argument("--server-error-share", type=_share, default=0.0, help="share answered 5xx")
+    serve.add_argument("--slow-share", type=_share, default=0.0, help="share answered slowly")
+    serve.add_argument("--slow-seconds", type=float, default=2.0)
+    serve.set_defaults(handler=cmd_sandbox_serve)
+
+    ingest = commands.add_parser("ingest", help="load request records from files into the warehouse")
+    formats = ingest.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    for name, what in (("otlp", "an OTLP/JSON trace file"), ("parquet", "a Parquet file or a folder of them")):
+        fmt = formats.add_parser(name, help=f"load {what}")
+        fmt.add_argument("path", help=what)
+        fmt.add_argument("--warehouse", type=Path, help="DuckDB file (default AUTO_OPTIMIZER_WAREHOUSE)")
+        fmt.add_argument("--json", action="store_true")
+        fmt.set_defaults(handler=cmd_ingest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args))
+    except BadInputError as exc:
+        sys.stderr.write(f"auto-optimizer: {exc}\n")
+        return EXIT_BAD_INPUT
+    except OptimizerError as exc:
+        sys.stderr.write(f"auto-optimizer: {exc}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The sandbox as one ASGI app: five services, bearer auth, faults, idempotent writes."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from optimizer.sandbox.faults import FaultSettings
+from optimizer.sandbox.services import governance, observatory, orchestrator, registry, sentinel
+from optimizer.sandbox.services._common import problem, reply, state_of
+from optimizer.sandbox.state import SandboxConfig, SandboxState
+from optimizer.settings import SERVICES
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ADMIN_PREFIX = "/_sandbox"
+
+
+class ClockSetting(BaseModel):
+    now: datetime | None = None
+
+
+def create_app(config: SandboxConfig | None = None) -> FastAPI:
+    app = FastAPI(
+        title="LLM platform sandbox",
+        description="Local stand-in for the Observatory, Governance, Registry, Orchestrator and Sentinel APIs.",
+        version="1.0",
+    )
+    app.state.sandbox = SandboxState(config or SandboxConfig())
+    for module in (observatory, governance, registry, orchestrator, sentinel):
+        app.include_router(module.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": ".".join(str(p) for p in error.get("loc", ())), "message": error.get("msg")}
+            for error in exc.errors()
+        ]
+        return problem(400, "request does not match the API's schema", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        return problem(exc.status_code, str(exc.detail))
+
+    @app.middleware("http")
+    async def gatekeeper(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        state: SandboxState = app.state.sandbox
+        path = request.url.path
+        if path == f"{ADMIN_PREFIX}/health":
+            return await call_next(request)
+        token = state.config.token
+        if token:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                response = problem(401, "missing or invalid bearer token")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="llm-platform"'
+                return response
+        service = path.split("/", 2)[1] if path.count("/") >= 2 else ""
+        if service not in SERVICES:
+            return await call_next(request)
+        with state.lock:
+            state.request_counts[f"{request.method} {path}"] += 1
+        fault = state.faults.next_fault()
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status:
+            response = problem(
+                fault.status,
+                "rate limit exceeded" if fault.status == 429 else "injected server error",
+                **({"retry_after_seconds": fault.retry_after_s} if fault.retry_after_s is not None else {}),
+            )
+            if fault.retry_after_s is not None:
+                response.headers["Retry-After"] = f"{fault.retry_after_s:g}"
+            return response
+        key = request.headers.get("Idempotency-Key")
+        if not key or request.method not in WRITE_METHODS:
+            return await call_next(request)
+        remembered = state.idempotent_replies.get((request.method, path, key))
+        if remembered:
+            return Response(remembered[1], status_code=remembered[0], media_type="application/json")
+        response = await call_next(request)
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        if response.status_code < 500:
+            with state.lock:
+                state.idempotent_replies[(request.method, path, key)] = (response.status_code, body)
+        return Response(body, status_code=response.status_code, media_type="application/json")
+
+    @app.get(f"{ADMIN_PREFIX}/health", tags=["sandbox"])
+    def health(request: Request) -> Response:
+        state = state_of(request)
+        return reply({"status": "ok", "now": state.now(), "anchor": state.anchor.isoformat(), "seed": state.config.seed})
+
+    @app.get(f"{ADMIN_PREFIX}/stats", tags=["sandbox"])
+    def stats(request: Request) -> Response:
+        """How many requests each route received, faults included (tests count retries here)."""
+        return reply({"requests": dict(state_of(request).request_counts)})
+
+    @app.put(f"{ADMIN_PREFIX}/faults", tags=["sandbox"])
+    def set_faults(body: FaultSettings, request: Request) -> Response:
+        state_of(request).faults.configure(body)
+        return reply(body)
+
+    @app.put(f"{ADMIN_PREFIX}/clock", tags=["sandbox"])
+    def set_clock(body: ClockSetting, request: Request) -> Response:
+        state = state_of(request)
+        state.set_now(body.now)
+        return reply({"now": state.now()})
+
+    return app

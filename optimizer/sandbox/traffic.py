@@ -1,0 +1,371 @@
+"""Seeded request traffic, generated one UTC day at a time and identical for a given seed.
+
+Each request gets a latent difficulty; a model's quality and confidence on it follow from
+its skill, so shadow pairs, cascades and compression trade cost against quality the way
+real traffic does. Volume follows a daily curve (peak mid-afternoon UTC) and a weekly one
+(weekends are quiet). A small share of records arrives late (up to five hours after the
+request) and a configurable share is rendered malformed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from optimizer.sandbox.world import (
+    APPLICATIONS,
+    COMPLEXITIES,
+    DIFFICULTY_BY_COMPLEXITY,
+    ENVIRONMENT_SHARES,
+    ENVIRONMENTS,
+    EXPERIMENTS,
+    INCIDENTS,
+    MODEL_BEHAVIOUR,
+    TASK_TYPES,
+    ExperimentPlan,
+)
+from optimizer.schemas.registry import ModelProfile
+
+NS_PER_S = 1_000_000_000
+NS_PER_HOUR = 3600 * NS_PER_S
+WEEKDAY_VOLUME = (1.0, 1.04, 1.06, 1.03, 0.95, 0.45, 0.38)  # Monday first
+MALFORMED_KINDS = (
+    "missing_model",
+    "negative_tokens",
+    "quality_out_of_range",
+    "unknown_status",
+    "non_numeric_cost",
+    "bad_timestamp",
+    "missing_request_id",
+    "non_numeric_latency",
+)
+LATE_SHARE = 0.03
+MAX_LATE_S = 5 * 3600
+
+
+def hourly_weights() -> np.ndarray:
+    hours = np.arange(24)
+    weights = 0.3 + 0.7 * np.exp(-(((hours - 14.5) / 4.5) ** 2))
+    return weights / weights.sum()
+
+
+def day_start_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * NS_PER_S
+
+
+@dataclass(frozen=True)
+class Outcome:
+    completion_tokens: np.ndarray
+    failed: np.ndarray
+    latency_ms: np.ndarray
+    cost_usd: np.ndarray
+    quality: np.ndarray
+    confidence: np.ndarray
+
+
+class TrafficGenerator:
+    """Produces the requests of any day as a DataFrame sorted by (ts, request_id)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        requests_per_day: int,
+        catalog: dict[str, ModelProfile],
+        anchor: date,
+        malformed_rate: float = 0.002,
+        cache_days: int = 64,
+    ) -> None:
+        self.seed = seed
+        self.requests_per_day = requests_per_day
+        self.anchor = anchor
+        self.malformed_rate = malformed_rate
+        self.models = [m for m in MODEL_BEHAVIOUR if m in catalog]
+        self._model_index = {m: i for i, m in enumerate(self.models)}
+        behaviour = [MODEL_BEHAVIOUR[m] for m in self.models]
+        self._skill = np.array([b.skill for b in behaviour])
+        self._error_rate = np.array([b.error_rate for b in behaviour])
+        self._first_token_ms = np.array([b.first_token_ms for b in behaviour])
+        self._ms_per_token = np.array([b.ms_per_output_token for b in behaviour])
+        self._verbosity = np.array([b.verbosity for b in behaviour])
+        costs = [catalog[m].cost_structure for m in self.models]
+        self._price_in = np.array([c.input_cost_per_1k_tokens for c in costs])
+        self._price_out = np.array([c.output_cost_per_1k_tokens for c in costs])
+        self._provider = np.array([catalog[m].provider for m in self.models], dtype=object)
+        self._cache: OrderedDict[date, pd.DataFrame] = OrderedDict()
+        self._cache_days = cache_days
+
+    def experiment_start(self, plan: ExperimentPlan) -> datetime:
+        day = self.anchor - timedelta(days=plan.started_days_before_anchor)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    def day(self, day: date) -> pd.DataFrame:
+        cached = self._cache.get(day)
+        if cached is None:
+            cached = self._generate(day)
+            self._cache[day] = cached
+            if len(self._cache) > self._cache_days:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(day)
+        return cached
+
+    def between(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Requests with start <= ts < end (both UTC-aware)."""
+        if end <= start:
+            return self.day(start.date()).iloc[0:0]
+        days = []
+        current = start.astimezone(UTC).date()
+        last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+        while current <= last:
+            days.append(self.day(current))
+            current += timedelta(days=1)
+        frame = pd.concat(days, ignore_index=True) if len(days) > 1 else days[0]
+        start_ns = int(start.timestamp() * NS_PER_S)
+        end_ns = int(end.timestamp() * NS_PER_S)
+        ts = frame["ts_ns"].to_numpy()
+        return frame[(ts >= start_ns) & (ts < end_ns)]
+
+    # ---- generation ------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        rng: np.random.Generator,
+        model: np.ndarray,
+        difficulty: np.ndarray,
+        prompt_tokens: np.ndarray,
+        completion_median: np.ndarray,
+        latency_factor: np.ndarray,
+        error_factor: np.ndarray,
+    ) -> Outcome:
+        n = len(model)
+        completion = np.maximum(
+            1, np.round(completion_median * self._verbosity[model] * rng.lognormal(0, 0.45, n))
+        ).astype(np.int64)
+        failed = rng.random(n) < self._error_rate[model] * error_factor
+        completion = np.where(failed, 0, completion)
+        latency = (
+            self._first_token_ms[model]
+            + self._ms_per_token[model] * completion
+            + 0.015 * prompt_tokens
+        ) * rng.lognormal(0, 0.22, n) * latency_factor
+        latency = np.where(failed, rng.uniform(80, 30_000, n), latency)
+        cost = np.where(
+            failed,
+            0.0,
+            (prompt_tokens * self._price_in[model] + completion * self._price_out[model]) / 1000.0,
+        )
+        margin = self._skill[model] - difficulty
+        quality = np.clip(0.25 + 0.75 / (1 + np.exp(-1.3 * margin)) + rng.normal(0, 0.05, n), 0, 1)
+        confidence = np.clip(1 / (1 + np.exp(-(1.6 * margin + rng.normal(0, 0.7, n)))), 0, 1)
+        return Outcome(completion, failed, latency, cost, quality, confidence)
+
+    def _generate(self, day: date) -> pd.DataFrame:
+        rng = np.random.default_rng([self.seed, day.toordinal()])
+        n = int(rng.poisson(self.requests_per_day * WEEKDAY_VOLUME[day.weekday()]))
+        start_ns = day_start_ns(day)
+        hour = rng.choice(24, size=n, p=hourly_weights())
+        ts_ns = start_ns + hour * NS_PER_HOUR + (rng.random(n) * NS_PER_HOUR).astype(np.int64)
+        ts_ns.sort()
+
+        apps = APPLICATIONS
+        app = rng.choice(len(apps), size=n, p=np.array([a.traffic_share for a in apps]) / sum(a.traffic_share for a in apps))
+        task = _pick_rows(rng, np.array([a.task_mix for a in apps])[app])
+        complexity = _pick_rows(rng, np.array([a.complexity_mix for a in apps])[app])
+        environment = rng.choice(len(ENVIRONMENTS), size=n, p=ENVIRONMENT_SHARES)
+        production = environment == 0
+        difficulty = (
+            np.array(DIFFICULTY_BY_COMPLEXITY)[complexity]
+            + np.array([a.difficulty_shift for a in apps])[app]
+            + rng.normal(0, 0.8, n)
+        )
+        prompt_median = np.array([a.prompt_tokens_median for a in apps])[app]
+        prompt_tokens = np.maximum(
+            8, np.round(prompt_median * (0.7 + 0.3 * complexity) * rng.lognormal(0, 0.55, n))
+        ).astype(np.int64)
+        completion_median = np.array([a.completion_tokens_median for a in apps])[app] * (0.8 + 0.2 * complexity)
+        model = np.array([self._model_index[a.model] for a in apps])[app]
+
+        latency_factor = np.ones(n)
+        error_factor = np.ones(n)
+        for incident in INCIDENTS:
+            if day != self.anchor - timedelta(days=incident.days_before_anchor):
+                continue
+            window = (hour >= incident.start_hour) & (hour < incident.start_hour + incident.hours)
+            if incident.model is not None:
+                window &= model == self._model_index[incident.model]
+            if incident.application_id is not None:
+                window &= app == [a.application_id for a in apps].index(incident.application_id)
+            latency_factor[window] *= incident.latency_factor
+            error_factor[window] *= incident.error_factor
+            prompt_tokens[window] = np.round(prompt_tokens[window] * incident.prompt_factor)
+
+        served = self._outcome(rng, model, difficulty, prompt_tokens, completion_median, latency_factor, error_factor)
+        completion = served.completion_tokens
+        failed = served.failed
+        latency = served.latency_ms
+        cost = served.cost_usd
+        quality = served.quality
+        confidence = served.confidence
+        experiment_id = np.full(n, None, dtype=object)
+        variant_id = np.full(n, None, dtype=object)
+        escalated = np.full(n, None, dtype=object)
+        technique = np.full(n, None, dtype=object)
+        original_prompt = np.full(n, -1, dtype=np.int64)
+        in_experiment = np.zeros(n, dtype=bool)
+
+        for plan in EXPERIMENTS:
+            if datetime(day.year, day.month, day.day, tzinfo=UTC) < self.experiment_start(plan):
+                continue
+            app_index = [a.application_id for a in apps].index(plan.application_id)
+            enrolled = (app == app_index) & production & (rng.random(n) < plan.coverage)
+            treated = enrolled & (rng.random(n) < plan.allocation.get("treatment", 0.5))
+            in_experiment |= enrolled
+            experiment_id[enrolled] = plan.experiment_id
+            variant_id[enrolled] = "control"
+            variant_id[treated] = "treatment"
+            rows = np.flatnonzero(treated)
+            if plan.technique == "model_cascade" and plan.cheap_model:
+                cheap = self._outcome(
+                    rng, np.full(len(rows), self._model_index[plan.cheap_model]), difficulty[rows],
+                    prompt_tokens[rows], completion_median[rows], latency_factor[rows], error_factor[rows],
+                )
+                escalate = (cheap.confidence < plan.escalation_threshold) | cheap.failed
+                keep = rows[~escalate]
+                model[keep] = self._model_index[plan.cheap_model]
+                completion[keep] = cheap.completion_tokens[~escalate]
+                failed[keep] = cheap.failed[~escalate]
+                quality[keep] = cheap.quality[~escalate]
+                cost[keep] = cheap.cost_usd[~escalate]
+                latency[keep] = cheap.latency_ms[~escalate]
+                up = rows[escalate]
+                cost[up] += cheap.cost_usd[escalate]
+                latency[up] += cheap.latency_ms[escalate]
+                confidence[rows] = cheap.confidence
+                escalated[rows] = escalate
+                escalated[enrolled & ~treated] = None
+            elif plan.technique == "prompt_compression":
+                ratio = np.clip(rng.normal(plan.compression_ratio, 0.06, len(rows)), 0.3, 0.8)
+                original_prompt[rows] = prompt_tokens[rows]
+                prompt_tokens[rows] = np.maximum(4, np.round(prompt_tokens[rows] * ratio))
+                technique[rows] = "llmlingua"
+                m = model[rows]
+                cost[rows] = np.where(
+                    failed[rows], 0.0,
+                    (prompt_tokens[rows] * self._price_in[m] + completion[rows] * self._price_out[m]) / 1000.0,
+                )
+                latency[rows] -= 0.015 * (original_prompt[rows] - prompt_tokens[rows])
+                # Compression loses little on long prompts and a lot on short ones.
+                quality[rows] = np.clip(
+                    quality[rows] - 0.004 - 0.08 * np.exp(-original_prompt[rows] / 350.0), 0, 1
+                )
+
+        shadow_model = np.array(
+            [self._model_index[a.shadow_model] if a.shadow_model else -1 for a in apps]
+        )[app]
+        shadow_rate = np.array([a.shadow_rate for a in apps])[app]
+        paired = production & ~in_experiment & (shadow_model >= 0) & (rng.random(n) < shadow_rate)
+        evaluated = np.where(paired, True, rng.random(n) < np.where(in_experiment, 0.5, 0.25)) & ~failed
+
+        request_id = np.array([f"req-{day:%Y%m%d}-{i:06d}" for i in range(n)], dtype=object)
+        trace_bits = rng.integers(0, 2**63, size=(n, 2))
+        # A trace id starts with the day's ordinal, so a trace can be found without an index.
+        day_tag = f"{day.toordinal():08x}"
+        trace_id = np.array(
+            [f"{day_tag}{a:016x}{b & 0xFFFFFFFF:08x}" for a, b in trace_bits], dtype=object
+        )
+        pair_id = np.full(n, None, dtype=object)
+        pair_id[paired] = np.array([f"pair-{rid[4:]}" for rid in request_id[paired]], dtype=object)
+
+        primary = {
+            "request_id": request_id,
+            "ts_ns": ts_ns,
+            "trace_id": trace_id,
+            "span_id": np.array([t[8:24] for t in trace_id], dtype=object),
+            "app": app,
+            "task": task,
+            "complexity": complexity,
+            "environment": environment,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "cost_usd": cost,
+            "latency_ms": latency,
+            "failed": failed,
+            "quality_score": np.where(evaluated, quality, np.nan),
+            "experiment_id": experiment_id,
+            "variant_id": variant_id,
+            "pair_id": pair_id,
+            "shadow": np.zeros(n, dtype=bool),
+            "confidence_score": confidence,
+            "escalated": escalated,
+            "compression_technique": technique,
+            "original_prompt_tokens": original_prompt,
+        }
+
+        rows = np.flatnonzero(paired)
+        shadow = self._outcome(
+            rng, shadow_model[rows], difficulty[rows], prompt_tokens[rows],
+            completion_median[rows], latency_factor[rows], error_factor[rows],
+        )
+        k = len(rows)
+        secondary = {
+            "request_id": np.array([f"{rid}-shadow" for rid in request_id[rows]], dtype=object),
+            "ts_ns": ts_ns[rows] + 1_000_000,
+            "trace_id": trace_id[rows],
+            "span_id": np.array([t[16:] for t in trace_id[rows]], dtype=object),
+            "app": app[rows],
+            "task": task[rows],
+            "complexity": complexity[rows],
+            "environment": environment[rows],
+            "model": shadow_model[rows],
+            "prompt_tokens": prompt_tokens[rows],
+            "completion_tokens": shadow.completion_tokens,
+            "cost_usd": shadow.cost_usd,
+            "latency_ms": shadow.latency_ms,
+            "failed": shadow.failed,
+            "quality_score": np.where(shadow.failed, np.nan, shadow.quality),
+            "experiment_id": np.full(k, None, dtype=object),
+            "variant_id": np.full(k, None, dtype=object),
+            "pair_id": pair_id[rows],
+            "shadow": np.ones(k, dtype=bool),
+            "confidence_score": shadow.confidence,
+            "escalated": np.full(k, None, dtype=object),
+            "compression_technique": np.full(k, None, dtype=object),
+            "original_prompt_tokens": np.full(k, -1, dtype=np.int64),
+        }
+        frame = pd.concat([pd.DataFrame(primary), pd.DataFrame(secondary)], ignore_index=True)
+        return self._finish(frame, rng)
+
+    def _finish(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        n = len(frame)
+        apps = APPLICATIONS
+        app = frame["app"].to_numpy()
+        model = frame["model"].to_numpy()
+        frame["application_id"] = np.array([a.application_id for a in apps], dtype=object)[app]
+        frame["team_id"] = np.array([a.team_id for a in apps], dtype=object)[app]
+        frame["task_type"] = np.array(TASK_TYPES, dtype=object)[frame["task"].to_numpy()]
+        frame["complexity"] = np.array(COMPLEXITIES, dtype=object)[frame["complexity"].to_numpy()]
+        frame["environment"] = np.array(ENVIRONMENTS, dtype=object)[frame["environment"].to_numpy()]
+        frame["provider"] = self._provider[model]
+        frame["model"] = np.array(self.models, dtype=object)[model]
+        frame["status"] = np.where(frame["failed"].to_numpy(), "error", "ok").astype(object)
+        late = rng.random(n) < LATE_SHARE
+        delay_s = np.where(late, rng.uniform(600, MAX_LATE_S, n), rng.exponential(20, n))
+        frame["visible_ns"] = frame["ts_ns"].to_numpy() + (delay_s * NS_PER_S).astype(np.int64)
+        malformed = rng.random(n) < self.malformed_rate
+        frame["malformed"] = np.where(malformed, rng.integers(0, len(MALFORMED_KINDS), n), -1)
+        frame = frame.drop(columns=["app", "task", "failed"])
+        return frame.sort_values(["ts_ns", "request_id"], ignore_index=True)
+
+
+def _pick_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
+    """One category per row, each row with its own probability vector."""
+    cumulative = probabilities.cumsum(axis=1)
+    cumulative /= cumulative[:, -1:]
+    draws = rng.random(len(probabilities))[:, None]
+    return np.minimum((draws > cumulative).sum(axis=1), probabilities.shape[1] - 1)

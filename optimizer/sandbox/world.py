@@ -1,0 +1,160 @@
+"""The organisation the sandbox plays: teams, applications, how models behave, experiments.
+
+Everything here is fiction chosen to look like a real company's LLM traffic, except the
+model prices, which come from the shipped catalog (published list prices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TEAMS: dict[str, str] = {
+    "team-support": "Customer Support",
+    "team-knowledge": "Knowledge Management",
+    "team-engineering": "Engineering",
+    "team-operations": "Operations",
+    "team-marketing": "Marketing",
+    "team-data": "Data & Analytics",
+}
+
+TASK_TYPES = ("classification", "generation", "reasoning", "coding")
+COMPLEXITIES = ("simple", "moderate", "complex")
+ENVIRONMENTS = ("production", "staging", "development")
+ENVIRONMENT_SHARES = (0.92, 0.05, 0.03)
+# Mean latent difficulty of a prompt by complexity; a model answers well when its skill exceeds it.
+DIFFICULTY_BY_COMPLEXITY = (-0.6, 0.6, 1.7)
+
+
+@dataclass(frozen=True)
+class Application:
+    application_id: str
+    team_id: str
+    traffic_share: float
+    model: str
+    shadow_model: str | None
+    shadow_rate: float
+    task_mix: tuple[float, float, float, float]  # over TASK_TYPES
+    complexity_mix: tuple[float, float, float]  # over COMPLEXITIES
+    prompt_tokens_median: float
+    completion_tokens_median: float
+    difficulty_shift: float = 0.0
+
+
+APPLICATIONS: tuple[Application, ...] = (
+    Application(
+        "support-bot", "team-support", 0.30, "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18",
+        0.10, (0.45, 0.55, 0.0, 0.0), (0.65, 0.28, 0.07), 650, 170,
+    ),
+    Application(
+        "doc-qa", "team-knowledge", 0.22, "claude-3-5-sonnet-20241022", "claude-3-5-haiku-20241022",
+        0.04, (0.0, 0.7, 0.3, 0.0), (0.3, 0.5, 0.2), 2400, 260,
+    ),
+    Application(
+        "code-assistant", "team-engineering", 0.18, "claude-3-5-sonnet-20241022",
+        "claude-3-5-haiku-20241022", 0.08, (0.0, 0.1, 0.2, 0.7), (0.1, 0.35, 0.55), 1500, 420,
+        difficulty_shift=0.3,
+    ),
+    Application(
+        "email-triage", "team-operations", 0.15, "gpt-4o-mini-2024-07-18", "gemini-1.5-flash-002",
+        0.10, (0.85, 0.15, 0.0, 0.0), (0.85, 0.13, 0.02), 480, 40, difficulty_shift=-0.4,
+    ),
+    Application(
+        "marketing-writer", "team-marketing", 0.10, "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18",
+        0.10, (0.0, 1.0, 0.0, 0.0), (0.35, 0.5, 0.15), 380, 520,
+    ),
+    Application(
+        "analytics-agent", "team-data", 0.05, "claude-3-5-sonnet-20241022", "gpt-4o-mini-2024-07-18",
+        0.003, (0.0, 0.2, 0.7, 0.1), (0.1, 0.4, 0.5), 1800, 600, difficulty_shift=0.2,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ModelBehaviour:
+    """How a model answers in the sandbox: skill drives quality, the rest latency and errors."""
+
+    skill: float
+    error_rate: float
+    first_token_ms: float
+    ms_per_output_token: float
+    verbosity: float = 1.0
+
+
+MODEL_BEHAVIOUR: dict[str, ModelBehaviour] = {
+    "gpt-4o-2024-08-06": ModelBehaviour(2.3, 0.004, 420, 11.0),
+    "gpt-4o-mini-2024-07-18": ModelBehaviour(1.3, 0.003, 300, 7.0, 0.95),
+    "claude-3-5-sonnet-20241022": ModelBehaviour(2.4, 0.006, 560, 13.0, 1.1),
+    "claude-3-5-haiku-20241022": ModelBehaviour(1.1, 0.004, 380, 8.0),
+    "gemini-1.5-flash-002": ModelBehaviour(1.0, 0.008, 260, 5.0, 0.9),
+}
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """An A/B experiment running on part of one application's production traffic."""
+
+    experiment_id: str
+    experiment_type: str
+    application_id: str
+    technique: str
+    started_days_before_anchor: int
+    coverage: float  # share of the application's production traffic enrolled
+    allocation: dict[str, float] = field(default_factory=lambda: {"control": 0.5, "treatment": 0.5})
+    cheap_model: str | None = None
+    escalation_threshold: float = 0.7
+    compression_ratio: float = 0.5
+    hypothesis: str = ""
+
+
+EXPERIMENTS: tuple[ExperimentPlan, ...] = (
+    ExperimentPlan(
+        "exp-cascade-001", "model_selection", "support-bot", "model_cascade", 14, 0.4,
+        cheap_model="gpt-4o-mini-2024-07-18", escalation_threshold=0.7,
+        hypothesis="A GPT-4o mini -> GPT-4o cascade keeps quality while cutting cost",
+    ),
+    ExperimentPlan(
+        "exp-compression-001", "prompt_optimization", "doc-qa", "prompt_compression", 10, 0.5,
+        compression_ratio=0.5,
+        hypothesis="LLMLingua compression at ratio 0.5 maintains quality while reducing costs",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A disturbance visible in the traffic and reported by Sentinel."""
+
+    incident_id: str
+    anomaly_type: str
+    category: str
+    days_before_anchor: int
+    start_hour: int
+    hours: int
+    severity: float
+    model: str | None = None
+    application_id: str | None = None
+    latency_factor: float = 1.0
+    error_factor: float = 1.0
+    prompt_factor: float = 1.0
+
+
+INCIDENTS: tuple[Incident, ...] = (
+    Incident(
+        "anom-latency-sonnet", "latency_spike", "performance", 2, 13, 3, 0.92,
+        model="claude-3-5-sonnet-20241022", latency_factor=3.2, error_factor=4.0,
+    ),
+    Incident(
+        "anom-cost-marketing", "cost_spike", "cost", 4, 9, 9, 0.74,
+        application_id="marketing-writer", prompt_factor=3.0,
+    ),
+)
+
+# Monthly budget of each team as a multiple of what its traffic spends in a month.
+BUDGET_FACTORS: dict[str, float] = {
+    "team-support": 1.5,
+    "team-knowledge": 1.3,
+    "team-engineering": 1.6,
+    "team-operations": 2.0,
+    "team-marketing": 0.95,
+    "team-data": 1.2,
+}

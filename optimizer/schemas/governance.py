@@ -1,0 +1,244 @@
+"""Governance payloads: cost summaries and records, policies, evaluations, budget alerts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from optimizer.schemas._base import WireModel
+
+
+class DateRange(WireModel):
+    start: date
+    end: date
+
+
+class TeamCost(WireModel):
+    team_id: str
+    team_name: str | None = None
+    cost_usd: float
+    percentage: float | None = None
+
+
+class ModelCost(WireModel):
+    model: str
+    cost_usd: float
+    requests: int | None = None
+    tokens: int | None = None
+
+
+class ApplicationCost(WireModel):
+    application_id: str
+    cost_usd: float
+    requests: int | None = None
+    tokens: int | None = None
+
+
+class EnvironmentCost(WireModel):
+    environment: str
+    cost_usd: float
+    requests: int | None = None
+    tokens: int | None = None
+
+
+class CostBreakdown(WireModel):
+    by_team: list[TeamCost] = Field(default_factory=list)
+    by_model: list[ModelCost] = Field(default_factory=list)
+    by_application: list[ApplicationCost] = Field(default_factory=list)
+    by_environment: list[EnvironmentCost] = Field(default_factory=list)
+
+
+class CostTrends(WireModel):
+    cost_change_percentage: float | None = None
+    request_volume_change_percentage: float | None = None
+
+
+class CostSummary(WireModel):
+    """Answer to `GET /costs/summary`."""
+
+    period: str
+    date_range: DateRange
+    total_cost_usd: float
+    breakdown: CostBreakdown = Field(default_factory=CostBreakdown)
+    trends: CostTrends | None = None
+
+
+class TokenCounts(WireModel):
+    input: int = Field(ge=0)
+    output: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
+class CostSplit(WireModel):
+    input_cost_usd: float
+    output_cost_usd: float
+
+
+class RequestContext(WireModel):
+    user_id: str | None = None
+    team_id: str | None = None
+    application_id: str | None = None
+    environment: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class CostRecord(WireModel):
+    """Body of `POST /costs/record`."""
+
+    request_id: str
+    timestamp: datetime
+    model: str
+    provider: str | None = None
+    tokens: TokenCounts
+    cost_usd: float = Field(ge=0)
+    cost_breakdown: CostSplit | None = None
+    context: RequestContext = Field(default_factory=RequestContext)
+    optimization_applied: dict[str, Any] | None = None
+
+
+class BudgetAlertTriggered(WireModel):
+    alert_type: str
+    threshold_percentage: float
+    message: str
+
+
+class BudgetStatus(WireModel):
+    team_budget_remaining_usd: float | None = None
+    team_budget_utilization_percentage: float | None = None
+    alerts_triggered: list[BudgetAlertTriggered] = Field(default_factory=list)
+
+
+class CostRecorded(WireModel):
+    record_id: str
+    recorded_at: datetime
+    budget_status: BudgetStatus
+
+
+class PolicyScope(WireModel):
+    teams: list[str] = Field(default_factory=list)
+    environments: list[str] = Field(default_factory=list)
+    applications: list[str] = Field(default_factory=list)
+
+
+class PolicyConditions(WireModel):
+    type: str  # cost_limit | model_allowlist | model_denylist | data_residency | ...
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyEnforcement(WireModel):
+    mode: Literal["blocking", "warning", "audit"] = "blocking"
+    grace_period_hours: float = 0
+
+
+class EffectiveDates(WireModel):
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class Policy(WireModel):
+    """A policy as created with `POST /policies` and listed by `GET /policies`."""
+
+    policy_id: str
+    name: str
+    description: str | None = None
+    enabled: bool = True
+    priority: int = 100
+    scope: PolicyScope = Field(default_factory=PolicyScope)
+    conditions: PolicyConditions
+    enforcement: PolicyEnforcement = Field(default_factory=PolicyEnforcement)
+    effective_dates: EffectiveDates = Field(default_factory=EffectiveDates)
+
+
+class PolicyCreated(WireModel):
+    policy_id: str
+    status: str
+    created_at: datetime
+    version: int
+
+
+class PolicyList(WireModel):
+    total: int
+    policies: list[Policy]
+
+
+class LLMRequestSpec(WireModel):
+    model: str
+    prompt: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    data_categories: list[str] = Field(default_factory=list)
+    estimated_cost_usd: float | None = None
+
+
+class PolicyEvaluationRequest(WireModel):
+    """Body of `POST /policies/evaluate`."""
+
+    request_id: str
+    context: RequestContext = Field(default_factory=RequestContext)
+    llm_request: LLMRequestSpec
+    policy_ids: list[str] = Field(default_factory=list)
+
+
+class EvaluatedPolicy(WireModel):
+    policy_id: str
+    policy_name: str
+    result: Literal["pass", "fail", "warn", "not_applicable"]
+    details: dict[str, Any] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class PolicyViolation(WireModel):
+    policy_id: str
+    policy_name: str
+    violation_type: str
+    description: str
+    severity: Literal["blocking", "warning", "info"]
+    remediation: str | None = None
+
+
+class PolicyAdvice(WireModel):
+    type: str
+    message: str
+    estimated_savings_usd: float | None = None
+
+
+class PolicyEvaluation(WireModel):
+    """Answer to `POST /policies/evaluate`.
+
+    `violations` follows the specification's PolicyEvaluationResponse message: it says
+    which failures block (`severity == "blocking"`) and which only warn.
+    """
+
+    request_id: str
+    allowed: bool
+    evaluated_policies: list[EvaluatedPolicy] = Field(default_factory=list)
+    violations: list[PolicyViolation] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    recommendations: list[PolicyAdvice] = Field(default_factory=list)
+
+    def blocking_violations(self) -> list[PolicyViolation]:
+        return [v for v in self.violations if v.severity == "blocking"]
+
+
+class BudgetRecommendation(WireModel):
+    type: str
+    description: str
+    estimated_savings_usd: float | None = None
+
+
+class BudgetAlertData(WireModel):
+    """`data` of the `io.llm-platform.governance.budget-alert` event."""
+
+    alert_id: str
+    alert_type: str
+    severity: str
+    team_id: str
+    period: str
+    budget_limit_usd: float
+    current_spend_usd: float
+    utilization_percentage: float
+    threshold_percentage: float
+    projected_end_of_period_spend_usd: float | None = None
+    days_remaining_in_period: int | None = None
+    recommendations: list[BudgetRecommendation] = Field(default_factory=list)

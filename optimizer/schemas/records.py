@@ -1,0 +1,153 @@
+"""The request record (contracts/telemetry.md): one row per LLM request.
+
+`RequestRecord` is the single definition. The warehouse's column types, the Parquet/Arrow
+schema and the validation rules that send bad rows to quarantine are all derived from it,
+so a column added here appears everywhere at once.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import annotated_types
+import pyarrow as pa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class RequestRecord(BaseModel):
+    """One LLM request as the platform saw it. Prompt and response text are never stored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: NonEmptyStr
+    ts: AwareDatetime
+    application_id: NonEmptyStr
+    team_id: str | None = None
+    environment: str | None = None
+    provider: str | None = None
+    model: NonEmptyStr
+    prompt_tokens: NonNegativeInt
+    completion_tokens: NonNegativeInt
+    cost_usd: NonNegativeFloat
+    latency_ms: NonNegativeFloat
+    status: Literal["ok", "error"]
+    quality_score: Probability | None = None
+    task_type: str | None = None
+    complexity: str | None = None
+    experiment_id: str | None = None
+    variant_id: str | None = None
+    pair_id: str | None = None
+    shadow: bool = False
+    confidence_score: Probability | None = None
+    escalated: bool | None = None
+    compression_technique: str | None = None
+    original_prompt_tokens: NonNegativeInt | None = None
+
+
+Kind = Literal["string", "integer", "number", "boolean", "timestamp"]
+
+_SQL_TYPES: dict[Kind, str] = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
+_ARROW_TYPES: dict[Kind, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the request record with the rules a stored value must satisfy."""
+
+    name: str
+    kind: Kind
+    required: bool
+    default: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] = ()
+
+    @property
+    def sql_type(self) -> str:
+        return _SQL_TYPES[self.kind]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self.kind]
+
+
+def _kind_of(annotation: object) -> tuple[Kind, tuple[str, ...]]:
+    if typing.get_origin(annotation) is Literal:
+        return "string", tuple(str(value) for value in typing.get_args(annotation))
+    if annotation is AwareDatetime:
+        return "timestamp", ()
+    if annotation is bool:
+        return "boolean", ()
+    if annotation is int:
+        return "integer", ()
+    if annotation is float:
+        return "number", ()
+    if annotation is str:
+        return "string", ()
+    raise TypeError(f"no column kind for {annotation!r}")
+
+
+def _columns_of(model: type[BaseModel]) -> tuple[Column, ...]:
+    columns = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        metadata = list(field.metadata)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+            (annotation,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if typing.get_origin(annotation) is Annotated:
+            annotation, *extra = typing.get_args(annotation)
+            metadata.extend(
+                item for meta in extra for item in getattr(meta, "metadata", [meta])
+            )
+        kind, allowed = _kind_of(annotation)
+        minimum = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+        maximum = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+        columns.append(
+            Column(
+                name=name,
+                kind=kind,
+                required=field.is_required(),
+                default=None if field.is_required() else field.default,
+                minimum=float(minimum) if minimum is not None else None,  # type: ignore[arg-type]
+                maximum=float(maximum) if maximum is not None else None,  # type: ignore[arg-type]
+                allowed=allowed,
+            )
+        )
+    return tuple(columns)
+
+
+REQUEST_COLUMNS: tuple[Column, ...] = _columns_of(RequestRecord)
+REQUEST_COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in REQUEST_COLUMNS)
+REQUIRED_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REQUEST_COLUMNS if c.required)
+
+# Columns a stored row always has, whatever the input said: required ones and those with a default.
+STORED_NOT_NULL: frozenset[str] = frozenset(
+    c.name for c in REQUEST_COLUMNS if c.required or c.default is not None
+)
+
+REQUEST_ARROW_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field(c.name, c.arrow_type, nullable=c.name not in STORED_NOT_NULL)
+        for c in REQUEST_COLUMNS
+    ]
+)

@@ -1,0 +1,100 @@
+"""Orchestrator routing configuration (`GET/PUT /config/routing`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from optimizer.schemas._base import WireModel
+
+
+class EscalationThreshold(WireModel):
+    confidence_score: float | None = Field(default=None, ge=0, le=1)
+    complexity_score: float | None = Field(default=None, ge=0, le=1)
+
+
+class CascadeConfig(WireModel):
+    primary_model: str
+    fallback_models: list[str] = Field(min_length=1)
+    escalation_threshold: EscalationThreshold = Field(default_factory=EscalationThreshold)
+
+
+class TargetSelection(WireModel):
+    strategy: str
+    cascade_config: CascadeConfig | None = None
+    required_capabilities: list[str] = Field(default_factory=list)
+    preferred_models: list[str] = Field(default_factory=list)
+
+    def models(self) -> list[str]:
+        """Every model this selection can send traffic to."""
+        named = list(self.preferred_models)
+        if self.cascade_config is not None:
+            named += [self.cascade_config.primary_model, *self.cascade_config.fallback_models]
+        return named
+
+
+class OptimizationHints(WireModel):
+    enable_caching: bool = False
+    enable_prompt_compression: bool = False
+    cache_ttl_seconds: int | None = None
+
+
+class RoutingRule(WireModel):
+    id: str
+    name: str
+    priority: int
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    target_selection: TargetSelection
+    optimization_hints: OptimizationHints | None = None
+
+
+class DefaultPolicy(WireModel):
+    strategy: str
+    models: list[str] = Field(default_factory=list)
+
+
+class RoutingConfig(WireModel):
+    """The routing rules themselves, without version bookkeeping."""
+
+    routing_rules: list[RoutingRule] = Field(default_factory=list)
+    default_policy: DefaultPolicy | None = None
+
+
+class RoutingConfigUpdate(RoutingConfig):
+    """Body of `PUT /config/routing`: a new version of the whole configuration."""
+
+    version: str = Field(min_length=1)
+    effective_time: datetime | None = None
+
+
+class ValidationResult(WireModel):
+    valid: bool
+    warnings: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+
+class RoutingConfigApplied(WireModel):
+    """Answer to `PUT /config/routing`."""
+
+    config_id: str
+    version: str
+    status: str
+    effective_time: datetime | None = None
+    validation_result: ValidationResult
+
+
+class RoutingConfigState(RoutingConfig):
+    """Answer to `GET /config/routing`: the configuration in force and its identity."""
+
+    config_id: str
+    version: str
+    last_updated: datetime
+    status: str
+
+
+class RoutingConfigHistory(WireModel):
+    """Answer to `GET /config/routing/history`: every version, newest first."""
+
+    versions: list[RoutingConfigState]

@@ -1,0 +1,63 @@
+"""Configuration from `AUTO_OPTIMIZER_*` environment variables, in one object.
+
+Every default points at the embedded setup: the platform sandbox on its default loopback
+port and a DuckDB file under `data/`, so a fresh checkout runs without any configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+SANDBOX_DEFAULT_PORT = 8700
+SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"  # noqa: S105 - the sandbox's documented local credential
+SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
+
+
+def sandbox_url(service: str, host: str = "127.0.0.1", port: int = SANDBOX_DEFAULT_PORT) -> str:
+    """Base URL of one platform service as the sandbox serves it."""
+    return f"http://{host}:{port}/{service}/api/v1"
+
+
+class Settings(BaseSettings):
+    """Where the platform lives, how to authenticate, and where local state goes."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTO_OPTIMIZER_", extra="ignore")
+
+    observatory_url: str = Field(default_factory=lambda: sandbox_url("observatory"))
+    governance_url: str = Field(default_factory=lambda: sandbox_url("governance"))
+    registry_url: str = Field(default_factory=lambda: sandbox_url("registry"))
+    orchestrator_url: str = Field(default_factory=lambda: sandbox_url("orchestrator"))
+    sentinel_url: str = Field(default_factory=lambda: sandbox_url("sentinel"))
+    api_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
+
+    warehouse: Path = DATA_DIR / "warehouse.duckdb"
+    staging_dir: Path = DATA_DIR / "staging"
+    reports_dir: Path = DATA_DIR / "reports"
+    model_catalog: Path = DATA_DIR / "model_catalog.json"
+
+    http_timeout_s: float = Field(default=30.0, gt=0)
+    http_max_attempts: int = Field(default=6, ge=1)
+    http_backoff_s: float = Field(default=0.5, ge=0)
+    http_max_backoff_s: float = Field(default=30.0, ge=0)
+    page_size: int = Field(default=5000, ge=1, le=10000)
+
+    def service_urls(self) -> dict[str, str]:
+        return {
+            "observatory": self.observatory_url,
+            "governance": self.governance_url,
+            "registry": self.registry_url,
+            "orchestrator": self.orchestrator_url,
+            "sentinel": self.sentinel_url,
+        }
+
+    def pointing_at_sandbox(self, base_url: str) -> Settings:
+        """A copy whose five service URLs point at a sandbox served at `base_url`."""
+        base = base_url.rstrip("/")
+        return self.model_copy(
+            update={f"{service}_url": f"{base}/{service}/api/v1" for service in SERVICES}
+        )

@@ -1,0 +1,100 @@
+"""SQL that turns loosely typed staged rows into request records or quarantine reasons.
+
+Generated from `REQUEST_COLUMNS`, so each rule of the contract is written once: a required
+value is present, a value has its column's type, numbers are finite and in range, a status
+is known. Every broken rule of a row is reported, joined with "; ".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from optimizer.schemas.records import REQUEST_COLUMNS, Column
+
+# cost_usd may be absent when the model's list price can compute it (contracts/telemetry.md).
+DERIVABLE = frozenset({"cost_usd"})
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _number(value: float) -> str:
+    return repr(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _typed(column: Column, raw: str) -> str:
+    if column.kind == "string":
+        return f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')"
+    if column.kind == "integer":
+        # TRY_CAST('12.5' AS BIGINT) rounds; a token count of 12.5 is not an integer.
+        as_double = f"TRY_CAST({raw} AS DOUBLE)"
+        return f"CASE WHEN {as_double} = trunc({as_double}) THEN TRY_CAST({raw} AS BIGINT) END"
+    if column.kind == "number":
+        return f"TRY_CAST({raw} AS DOUBLE)"
+    return f"TRY_CAST({raw} AS {column.sql_type})"
+
+
+def _checks(column: Column, raw: str, typed: str) -> list[str]:
+    name = column.name
+    shown = f"left(CAST({raw} AS VARCHAR), 60)"
+    checks = []
+    if column.required and name not in DERIVABLE:
+        missing = f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL"
+        checks.append(f"CASE WHEN {missing} THEN {_literal(name + ' is missing')} END")
+    if column.kind != "string":
+        checks.append(
+            f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
+            f"{_literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
+        )
+    if column.kind == "number":
+        checks.append(
+            f"CASE WHEN NOT isfinite({typed}) THEN {_literal(name + ' is not finite')} END"
+        )
+    if column.minimum is not None:
+        checks.append(
+            f"CASE WHEN {typed} < {_number(column.minimum)} THEN "
+            f"{_literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR) END"
+        )
+    if column.maximum is not None:
+        checks.append(
+            f"CASE WHEN {typed} > {_number(column.maximum)} THEN "
+            f"{_literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR) END"
+        )
+    if column.allowed:
+        allowed = ", ".join(_literal(value) for value in column.allowed)
+        checks.append(
+            f"CASE WHEN {typed} NOT IN ({allowed}) THEN "
+            f"{_literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || {typed} END"
+        )
+    return checks
+
+
+def typed_projection(present: Collection[str], *, source_alias: str = "s") -> str:
+    """SELECT list: each contract column typed, plus `_problems` (NULL for a clean row).
+
+    `present` names the columns the staged relation has; the others read as NULL. A
+    staged `_error` (a problem found before SQL, such as unparseable JSON) replaces the
+    column checks, which would only repeat it field by field. `_raw` (the source record
+    as text) is carried when present and built from the row otherwise.
+    """
+    items = []
+    problems: list[str] = []
+    for column in REQUEST_COLUMNS:
+        raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
+        typed = _typed(column, raw)
+        problems += _checks(column, raw, typed)
+        if column.default is not None:
+            typed = f"coalesce({typed}, {str(column.default).upper()})"
+        items.append(f"{typed} AS {quote(column.name)}")
+    raw_record = f"{source_alias}._raw" if "_raw" in present else f"CAST(to_json({source_alias}) AS VARCHAR)"
+    items.append(f"{raw_record} AS _raw")
+    checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
+    if "_error" in present:
+        checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
+    items.append(f"{checked} AS _problems")
+    return ",\n    ".join(items)

@@ -1,0 +1,361 @@
+"""The DuckDB warehouse: the only place that holds SQL.
+
+A load is one transaction: models, cost summaries, experiments, request rows, quarantined
+rows and the watermark are committed together or not at all, so a failure anywhere leaves
+the warehouse exactly as it was and the next run simply repeats the window.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from optimizer.errors import BadInputError, WarehouseError
+from optimizer.schemas.governance import CostSummary
+from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES
+from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.warehouse._migrate import migrate
+from optimizer.warehouse._validation import DERIVABLE, quote, typed_projection
+
+logger = logging.getLogger(__name__)
+
+StepHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LoadBatch:
+    """Everything one load commits together.
+
+    `request_files` are Parquet files whose columns carry request-record names (any
+    types: values are cast and checked here). `window` is the time span the files cover;
+    its end becomes the source's watermark when the load commits.
+    """
+
+    source: str
+    request_files: Sequence[Path] = ()
+    models: Sequence[ModelProfile] = ()
+    cost_summaries: Mapping[date, CostSummary] = field(default_factory=dict)
+    experiments: Sequence[StoredExperiment] = ()
+    window: tuple[datetime, datetime] | None = None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    load_id: str
+    source: str
+    rows_in: int
+    loaded: int
+    duplicates: int
+    quarantined: int
+    quarantine_reasons: dict[str, int]
+    models: int
+    cost_days: int
+    experiments: int
+    requests_total: int
+    quarantined_total: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def reason_kind(reason: str) -> str:
+    """'prompt_tokens is below 0: -12' -> 'prompt_tokens is below 0' (the rule, not the value)."""
+    return reason.split(":", 1)[0].strip()
+
+
+class Warehouse:
+    """A DuckDB file with the optimizer's schema, migrated on open."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        self._db.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            migrate(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self._db.execute("BEGIN TRANSACTION")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ---- loading -------------------------------------------------------------------
+
+    def load(self, batch: LoadBatch, *, on_step: StepHook | None = None) -> LoadResult:
+        """Commit a batch atomically; rows already stored (same request_id) are skipped."""
+        step = on_step or (lambda _message: None)
+        load_id = uuid.uuid4().hex
+        started = _now()
+        files = [str(path) for path in batch.request_files]
+        present = self._staged_columns(files) if files else set()
+        with self._transaction() as db:
+            self._upsert_models(db, batch.models)
+            self._replace_cost_summaries(db, batch.cost_summaries)
+            self._upsert_experiments(db, batch.experiments)
+            step(
+                f"reference data: {len(batch.models)} models, {len(batch.cost_summaries)} "
+                f"cost days, {len(batch.experiments)} experiments"
+            )
+            rows_in = loaded = duplicates = quarantined = 0
+            reasons: dict[str, int] = {}
+            if files:
+                rows_in = self._stage(db, files, present)
+                step(f"staged {rows_in} rows from {len(files)} file(s)")
+                loaded, duplicates = self._insert_requests(db, load_id, started)
+                step(f"stored {loaded} new requests ({duplicates} already present)")
+                quarantined, reasons = self._insert_quarantine(db, load_id, batch.source, started)
+                step(f"quarantined {quarantined} rows")
+                db.execute("DROP TABLE staged_batch")
+            if batch.window is not None:
+                db.execute(
+                    "INSERT INTO watermarks VALUES ($source, $hw, $now) ON CONFLICT (source) "
+                    "DO UPDATE SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water),"
+                    " updated_at = EXCLUDED.updated_at",
+                    {"source": batch.source, "hw": batch.window[1], "now": started},
+                )
+            db.execute(
+                "INSERT INTO loads VALUES ($id, $source, $started, $finished, $rows_in, $loaded,"
+                " $duplicates, $quarantined, $window_start, $window_end)",
+                {
+                    "id": load_id,
+                    "source": batch.source,
+                    "started": started,
+                    "finished": _now(),
+                    "rows_in": rows_in,
+                    "loaded": loaded,
+                    "duplicates": duplicates,
+                    "quarantined": quarantined,
+                    "window_start": batch.window[0] if batch.window else None,
+                    "window_end": batch.window[1] if batch.window else None,
+                },
+            )
+            step("committing")
+        return LoadResult(
+            requests_total=self.request_count(),
+            quarantined_total=self.quarantine_count(),
+            load_id=load_id,
+            source=batch.source,
+            rows_in=rows_in,
+            loaded=loaded,
+            duplicates=duplicates,
+            quarantined=quarantined,
+            quarantine_reasons=reasons,
+            models=len(batch.models),
+            cost_days=len(batch.cost_summaries),
+            experiments=len(batch.experiments),
+        )
+
+    def _staged_columns(self, files: list[str]) -> set[str]:
+        try:
+            described = self._db.execute(
+                "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
+                {"files": files},
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise BadInputError(f"cannot read Parquet input {', '.join(files)}: {exc}".splitlines()[0]) from exc
+        present = {row[0] for row in described}
+        missing = [c for c in REQUIRED_COLUMN_NAMES if c not in present and c not in DERIVABLE]
+        if missing:
+            raise BadInputError(
+                f"{', '.join(files)}: missing required column(s) {', '.join(missing)}"
+            )
+        return present
+
+    def _stage(self, db: duckdb.DuckDBPyConnection, files: list[str], present: set[str]) -> int:
+        typed = typed_projection(present)
+        cost_missing = "s.cost_usd IS NULL" if "cost_usd" in present else "TRUE"
+        db.execute(
+            f"""
+            CREATE TEMP TABLE staged_batch AS
+            WITH typed AS (
+                SELECT {typed}, {cost_missing} AS _cost_missing
+                FROM read_parquet($files, union_by_name = true) AS s
+            )
+            SELECT typed.* EXCLUDE (cost_usd, _problems, _cost_missing),
+                coalesce(typed.cost_usd,
+                    (typed.prompt_tokens * m.input_cost_per_1k
+                     + typed.completion_tokens * m.output_cost_per_1k) / 1000.0) AS cost_usd,
+                NULLIF(concat_ws('; ', typed._problems,
+                    CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
+                        'cost_usd is missing and model ' || typed.model
+                        || ' has no price in the catalog' END), '') AS reason
+            FROM typed LEFT JOIN models AS m ON m.model_id = typed.model
+            """,
+            {"files": files},
+        )
+        count = db.execute("SELECT count(*) FROM staged_batch").fetchone()
+        return int(count[0]) if count else 0
+
+    def _insert_requests(
+        self, db: duckdb.DuckDBPyConnection, load_id: str, now: datetime
+    ) -> tuple[int, int]:
+        columns = ", ".join(quote(name) for name in REQUEST_COLUMN_NAMES)
+        valid = db.execute(
+            "SELECT count(*), min(ts), max(ts) FROM staged_batch WHERE reason IS NULL"
+        ).fetchone()
+        assert valid is not None
+        if not valid[0]:
+            return 0, 0
+        # The anti-join only looks at stored rows in the batch's time span: a request's ts
+        # never changes, so a copy of it can only be there.
+        inserted = db.execute(
+            f"""
+            INSERT INTO requests BY NAME
+            SELECT {columns}, $load_id AS load_id, $now AS loaded_at
+            FROM staged_batch AS b
+            WHERE b.reason IS NULL
+              AND NOT EXISTS (
+                  SELECT 1 FROM requests AS r
+                  WHERE r.request_id = b.request_id AND r.ts BETWEEN $low AND $high)
+            QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b._raw) = 1
+            """,
+            {"load_id": load_id, "now": now, "low": valid[1], "high": valid[2]},
+        ).fetchone()
+        loaded = int(inserted[0]) if inserted else 0
+        return loaded, int(valid[0]) - loaded
+
+    def _insert_quarantine(
+        self, db: duckdb.DuckDBPyConnection, load_id: str, source: str, now: datetime
+    ) -> tuple[int, dict[str, int]]:
+        db.execute(
+            """
+            CREATE TEMP TABLE new_quarantine AS
+            SELECT $load_id AS load_id, $source AS source, b.request_id, b.reason,
+                   b._raw AS raw_record, md5(b._raw) AS row_hash, $now AS quarantined_at
+            FROM staged_batch AS b
+            WHERE b.reason IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = md5(b._raw))
+            QUALIFY row_number() OVER (PARTITION BY md5(b._raw)) = 1
+            """,
+            {"load_id": load_id, "source": source, "now": now},
+        )
+        db.execute("INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine")
+        reasons: dict[str, int] = {}
+        for (reason,) in db.execute("SELECT reason FROM new_quarantine").fetchall():
+            for part in reason.split("; "):
+                kind = reason_kind(part)
+                reasons[kind] = reasons.get(kind, 0) + 1
+        count = db.execute("SELECT count(*) FROM new_quarantine").fetchone()
+        db.execute("DROP TABLE new_quarantine")
+        return (int(count[0]) if count else 0), reasons
+
+    def _upsert_models(self, db: duckdb.DuckDBPyConnection, models: Sequence[ModelProfile]) -> None:
+        for profile in models:
+            db.execute(
+                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    profile.model_id,
+                    profile.model_name,
+                    profile.provider,
+                    profile.status,
+                    profile.cost_structure.input_cost_per_1k_tokens,
+                    profile.cost_structure.output_cost_per_1k_tokens,
+                    profile.model_dump_json(),
+                    _now(),
+                ],
+            )
+
+    def _replace_cost_summaries(
+        self, db: duckdb.DuckDBPyConnection, summaries: Mapping[date, CostSummary]
+    ) -> None:
+        now = _now()
+        for day, summary in summaries.items():
+            rows: list[tuple[str, str, str | None, float, int | None, int | None, float | None]]
+            rows = [("total", "all", None, summary.total_cost_usd, None, None, 100.0)]
+            b = summary.breakdown
+            rows += [("team", t.team_id, t.team_name, t.cost_usd, None, None, t.percentage) for t in b.by_team]
+            rows += [("model", m.model, None, m.cost_usd, m.requests, m.tokens, None) for m in b.by_model]
+            rows += [
+                ("application", a.application_id, None, a.cost_usd, a.requests, a.tokens, None)
+                for a in b.by_application
+            ]
+            rows += [
+                ("environment", e.environment, None, e.cost_usd, e.requests, e.tokens, None)
+                for e in b.by_environment
+            ]
+            db.execute("DELETE FROM cost_summaries WHERE day = ?", [day])
+            db.executemany(
+                "INSERT INTO cost_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[day, *row, now] for row in rows],
+            )
+
+    def _upsert_experiments(
+        self, db: duckdb.DuckDBPyConnection, experiments: Sequence[StoredExperiment]
+    ) -> None:
+        for experiment in experiments:
+            db.execute(
+                "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    experiment.experiment_id,
+                    experiment.experiment_type,
+                    experiment.status,
+                    experiment.metadata.get("application_id"),
+                    experiment.test_period.start,
+                    experiment.test_period.end,
+                    json.dumps(experiment.traffic_allocation()),
+                    experiment.model_dump_json(),
+                    _now(),
+                ],
+            )
+
+    # ---- reading -------------------------------------------------------------------
+
+    def watermark(self, source: str) -> datetime | None:
+        row = self._db.execute(
+            "SELECT high_water FROM watermarks WHERE source = ?", [source]
+        ).fetchone()
+        return row[0] if row else None
+
+    def request_count(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM requests").fetchone()
+        return int(row[0]) if row else 0
+
+    def quarantine_count(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM quarantine").fetchone()
+        return int(row[0]) if row else 0
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        """How many quarantined rows broke each rule (a row may break several)."""
+        rows = self._db.execute(
+            "SELECT trim(split_part(part, ':', 1)) AS rule, count(*) FROM ("
+            " SELECT unnest(string_split(reason, '; ')) AS part FROM quarantine)"
+            " GROUP BY rule ORDER BY rule"
+        ).fetchall()
+        return {str(rule): int(n) for rule, n in rows}
+
+    def model_ids(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT model_id FROM models ORDER BY 1").fetchall()]
+
+    def ensure_models(self, models: Sequence[ModelProfile]) -> None:
+        """Give an empty catalog the shipped list prices, so costs can be computed offline."""
+        row = self._db.execute("SELECT count(*) FROM models").fetchone()
+        if row and row[0] == 0 and models:
+            with self._transaction() as db:
+                self._upsert_models(db, models)

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over `optimizer` calls that add retries, logging and artifacts."""
