@@ -7,7 +7,6 @@ Exit status: 0 success, 2 bad usage or bad input, 1 any other failure.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -194,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
     except BadInputError as exc:

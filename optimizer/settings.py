@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 SANDBOX_DEFAULT_PORT = 8700
-SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"  # noqa: S105 - the sandbox's documented local credential
+SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import Task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 
 from optimizer.errors import BadInputError, PlatformRequestError, PlatformUnavailableError
 from optimizer.settings import Settings
@@ -25,6 +24,6 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
         return False
     except PlatformUnavailableError:
         return True
-    except Exception:  # noqa: BLE001 - anything unexpected gets the task's retries
+    except Exception:
         return True
     return False

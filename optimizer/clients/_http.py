@@ -12,10 +12,11 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 ModelT = TypeVar("ModelT", bound=BaseModel)
+QueryParams = Mapping[str, str] | Sequence[tuple[str, str]] | None
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class ServiceClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+        params: QueryParams = None,
         json: Any = None,
     ) -> httpx.Response:
         """Send one logical request, retrying transient failures; return the 2xx response."""
@@ -116,13 +118,14 @@ class ServiceClient:
         if method.upper() in {"POST", "PUT", "PATCH"}:
             headers["Idempotency-Key"] = uuid.uuid4().hex
         url = path.lstrip("/")
+        query = urlencode(params) if params else None
         last_problem = "no attempt made"
         for attempt in range(1, self._retry.max_attempts + 1):
             self.attempts_made += 1
             retry_after = None
             try:
                 response = self._http.request(
-                    method, url, params=params, content=content, headers=headers
+                    method, url, params=query, content=content, headers=headers
                 )
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
@@ -162,7 +165,7 @@ class ServiceClient:
         path: str,
         model: type[ModelT],
         *,
-        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+        params: QueryParams = None,
         json: Any = None,
     ) -> ModelT:
         """Send a request and parse the answer into `model`."""

@@ -49,8 +49,8 @@ MAX_LATE_S = 5 * 3600
 
 def hourly_weights() -> np.ndarray:
     hours = np.arange(24)
-    weights = 0.3 + 0.7 * np.exp(-(((hours - 14.5) / 4.5) ** 2))
-    return weights / weights.sum()
+    weights: np.ndarray = 0.3 + 0.7 * np.exp(-(((hours - 14.5) / 4.5) ** 2))
+    return weights / float(weights.sum())
 
 
 def day_start_ns(day: date) -> int:
@@ -368,4 +368,5 @@ def _pick_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarra
     cumulative = probabilities.cumsum(axis=1)
     cumulative /= cumulative[:, -1:]
     draws = rng.random(len(probabilities))[:, None]
-    return np.minimum((draws > cumulative).sum(axis=1), probabilities.shape[1] - 1)
+    picked: np.ndarray = np.minimum((draws > cumulative).sum(axis=1), probabilities.shape[1] - 1)
+    return picked

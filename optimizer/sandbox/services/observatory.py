@@ -123,7 +123,7 @@ def search_logs(body: LogSearchRequest, request: Request) -> Response:
             later = (ts > after_ts) | ((ts == after_ts) & (ids > after_id))
         frame = frame[later]
     page = frame.iloc[: body.limit]
-    rows = page.to_dict("records")
+    rows: list[dict[str, Any]] = page.to_dict("records")  # type: ignore[assignment]
     next_cursor = None
     if len(frame) > body.limit and rows:
         next_cursor = _encode_cursor(int(rows[-1]["ts_ns"]), str(rows[-1]["request_id"]))
@@ -152,7 +152,11 @@ def _aggregate(values: pd.Series, aggregation: str) -> float | None:
         return float(len(values))
     if aggregation.startswith("p"):
         return float(np.quantile(values.to_numpy(), int(aggregation[1:]) / 100))
-    return float({"sum": values.sum, "avg": values.mean, "min": values.min, "max": values.max}[aggregation]())
+    if aggregation == "sum":
+        return float(values.sum())
+    if aggregation == "avg":
+        return float(values.mean())
+    return float(values.min() if aggregation == "min" else values.max())
 
 
 @router.get("/metrics/query")
@@ -213,11 +217,11 @@ def query_metrics(
     points = []
     keys = [*columns, "_bucket"]
     for key, group in work.groupby(keys, sort=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        attributes = {name: str(value) for name, value in zip(groups, key[:-1], strict=True)}
+        parts: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
+        attributes = {name: str(value) for name, value in zip(groups, parts[:-1], strict=True)}
         points.append(
             {
-                "timestamp": iso(datetime.fromtimestamp(int(key[-1]) / NS_PER_S, tz=start.tzinfo)),
+                "timestamp": iso(datetime.fromtimestamp(int(parts[-1]) / NS_PER_S, tz=start.tzinfo)),
                 "value": _aggregate(group["_value"], aggregation),
                 "attributes": attributes,
             }

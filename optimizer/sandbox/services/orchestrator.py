@@ -76,6 +76,7 @@ def put_routing(body: RoutingConfigUpdate, request: Request) -> Response:
                 422,
             )
         now = state.now()
+        default_policy = body.default_policy or _current(state.routing_versions).default_policy
         scheduled = body.effective_time is not None and body.effective_time > now
         effective = body.effective_time if scheduled and body.effective_time else now
         if not scheduled:
@@ -85,7 +86,7 @@ def put_routing(body: RoutingConfigUpdate, request: Request) -> Response:
         state.routing_versions.append(
             RoutingConfigState(
                 config_id=config_id, version=body.version, routing_rules=body.routing_rules,
-                default_policy=body.default_policy or _current(state.routing_versions).default_policy,
+                default_policy=default_policy,
                 last_updated=effective, status="scheduled" if scheduled else "active",
             )
         )

@@ -1,0 +1,69 @@
+"""Shared fixtures: a real sandbox over loopback, a real Prefect API, real DuckDB files."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from optimizer.sandbox import SandboxConfig, SandboxServer
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
+
+# The sandbox clock in tests: late morning, so the previous day is fully delivered.
+SANDBOX_NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+DAY_END = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One real Prefect API (temporary SQLite database) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def sandbox_config(**overrides: object) -> SandboxConfig:
+    values: dict[str, object] = {"seed": 7, "requests_per_day": 1500, "now": SANDBOX_NOW}
+    values.update(overrides)
+    return SandboxConfig.model_validate(values)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(sandbox_config()) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    """Settings aimed at the sandbox, with a fresh warehouse and quick retries."""
+    return Settings(
+        api_token=SANDBOX_DEFAULT_TOKEN,
+        warehouse=tmp_path / "warehouse.duckdb",
+        staging_dir=tmp_path / "staging",
+        reports_dir=tmp_path / "reports",
+        http_backoff_s=0.01,
+        http_max_backoff_s=0.05,
+        http_timeout_s=10,
+    ).pointing_at_sandbox(sandbox.url)
+
+
+@pytest.fixture
+def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Export `settings` as AUTO_OPTIMIZER_* variables, the way flows and the CLI read them."""
+    for service in SERVICES:
+        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
+    monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", settings.api_token.get_secret_value())
+    monkeypatch.setenv("AUTO_OPTIMIZER_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("AUTO_OPTIMIZER_STAGING_DIR", str(settings.staging_dir))
+    monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))
+    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_BACKOFF_S", str(settings.http_backoff_s))
+    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_MAX_BACKOFF_S", str(settings.http_max_backoff_s))
+    return settings
