@@ -101,7 +101,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     @app.get(f"{ADMIN_PREFIX}/stats", tags=["sandbox"])
     def stats(request: Request) -> Response:
         """How many requests each route received, faults included (tests count retries here)."""
-        return reply({"requests": dict(state_of(request).request_counts)})
+        state = state_of(request)
+        return reply({"requests": dict(state.request_counts), "faults": dict(state.faults.served)})
 
     @app.put(f"{ADMIN_PREFIX}/faults", tags=["sandbox"])
     def set_faults(body: FaultSettings, request: Request) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -42,13 +42,21 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.configure(self.settings)
 
+    def next_fault(self) -> Fault:
+        fault = self._draw()
+        if fault.status:
+            with self._lock:
+                self.served[fault.status] += 1
+        return fault
+
     def configure(self, settings: FaultSettings) -> None:
         with self._lock:
             self.settings = settings
             self._rng = random.Random(settings.seed)
             self._queue: deque[int] = deque(settings.queued)
+            self.served: Counter[int] = Counter()
 
-    def next_fault(self) -> Fault:
+    def _draw(self) -> Fault:
         with self._lock:
             s = self.settings
             if self._queue:

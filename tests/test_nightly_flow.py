@@ -1,0 +1,92 @@
+"""The nightly flow under a real Prefect API, against the sandbox, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from prefect.client.orchestration import get_client
+
+from flows.nightly import nightly_optimization
+from optimizer.errors import AuthenticationError
+from optimizer.sandbox import FaultSettings, SandboxServer
+from optimizer.settings import Settings
+from tests.conftest import DAY_END, SANDBOX_NOW
+
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
+
+
+def served(sandbox: SandboxServer, days: int) -> tuple[int, int]:
+    """(valid, malformed) records the Observatory serves for the last `days` days."""
+    frame = sandbox.state.visible_requests(DAY_END - timedelta(days=days), DAY_END)
+    malformed = int((frame["malformed"] >= 0).sum())
+    return len(frame) - malformed, malformed
+
+
+def stored_requests(warehouse: Path) -> int:
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        return int(db.execute("SELECT count(*) FROM requests").fetchone()[0])  # type: ignore[index]
+
+
+def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_env: Settings) -> None:
+    valid, malformed = served(sandbox, 2)
+    summary = nightly_optimization(window_end=DAY_END, backfill_days=2)
+    assert (summary.requests_loaded, summary.quarantined) == (valid, malformed)
+    assert summary.requests_total == valid and malformed > 0
+    assert sum(summary.quarantine_reasons.values()) >= malformed
+    assert (summary.models, summary.cost_days, summary.experiments, summary.windows) == (5, 2, 2, 2)
+    assert Path(summary.report).is_file() and "requests loaded this run" in Path(summary.report).read_text()
+    assert stored_requests(platform_env.warehouse) == valid
+    assert not any(platform_env.staging_dir.glob("run-*/*.parquet"))
+
+    async def artifact_markdown() -> str:
+        async with get_client() as client:
+            artifact = await client.read_latest_artifacts()
+            return next(a.data for a in artifact if a.key == "nightly-optimization")
+
+    assert f"{valid:,}" in asyncio.run(artifact_markdown())
+
+
+def test_rerun_over_the_same_window_adds_nothing(sandbox: SandboxServer, platform_env: Settings) -> None:
+    first = nightly_optimization(window_end=DAY_END, backfill_days=1)
+    second = nightly_optimization(window_end=DAY_END, backfill_days=1)
+    assert first.requests_loaded > 0
+    assert (second.requests_loaded, second.quarantined) == (0, 0)
+    assert second.duplicates_skipped > 0 and second.windows == 1
+    assert second.requests_total == first.requests_total == stored_requests(platform_env.warehouse)
+
+
+def test_late_records_are_caught_by_the_lookback(sandbox: SandboxServer, platform_env: Settings) -> None:
+    sandbox.state.set_now(DAY_END + timedelta(minutes=5))
+    early = nightly_optimization(window_end=DAY_END, backfill_days=1)
+    sandbox.state.set_now(SANDBOX_NOW)
+    late_valid, _ = served(sandbox, 1)
+    assert early.requests_loaded < late_valid
+    later = nightly_optimization(window_end=DAY_END, backfill_days=1, lookback_hours=24)
+    assert early.requests_loaded + later.requests_loaded == late_valid
+    assert stored_requests(platform_env.warehouse) == late_valid
+
+
+def test_rate_limits_and_server_errors_do_not_change_the_result(sandbox: SandboxServer, platform_env: Settings) -> None:
+    valid, malformed = served(sandbox, 1)
+    sandbox.state.faults.configure(FaultSettings(
+        rate_limit_share=0.2, server_error_share=0.1, retry_after_seconds=0, seed=3))
+    summary = nightly_optimization(window_end=DAY_END, backfill_days=1)
+    assert (summary.requests_loaded, summary.quarantined) == (valid, malformed)
+    injected = sandbox.state.faults.served
+    assert injected[429] > 0 and injected[500] + injected[502] + injected[503] > 0
+
+
+def test_refused_extraction_leaves_the_warehouse_untouched(
+    sandbox: SandboxServer, platform_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", "revoked-token")
+    state = nightly_optimization(window_end=DAY_END, backfill_days=1, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(AuthenticationError):
+        state.result()
+    if platform_env.warehouse.exists():
+        assert stored_requests(platform_env.warehouse) == 0
