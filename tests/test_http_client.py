@@ -7,11 +7,11 @@ import socket
 import httpx
 import pytest
 
-from optimizer.clients import PlatformClients, RetryPolicy
+from optimizer.clients import RetryPolicy
 from optimizer.clients.registry import RegistryClient
 from optimizer.errors import AuthenticationError, PlatformRequestError, PlatformUnavailableError
 from optimizer.sandbox import FaultSettings, SandboxServer
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN
 
 
 class SleepLog:

@@ -225,7 +225,7 @@ def test_parquet_with_native_types_loads(warehouse_path: Path, tmp_path: Path) -
 def test_parquet_without_a_required_column_is_bad_input(warehouse_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "thin.parquet"
     pq.write_table(pa.table({"request_id": ["a"], "ts": [T0]}), path)
-    with pytest.raises(BadInputError, match="missing required column.*application_id"):
+    with pytest.raises(BadInputError, match=r"missing required column.*application_id"):
         load(warehouse_path, [path])
 
 

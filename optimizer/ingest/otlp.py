@@ -89,7 +89,7 @@ def _records_of_line(line_number: int, line: str, stats: OtlpStats) -> Iterator[
         document = json.loads(line)
     except json.JSONDecodeError as exc:
         stats.bad_lines += 1
-        yield {"_raw": line[:10_000], "_error": f"line {line_number} is not valid JSON ({exc.msg})"}
+        yield {"_raw": line[:10_000], "_error": f"line {line_number} is not valid JSON: {exc.msg}"}
         return
     if not isinstance(document, Mapping) or not isinstance(document.get("resourceSpans"), list):
         stats.bad_lines += 1

@@ -1,0 +1,41 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create .venv and
+# install what is missing first; everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SOURCES := optimizer tasks flows deployments tests
+
+.PHONY: demo test lint typecheck unit sandbox serve-nightly clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever the declared dependencies or their pins change.
+$(INSTALLED): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/auto-optimizer demo
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check $(SOURCES)
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy optimizer
+
+# The platform sandbox on http://127.0.0.1:8700, for trying the CLI or a deployment against it.
+sandbox: $(INSTALLED)
+	$(BIN)/auto-optimizer sandbox serve
+
+# The nightly deployment served locally on its cron schedule (needs a Prefect API).
+serve-nightly: $(INSTALLED)
+	$(BIN)/python -m deployments.serve
+
+clean:
+	rm -rf $(VENV) data/demo data/staging data/reports .mypy_cache .ruff_cache .pytest_cache
