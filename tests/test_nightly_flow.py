@@ -90,3 +90,33 @@ def test_refused_extraction_leaves_the_warehouse_untouched(
         state.result()
     if platform_env.warehouse.exists():
         assert stored_requests(platform_env.warehouse) == 0
+
+
+REASON_OF_KIND = {
+    "missing_model": "model is missing",
+    "negative_tokens": "prompt_tokens is below 0",
+    "quality_out_of_range": "quality_score is above 1",
+    "unknown_status": "status is not one of ok, error",
+    "non_numeric_cost": "cost_usd is not a valid number",
+    "bad_timestamp": "ts is not a valid timestamp",
+    "missing_request_id": "request_id is missing",
+    "non_numeric_latency": "latency_ms is not a valid number",
+}
+
+
+def test_each_kind_of_malformed_record_is_quarantined_with_its_reason(
+    platform_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optimizer.sandbox.traffic import MALFORMED_KINDS
+    from tests.conftest import sandbox_config
+
+    with SandboxServer(sandbox_config(malformed_share=0.05)) as noisy:
+        monkeypatch.setenv("AUTO_OPTIMIZER_OBSERVATORY_URL", f"{noisy.url}/observatory/api/v1")
+        frame = noisy.state.visible_requests(DAY_END - timedelta(days=1), DAY_END)
+        summary = nightly_optimization(window_end=DAY_END, backfill_days=1)
+    kinds = frame.loc[frame["malformed"] >= 0, "malformed"].map(lambda k: MALFORMED_KINDS[k]).value_counts()
+    assert set(kinds.index) == set(REASON_OF_KIND)
+    for kind, count in kinds.items():
+        assert summary.quarantine_reasons[REASON_OF_KIND[str(kind)]] == count, kind
+    assert summary.quarantined == int(kinds.sum())
+    assert summary.requests_loaded == len(frame) - summary.quarantined
