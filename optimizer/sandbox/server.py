@@ -11,7 +11,7 @@ import uvicorn
 
 from optimizer.errors import OptimizerError
 from optimizer.sandbox.app import create_app
-from optimizer.sandbox.state import SandboxConfig
+from optimizer.sandbox.state import SandboxConfig, SandboxState
 
 
 def serve(config: SandboxConfig, host: str, port: int) -> None:
@@ -41,8 +41,10 @@ class SandboxServer:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def state(self):  # type: ignore[no-untyped-def]
-        return self.app.state.sandbox
+    def state(self) -> SandboxState:
+        """The sandbox's memory: tests move its clock and set its faults here."""
+        state: SandboxState = self.app.state.sandbox
+        return state
 
     def start(self, timeout_s: float = 15.0) -> SandboxServer:
         self._thread.start()

@@ -22,25 +22,22 @@ class TeamCost(WireModel):
     percentage: float | None = None
 
 
-class ModelCost(WireModel):
+class _Spend(WireModel):
+    cost_usd: float
+    requests: int | None = None
+    tokens: int | None = None
+
+
+class ModelCost(_Spend):
     model: str
-    cost_usd: float
-    requests: int | None = None
-    tokens: int | None = None
 
 
-class ApplicationCost(WireModel):
+class ApplicationCost(_Spend):
     application_id: str
-    cost_usd: float
-    requests: int | None = None
-    tokens: int | None = None
 
 
-class EnvironmentCost(WireModel):
+class EnvironmentCost(_Spend):
     environment: str
-    cost_usd: float
-    requests: int | None = None
-    tokens: int | None = None
 
 
 class CostBreakdown(WireModel):
