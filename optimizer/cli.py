@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,86 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _interval(pair: tuple[float, float] | None) -> str:
+    return "-" if pair is None else f"[{pair[0]:+.4f}, {pair[1]:+.4f}]"
+
+
+def _cascade_text(report: Any) -> str:
+    lines = [f"Cascades (max quality drop {report.max_quality_drop}, alpha {report.alpha}):"]
+    for r in report.recommendations:
+        lines.append(
+            f"  {r.application_id}: {r.decision}"
+            + (f" - {r.primary_model} first, {r.fallback_model} below confidence {r.confidence_threshold:.2f}; "
+               f"cost {_pct(-r.cost_reduction_pct if r.cost_reduction_pct is not None else None)}, "
+               f"quality {r.quality_change:+.4f} {_interval(r.quality_change_ci)}"
+               if r.decision == "adopt" else "")
+        )
+        lines.append(f"      {r.reason}")
+    return "\n".join(lines)
+
+
+def _compression_text(report: Any) -> str:
+    lines = [f"Compression (max quality drop {report.max_quality_drop}, alpha {report.alpha}):"]
+    for r in report.recommendations:
+        lines.append(f"  {r.application_id} ({r.technique} on {r.model}): {r.decision}")
+        lines.append(f"      {r.reason}")
+    return "\n".join(lines)
+
+
+def _experiment_text(report: Any) -> str:
+    lines = []
+    for e in report.experiments:
+        lines.append(
+            f"{e.experiment_id}: {e.recommendation}"
+            + (f" (winner {e.winner})" if e.winner else "")
+            + f"; sample ratio p = {e.srm_p_value:.3g}"
+        )
+        for c in e.comparisons:
+            lines.append(
+                f"  {c.variant_id} {c.metric}: {c.control_mean:.5g} -> {c.treatment_mean:.5g} "
+                f"({c.absolute_diff:+.4g}, CI {c.ci[0]:+.4g} to {c.ci[1]:+.4g}, p_adj {c.p_value_adjusted:.3g})"
+            )
+        lines += [f"  {reason}" for reason in e.reasons]
+    return "\n".join(lines)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from optimizer import analyze
+
+    path = Path(args.input)
+    if args.analysis == "cascade":
+        report: BaseModel = analyze.analyze_cascade(path, max_quality_drop=args.max_quality_drop, alpha=args.alpha)
+        _emit(report, args.json, _cascade_text)
+    elif args.analysis == "compression":
+        report = analyze.analyze_compression(
+            path, catalog=Settings().model_catalog, max_quality_drop=args.max_quality_drop, alpha=args.alpha
+        )
+        _emit(report, args.json, _compression_text)
+    else:
+        allocation = analyze.parse_allocation(args.allocation) if args.allocation else None
+        report = analyze.analyze_experiments(
+            path, experiment_id=args.experiment_id, allocation=allocation, alpha=args.alpha
+        )
+        _emit(report, args.json, _experiment_text)
+    return EXIT_OK
+
+
+def cmd_sandbox_export(args: argparse.Namespace) -> int:
+    from optimizer.sandbox import SandboxConfig
+    from optimizer.sandbox.export import export_requests
+
+    rows = export_requests(
+        Path(args.path), days=args.days, end=args.end.date() if args.end else datetime.now(UTC).date(),
+        config=SandboxConfig(seed=args.seed, requests_per_day=args.requests_per_day),
+    )
+    sys.stderr.write(f"wrote {rows:,} request records to {args.path}\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auto-optimizer",
@@ -173,6 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--slow-share", type=_share, default=0.0, help="share answered slowly")
     serve.add_argument("--slow-seconds", type=float, default=2.0)
     serve.set_defaults(handler=cmd_sandbox_serve)
+
+    export = sandbox_commands.add_parser("export", help="write generated request records to a Parquet file")
+    export.add_argument("path", help="Parquet file to write")
+    export.add_argument("--days", type=int, default=14, help="complete days before --end (default 14)")
+    export.add_argument("--end", type=_utc, help="day after the last exported day (default today)")
+    export.add_argument("--seed", type=int, default=42)
+    export.add_argument("--requests-per-day", type=int, default=12_000)
+    export.set_defaults(handler=cmd_sandbox_export)
+
+    analyze = commands.add_parser("analyze", help="cascade, compression or experiment statistics on Parquet records")
+    analyses = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    for name, what in (
+        ("cascade", "can a cheaper model answer first and escalate below a confidence threshold?"),
+        ("compression", "is compressed traffic non-inferior on quality, and what does it save?"),
+        ("experiment", "A/B experiments: every variant against control"),
+    ):
+        command = analyses.add_parser(name, help=what, description=what)
+        command.add_argument("--input", required=True, help="Parquet file or folder of request records")
+        command.add_argument("--alpha", type=float, default=0.05)
+        command.add_argument("--json", action="store_true")
+        if name == "experiment":
+            command.add_argument("--experiment-id", help="analyse only this experiment")
+            command.add_argument("--allocation", help="planned shares, e.g. control=0.5,treatment=0.5")
+        else:
+            command.add_argument("--max-quality-drop", type=float, default=0.02,
+                                 help="absolute quality loss tolerated, on the 0-1 scale (default 0.02)")
+        command.set_defaults(handler=cmd_analyze)
 
     ingest = commands.add_parser("ingest", help="load request records from files into the warehouse")
     formats = ingest.add_subparsers(dest="format", required=True, metavar="FORMAT")

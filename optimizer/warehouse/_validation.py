@@ -74,7 +74,7 @@ def _checks(column: Column, raw: str, typed: str) -> list[str]:
     return checks
 
 
-def typed_projection(present: Collection[str], *, source_alias: str = "s") -> str:
+def typed_projection(present: Collection[str], *, source_alias: str = "s", with_raw: bool = True) -> str:
     """SELECT list: each contract column typed, plus `_problems` (NULL for a clean row).
 
     `present` names the columns the staged relation has; the others read as NULL. A
@@ -91,8 +91,9 @@ def typed_projection(present: Collection[str], *, source_alias: str = "s") -> st
         if column.default is not None:
             typed = f"coalesce({typed}, {str(column.default).upper()})"
         items.append(f"{typed} AS {quote(column.name)}")
-    raw_record = f"{source_alias}._raw" if "_raw" in present else f"CAST(to_json({source_alias}) AS VARCHAR)"
-    items.append(f"{raw_record} AS _raw")
+    if with_raw:
+        raw_record = f"{source_alias}._raw" if "_raw" in present else f"CAST(to_json({source_alias}) AS VARCHAR)"
+        items.append(f"{raw_record} AS _raw")
     checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"

@@ -1,0 +1,159 @@
+"""Prompt compression: is quality on compressed traffic non-inferior, and what does it save?
+
+Compressed and uncompressed requests of the same application and model are compared on
+evaluator quality (Welch interval of the difference). When the application runs an
+experiment with compressed and uncompressed arms, only that experiment's randomised rows
+are compared; otherwise all traffic is, and the result is observational. Compression
+loses more on short prompts, so a prompt-length floor is chosen the same way cascade
+thresholds are: floors on a fixed grid are tested from the longest prompts down, each
+non-inferiority test at level alpha, stopping at the first failure (fixed-sequence
+testing keeps the family-wise error at alpha). The lowest passing floor is recommended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import reduce
+
+from optimizer.analysis.statistics import SampleMean, welch
+from optimizer.schemas.analysis import CompressionRecommendation, CompressionReport, FloorCheck
+
+FLOOR_GRID: tuple[int, ...] = (0, 250, 500, 1000, 2000, 4000, 8000, 16000)
+MIN_EVALUATED = 100  # evaluated requests per arm before a floor is tested
+DAYS_PER_MONTH = 30.0
+
+
+@dataclass(frozen=True)
+class PromptBucket:
+    """Requests of one arm whose original prompt length is in [floor, next floor)."""
+
+    floor: int
+    compressed: bool
+    experiment_id: str  # "" for traffic outside any experiment
+    requests: int
+    quality: SampleMean
+    prompt_tokens: int  # sent, after any compression
+    original_prompt_tokens: int  # before compression (equal to sent when uncompressed)
+
+
+@dataclass(frozen=True)
+class CompressionData:
+    application_id: str
+    model: str
+    technique: str
+    input_cost_per_1k: float | None
+    days_observed: float
+    buckets: tuple[PromptBucket, ...]
+
+
+def _arm(buckets: Sequence[PromptBucket], compressed: bool, floor: int) -> list[PromptBucket]:
+    return [b for b in buckets if b.compressed == compressed and b.floor >= floor]
+
+
+def _quality(buckets: Sequence[PromptBucket]) -> SampleMean:
+    return reduce(SampleMean.combine, (b.quality for b in buckets), SampleMean(0, 0.0, 0.0))
+
+
+def comparable_buckets(data: CompressionData) -> tuple[tuple[PromptBucket, ...], str]:
+    """The randomised experiment's rows when there is one with both arms; else all rows."""
+    experiments = sorted({b.experiment_id for b in data.buckets if b.experiment_id})
+    for experiment in experiments:
+        rows = tuple(b for b in data.buckets if b.experiment_id == experiment)
+        if {b.compressed for b in rows} == {True, False}:
+            return rows, f"randomised experiment {experiment}"
+    return data.buckets, "observational comparison (no randomised experiment)"
+
+
+def recommend_application(
+    data: CompressionData, *, max_quality_drop: float, alpha: float, min_evaluated: int = MIN_EVALUATED
+) -> CompressionRecommendation:
+    buckets, basis = comparable_buckets(data)
+    checks: list[FloorCheck] = []
+    chosen: FloorCheck | None = None
+    for floor in sorted(FLOOR_GRID, reverse=True):
+        compressed, plain = _quality(_arm(buckets, True, floor)), _quality(_arm(buckets, False, floor))
+        if compressed.n < min_evaluated or plain.n < min_evaluated:
+            continue
+        difference = welch(plain, compressed, alpha)
+        check = FloorCheck(
+            min_prompt_tokens=floor, n_compressed=compressed.n, n_uncompressed=plain.n,
+            quality_change=difference.absolute, quality_change_ci=difference.ci,
+            non_inferior=difference.ci[0] >= -max_quality_drop,
+        )
+        checks.append(check)
+        if not check.non_inferior:
+            break
+        chosen = check
+    n_compressed = sum(b.requests for b in buckets if b.compressed)
+    n_plain = sum(b.requests for b in buckets if not b.compressed)
+    common = {
+        "application_id": data.application_id, "technique": data.technique, "model": data.model,
+        "n_compressed": n_compressed, "n_uncompressed": n_plain, "floors": checks,
+    }
+    if not checks:
+        return CompressionRecommendation(
+            **common, decision="insufficient_data", token_reduction_pct=None, quality_change=None,
+            quality_change_ci=None, estimated_monthly_savings_usd=None, min_prompt_tokens=None,
+            reason=f"fewer than {min_evaluated} evaluated requests in an arm at every prompt-length floor",
+        )
+    shown = chosen or checks[-1]
+    sent = sum(b.prompt_tokens for b in _arm(buckets, True, shown.min_prompt_tokens))
+    original = sum(b.original_prompt_tokens for b in _arm(buckets, True, shown.min_prompt_tokens))
+    reduction = 1 - sent / original if original else 0.0
+    savings = _monthly_savings(data, shown.min_prompt_tokens, reduction)
+    low, high = shown.quality_change_ci
+    if chosen is None:
+        return CompressionRecommendation(
+            **common, decision="reject", token_reduction_pct=100 * reduction,
+            quality_change=shown.quality_change, quality_change_ci=shown.quality_change_ci,
+            estimated_monthly_savings_usd=savings, min_prompt_tokens=shown.min_prompt_tokens,
+            reason=(
+                f"on prompts of {shown.min_prompt_tokens}+ tokens quality could fall by {-low:.4f}, "
+                f"beyond the {max_quality_drop} margin ({basis})"
+            ),
+        )
+    decision = "adopt" if reduction > 0 and (savings is None or savings > 0) else "reject"
+    priced = f"saving about {savings:,.2f} USD a month" if savings is not None else "(model price unknown)"
+    return CompressionRecommendation(
+        **common, decision=decision, token_reduction_pct=100 * reduction,
+        quality_change=chosen.quality_change, quality_change_ci=chosen.quality_change_ci,
+        estimated_monthly_savings_usd=savings, min_prompt_tokens=chosen.min_prompt_tokens,
+        reason=(
+            f"{data.technique} on prompts of {chosen.min_prompt_tokens}+ tokens cuts prompt tokens "
+            f"{100 * reduction:.1f}% {priced}; quality changes by {chosen.quality_change:+.4f} "
+            f"(CI {low:+.4f} to {high:+.4f}), within the {max_quality_drop} margin ({basis})"
+            if decision == "adopt"
+            else "compression keeps quality but saves nothing"
+        ),
+    )
+
+
+def _monthly_savings(data: CompressionData, floor: int, reduction: float) -> float | None:
+    """Savings if every eligible request of the application (any arm, any experiment) were compressed."""
+    if data.input_cost_per_1k is None:
+        return None
+    eligible = [b for b in data.buckets if b.floor >= floor]
+    requests = sum(b.requests for b in eligible)
+    original = sum(b.original_prompt_tokens for b in eligible)
+    if not requests:
+        return 0.0
+    per_request = original / requests * reduction * data.input_cost_per_1k / 1000
+    return per_request * requests / max(data.days_observed, 1.0) * DAYS_PER_MONTH
+
+
+def recommend(
+    applications: Sequence[CompressionData],
+    *,
+    max_quality_drop: float = 0.02,
+    alpha: float = 0.05,
+    min_evaluated: int = MIN_EVALUATED,
+) -> CompressionReport:
+    return CompressionReport(
+        recommendations=[
+            recommend_application(a, max_quality_drop=max_quality_drop, alpha=alpha, min_evaluated=min_evaluated)
+            for a in sorted(applications, key=lambda a: a.application_id)
+        ],
+        max_quality_drop=max_quality_drop,
+        alpha=alpha,
+    )

@@ -1,0 +1,163 @@
+"""Results of the analyses, shaped as the `analyze` commands print them (contracts/cli.md).
+
+Named fields keep their names and meaning; fields beyond the contract's are additions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Decision = Literal["adopt", "reject", "insufficient_data"]
+Interval = tuple[float, float]
+
+
+class ResultModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputSummary(ResultModel):
+    """What the analysis read: rows, and rows left out because they break the record's rules."""
+
+    rows: int
+    rows_excluded: int = 0
+    exclusion_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class FrontierPoint(ResultModel):
+    """One confidence threshold of a cascade: what it costs and what it does to quality."""
+
+    confidence_threshold: float
+    escalation_rate: float
+    cost_reduction_pct: float
+    quality_change: float
+    quality_change_ci: Interval
+    latency_change_ms: float
+
+
+class CascadeCandidate(ResultModel):
+    primary_model: str
+    n_pairs: int
+    decision: Decision
+    confidence_threshold: float | None
+    cost_reduction_pct: float | None
+    quality_change: float | None
+    quality_change_ci: Interval | None
+    reason: str
+
+
+class CascadeRecommendation(ResultModel):
+    application_id: str
+    decision: Decision
+    primary_model: str | None
+    fallback_model: str | None
+    confidence_threshold: float | None
+    escalation_rate: float | None
+    cost_reduction_pct: float | None
+    quality_change: float | None
+    quality_change_ci: Interval | None
+    n_pairs: int
+    reason: str
+    latency_change_ms: float | None = None
+    frontier: list[FrontierPoint] = Field(default_factory=list)
+    candidates: list[CascadeCandidate] = Field(default_factory=list)
+
+
+class CascadeReport(ResultModel):
+    recommendations: list[CascadeRecommendation]
+    max_quality_drop: float
+    alpha: float
+    input: InputSummary | None = None
+
+
+class FloorCheck(ResultModel):
+    """Compression restricted to prompts of at least `min_prompt_tokens` original tokens."""
+
+    min_prompt_tokens: int
+    n_compressed: int
+    n_uncompressed: int
+    quality_change: float
+    quality_change_ci: Interval
+    non_inferior: bool
+
+
+class CompressionRecommendation(ResultModel):
+    application_id: str
+    decision: Decision
+    technique: str | None
+    model: str | None
+    token_reduction_pct: float | None
+    quality_change: float | None
+    quality_change_ci: Interval | None
+    estimated_monthly_savings_usd: float | None
+    min_prompt_tokens: int | None
+    n_compressed: int
+    n_uncompressed: int
+    reason: str
+    floors: list[FloorCheck] = Field(default_factory=list)
+
+
+class CompressionReport(ResultModel):
+    recommendations: list[CompressionRecommendation]
+    max_quality_drop: float
+    alpha: float
+    input: InputSummary | None = None
+
+
+Metric = Literal["cost_usd", "latency_ms", "quality_score", "error_rate"]
+ExperimentRecommendation = Literal["deploy_to_production", "keep_control", "continue", "invalid_srm"]
+
+
+class VariantSummary(ResultModel):
+    variant_id: str
+    n: int
+    expected_share: float
+    observed_share: float
+
+
+class Comparison(ResultModel):
+    """One variant against control on one metric.
+
+    `p_value`/`ci` are the fixed-horizon results the contract names. `sequential_*` are
+    always valid: they stay honest however often the experiment is looked at, and the
+    recommendation is taken from them.
+    """
+
+    variant_id: str
+    metric: Metric
+    control_mean: float
+    treatment_mean: float
+    absolute_diff: float
+    relative_diff: float | None
+    ci: Interval
+    relative_ci: Interval | None
+    p_value: float
+    p_value_adjusted: float
+    significant: bool
+    n_control: int
+    n_treatment: int
+    mde: float
+    power: float
+    power_reference_effect: float
+    sequential_p_value: float
+    sequential_p_value_adjusted: float
+    sequential_ci: Interval
+    sequential_significant: bool
+
+
+class ExperimentAnalysis(ResultModel):
+    experiment_id: str
+    srm_p_value: float
+    srm_detected: bool
+    variants: list[VariantSummary]
+    comparisons: list[Comparison]
+    winner: str | None
+    recommendation: ExperimentRecommendation
+    reasons: list[str] = Field(default_factory=list)
+
+
+class ExperimentReport(ResultModel):
+    experiments: list[ExperimentAnalysis]
+    alpha: float
+    input: InputSummary | None = None

@@ -1,0 +1,244 @@
+"""The sufficient statistics the analyses need, computed in DuckDB.
+
+Millions of request rows become a few hundred numbers here; the pure functions in
+`optimizer.analysis` take it from there. The source is either the warehouse's `requests`
+table or Parquet files, checked against the request record and typed the same way a load
+would, with rows that break its rules left out and counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+
+from optimizer.analysis.cascade import (
+    FAILED_PRIMARY_BIN,
+    GRID_STEPS,
+    ApplicationPairs,
+    CandidatePairs,
+    PairBin,
+)
+from optimizer.analysis.compression import FLOOR_GRID, CompressionData, PromptBucket
+from optimizer.analysis.experiments import VariantStatistics
+from optimizer.analysis.statistics import Proportion, SampleMean
+from optimizer.errors import BadInputError
+from optimizer.schemas.analysis import InputSummary
+from optimizer.schemas.records import REQUEST_COLUMNS, REQUIRED_COLUMN_NAMES
+from optimizer.warehouse._validation import typed_projection
+from optimizer.warehouse.warehouse import Warehouse, reason_kind
+
+# DuckDB type names each kind of column accepts in an input file.
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
+    "integer": _INTEGER_TYPES,
+    "number": (*_INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL"),
+    "boolean": ("BOOLEAN",),
+    "string": ("VARCHAR",),
+    "timestamp": ("TIMESTAMP", "DATE"),
+}
+_KIND_NAMES = {"integer": "an integer", "number": "a number", "boolean": "a boolean",
+               "string": "text", "timestamp": "a timestamp"}
+
+
+def _variance(value: object) -> float:
+    return float(value) if value is not None else 0.0  # type: ignore[arg-type]
+
+
+class RequestSource:
+    """Request records ready for analysis in a DuckDB relation named `requests`."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, summary: InputSummary) -> None:
+        self._db = db
+        self.summary = summary
+
+    @classmethod
+    def from_warehouse(cls, warehouse: Warehouse) -> RequestSource:
+        return cls(warehouse._db, InputSummary(rows=warehouse.request_count()))
+
+    @classmethod
+    def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = ()) -> RequestSource:
+        """Check, type and filter Parquet files of request records (`label` names them in errors).
+
+        Raises BadInputError naming the input and column when it cannot be read, is empty,
+        lacks a column the analysis `needs` (or the record requires), or holds a column of
+        the wrong type.
+        """
+        path = label
+        files = [str(p) for p in paths]
+        db = duckdb.connect(":memory:")
+        db.execute("SET TimeZone = 'UTC'")
+        try:
+            described = db.execute(
+                "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)", {"files": files}
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise BadInputError(f"{path}: cannot read as Parquet ({exc})".splitlines()[0]) from exc
+        types = {str(name): str(kind) for name, kind, *_ in described}
+        missing = [c for c in (*REQUIRED_COLUMN_NAMES, *needs) if c not in types]
+        if missing:
+            raise BadInputError(f"{path}: missing column(s) {', '.join(dict.fromkeys(missing))}")
+        for column in REQUEST_COLUMNS:
+            found = types.get(column.name)
+            if found and found != '"NULL"' and not found.startswith(_ACCEPTED_TYPES[column.kind]):
+                raise BadInputError(
+                    f"{path}: column {column.name} has type {found}, expected {_KIND_NAMES[column.kind]}"
+                )
+        db.execute(
+            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(set(types), with_raw=False)} "
+            "FROM read_parquet($files, union_by_name = true) AS s",
+            {"files": files},
+        )
+        counts = db.execute("SELECT count(*), count(_problems) FROM checked").fetchone()
+        assert counts is not None
+        rows, excluded = int(counts[0]), int(counts[1])
+        if rows == 0:
+            raise BadInputError(f"{path}: no rows")
+        reasons: dict[str, int] = {}
+        for (problems,) in db.execute("SELECT _problems FROM checked WHERE _problems IS NOT NULL").fetchall():
+            for part in str(problems).split("; "):
+                reasons[reason_kind(part)] = reasons.get(reason_kind(part), 0) + 1
+        db.execute("CREATE TEMP TABLE requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
+        db.execute("DROP TABLE checked")
+        return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))
+
+    # ---- experiments -----------------------------------------------------------------
+
+    def experiment_ids(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT experiment_id FROM requests WHERE experiment_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def experiment_variants(self, experiment_id: str) -> list[VariantStatistics]:
+        """Per variant: cost, latency and quality as (n, mean, variance); errors as a count."""
+        rows = self._db.execute(
+            """
+            SELECT variant_id, count(*),
+                   avg(cost_usd), var_samp(cost_usd), avg(latency_ms), var_samp(latency_ms),
+                   count(quality_score), avg(quality_score), var_samp(quality_score),
+                   count(*) FILTER (WHERE status = 'error')
+            FROM requests
+            WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow
+            GROUP BY variant_id ORDER BY variant_id
+            """,
+            {"id": experiment_id},
+        ).fetchall()
+        return [
+            VariantStatistics(
+                variant_id=str(variant),
+                cost_usd=SampleMean(int(n), float(cost), _variance(cost_var)),
+                latency_ms=SampleMean(int(n), float(latency), _variance(latency_var)),
+                quality_score=SampleMean(int(nq), float(q) if q is not None else math.nan, _variance(q_var)),
+                errors=Proportion(int(n), int(errors)),
+            )
+            for variant, n, cost, cost_var, latency, latency_var, nq, q, q_var, errors in rows
+        ]
+
+    # ---- cascades --------------------------------------------------------------------
+
+    def cascade_pairs(self) -> list[ApplicationPairs]:
+        """Shadow pairs of each application's current model with every other model, binned
+        by the other model's confidence on the threshold grid."""
+        fallbacks = dict(self._db.execute(
+            """
+            SELECT application_id, model FROM requests WHERE NOT shadow
+            GROUP BY application_id, model
+            QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
+            """
+        ).fetchall())
+        rows = self._db.execute(
+            f"""
+            WITH current_model AS (
+                SELECT application_id, model FROM requests WHERE NOT shadow
+                GROUP BY application_id, model
+                QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
+            ), pairs AS (
+                SELECT f.application_id, c.model AS primary_model,
+                       CASE WHEN c.status = 'error' THEN {FAILED_PRIMARY_BIN}
+                            ELSE least(CAST(floor(round(c.confidence_score * {GRID_STEPS}, 6)) AS INTEGER), {GRID_STEPS})
+                       END AS bin,
+                       CASE WHEN c.status = 'error' THEN 0.0 ELSE c.quality_score - f.quality_score END AS diff,
+                       c.cost_usd AS primary_cost, f.cost_usd AS fallback_cost,
+                       c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency
+                FROM requests AS f
+                JOIN current_model AS m ON m.application_id = f.application_id AND m.model = f.model
+                JOIN requests AS c ON c.pair_id = f.pair_id AND c.model <> f.model
+                WHERE f.pair_id IS NOT NULL AND f.status = 'ok' AND f.quality_score IS NOT NULL
+                  AND (c.status = 'error' OR (c.quality_score IS NOT NULL AND c.confidence_score IS NOT NULL))
+            )
+            SELECT application_id, primary_model, bin, count(*), sum(diff), sum(diff * diff),
+                   sum(primary_cost), sum(fallback_cost), sum(primary_latency), sum(fallback_latency)
+            FROM pairs GROUP BY ALL ORDER BY ALL
+            """
+        ).fetchall()
+        bins: dict[str, dict[str, list[PairBin]]] = {app: {} for app in fallbacks}
+        for app, model, bin_, n, d, d2, pc, fc, pl, fl in rows:
+            bins[app].setdefault(model, []).append(
+                PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl))
+            )
+        return [
+            ApplicationPairs(
+                application_id=str(app),
+                fallback_model=str(fallbacks[app]),
+                candidates=tuple(CandidatePairs(m, tuple(b)) for m, b in sorted(models.items())),
+            )
+            for app, models in sorted(bins.items())
+        ]
+
+    # ---- compression -----------------------------------------------------------------
+
+    def compression_data(self, input_prices: Mapping[str, float]) -> list[CompressionData]:
+        """Buckets of prompt length for each application's most-compressed model, by arm."""
+        floor_case = "CASE " + " ".join(
+            f"WHEN coalesce(r.original_prompt_tokens, r.prompt_tokens) >= {floor} THEN {floor}"
+            for floor in sorted(FLOOR_GRID, reverse=True)
+        ) + " ELSE 0 END"
+        targets = self._db.execute(
+            """
+            SELECT application_id, model, mode(compression_technique)
+            FROM requests WHERE compression_technique IS NOT NULL AND NOT shadow
+            GROUP BY application_id, model
+            QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
+            """
+        ).fetchall()
+        found = []
+        for app, model, technique in targets:
+            span = self._db.execute(
+                "SELECT epoch(max(ts)) - epoch(min(ts)) FROM requests WHERE application_id = $app",
+                {"app": app},
+            ).fetchone()
+            rows = self._db.execute(
+                f"""
+                SELECT {floor_case} AS floor, r.compression_technique IS NOT NULL AS compressed,
+                       coalesce(r.experiment_id, '') AS experiment, count(*),
+                       count(r.quality_score), avg(r.quality_score), var_samp(r.quality_score),
+                       sum(r.prompt_tokens), sum(coalesce(r.original_prompt_tokens, r.prompt_tokens))
+                FROM requests AS r
+                WHERE r.application_id = $app AND r.model = $model AND NOT r.shadow
+                GROUP BY ALL ORDER BY ALL
+                """,
+                {"app": app, "model": model},
+            ).fetchall()
+            has_both = {bool(r[1]) for r in rows} == {True, False}
+            if not has_both:
+                continue
+            found.append(
+                CompressionData(
+                    application_id=str(app), model=str(model), technique=str(technique),
+                    input_cost_per_1k=input_prices.get(str(model)),
+                    days_observed=(float(span[0]) if span and span[0] else 0.0) / 86400,
+                    buckets=tuple(
+                        PromptBucket(
+                            floor=int(floor), compressed=bool(compressed), experiment_id=str(experiment),
+                            requests=int(n),
+                            quality=SampleMean(int(nq), float(q) if q is not None else 0.0, _variance(q_var)),
+                            prompt_tokens=int(sent), original_prompt_tokens=int(original),
+                        )
+                        for floor, compressed, experiment, n, nq, q, q_var, sent, original in rows
+                    ),
+                )
+            )
+        return found
