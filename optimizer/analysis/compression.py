@@ -7,7 +7,10 @@ are compared; otherwise all traffic is, and the result is observational. Compres
 loses more on short prompts, so a prompt-length floor is chosen the same way cascade
 thresholds are: floors on a fixed grid are tested from the longest prompts down, each
 non-inferiority test at level alpha, stopping at the first failure (fixed-sequence
-testing keeps the family-wise error at alpha). The lowest passing floor is recommended.
+testing keeps the family-wise error at alpha). The sequence starts at the longest floor
+with enough data to pass at all (an interval no wider than the margin), which uses only
+sample sizes and spreads, not the differences being tested. The lowest passing floor is
+recommended.
 """
 
 from __future__ import annotations
@@ -65,22 +68,43 @@ def comparable_buckets(data: CompressionData) -> tuple[tuple[PromptBucket, ...],
     return data.buckets, "observational comparison (no randomised experiment)"
 
 
+def _floor_check(buckets: Sequence[PromptBucket], floor: int, max_quality_drop: float, alpha: float) -> FloorCheck:
+    compressed, plain = _quality(_arm(buckets, True, floor)), _quality(_arm(buckets, False, floor))
+    difference = welch(plain, compressed, alpha)
+    return FloorCheck(
+        min_prompt_tokens=floor, n_compressed=compressed.n, n_uncompressed=plain.n,
+        quality_change=difference.absolute, quality_change_ci=difference.ci,
+        non_inferior=difference.ci[0] >= -max_quality_drop,
+    )
+
+
+def _starting_floors(
+    buckets: Sequence[PromptBucket], max_quality_drop: float, alpha: float, min_evaluated: int
+) -> list[int]:
+    """Floors to test, longest prompts first, from the first one precise enough to pass.
+
+    A floor is precise enough when its interval is no wider than the margin; judging that
+    uses sample sizes and spreads only. When no floor is, the single lowest floor is tested.
+    """
+    testable = [
+        floor for floor in sorted(FLOOR_GRID, reverse=True)
+        if min(_quality(_arm(buckets, True, floor)).n, _quality(_arm(buckets, False, floor)).n) >= min_evaluated
+    ]
+    for index, floor in enumerate(testable):
+        low, high = _floor_check(buckets, floor, max_quality_drop, alpha).quality_change_ci
+        if (high - low) / 2 <= max_quality_drop / 2:
+            return testable[index:]
+    return testable[-1:]
+
+
 def recommend_application(
     data: CompressionData, *, max_quality_drop: float, alpha: float, min_evaluated: int = MIN_EVALUATED
 ) -> CompressionRecommendation:
     buckets, basis = comparable_buckets(data)
     checks: list[FloorCheck] = []
     chosen: FloorCheck | None = None
-    for floor in sorted(FLOOR_GRID, reverse=True):
-        compressed, plain = _quality(_arm(buckets, True, floor)), _quality(_arm(buckets, False, floor))
-        if compressed.n < min_evaluated or plain.n < min_evaluated:
-            continue
-        difference = welch(plain, compressed, alpha)
-        check = FloorCheck(
-            min_prompt_tokens=floor, n_compressed=compressed.n, n_uncompressed=plain.n,
-            quality_change=difference.absolute, quality_change_ci=difference.ci,
-            non_inferior=difference.ci[0] >= -max_quality_drop,
-        )
+    for floor in _starting_floors(buckets, max_quality_drop, alpha, min_evaluated):
+        check = _floor_check(buckets, floor, max_quality_drop, alpha)
         checks.append(check)
         if not check.non_inferior:
             break

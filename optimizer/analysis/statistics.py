@@ -113,11 +113,11 @@ def relative_difference(
     if control.mean == 0 or math.isnan(control.mean):
         return None, None
     ratio = treatment.mean / control.mean
-    variance = (
-        treatment.variance_of_mean / control.mean**2
-        + treatment.mean**2 * control.variance_of_mean / control.mean**4
-    )
-    half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(variance)
+    # Var(mt/mc) ~ (Var(mt) + ratio^2 Var(mc)) / mc^2, written so tiny means do not underflow.
+    spread = math.hypot(
+        math.sqrt(treatment.variance_of_mean), ratio * math.sqrt(control.variance_of_mean)
+    ) / abs(control.mean)
+    half = float(stats.norm.ppf(1 - alpha / 2)) * spread
     return ratio - 1, (ratio - 1 - half, ratio - 1 + half)
 
 
@@ -129,9 +129,10 @@ def welch(control: SampleMean, treatment: SampleMean, alpha: float = 0.05) -> Di
     if se == 0:
         p_value, ci = _degenerate_p(difference), (difference, difference)
     else:
-        df = (v_c + v_t) ** 2 / (
-            v_c**2 / max(control.n - 1, 1) + v_t**2 / max(treatment.n - 1, 1)
-        )
+        denominator = v_c**2 / max(control.n - 1, 1) + v_t**2 / max(treatment.n - 1, 1)
+        # Welch-Satterthwaite; when the variances are so small their squares underflow,
+        # the pooled degrees of freedom are the limit it tends to.
+        df = (v_c + v_t) ** 2 / denominator if denominator > 0 else max(control.n + treatment.n - 2, 1)
         distribution = stats.t(df)
         p_value = _two_sided_p(difference / se, distribution)
         half = float(distribution.ppf(1 - alpha / 2)) * se

@@ -1,0 +1,91 @@
+"""Simulated shadow-pair worlds with known truth, for the cascade analysis tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.analysis.cascade import (
+    FAILED_PRIMARY_BIN,
+    GRID_STEPS,
+    ApplicationPairs,
+    CandidatePairs,
+    PairBin,
+)
+
+
+@dataclass(frozen=True)
+class World:
+    primary_skill: float
+    fallback_skill: float
+    confidence_noise: float = 0.7
+    primary_cost: float = 0.0002
+    fallback_cost: float = 0.003
+    primary_error_rate: float = 0.005
+
+
+FINE = World(primary_skill=2.1, fallback_skill=2.3)
+HOPELESS = World(primary_skill=-1.0, fallback_skill=2.3, confidence_noise=3.0)
+BORDERLINE = World(primary_skill=1.0, fallback_skill=2.3)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    confidence: np.ndarray
+    primary_failed: np.ndarray
+    quality_primary: np.ndarray
+    quality_fallback: np.ndarray
+    cost_primary: np.ndarray
+    cost_fallback: np.ndarray
+    latency_primary: np.ndarray
+    latency_fallback: np.ndarray
+
+
+def _quality(rng: np.random.Generator, margin: np.ndarray) -> np.ndarray:
+    return np.clip(0.25 + 0.75 / (1 + np.exp(-1.3 * margin)) + rng.normal(0, 0.05, margin.shape), 0, 1)
+
+
+def draw(world: World, n: int, rng: np.random.Generator) -> Pairs:
+    difficulty = rng.normal(0.0, 1.0, n)
+    confidence = 1 / (1 + np.exp(-(1.6 * (world.primary_skill - difficulty) + rng.normal(0, world.confidence_noise, n))))
+    return Pairs(
+        confidence=confidence,
+        primary_failed=rng.random(n) < world.primary_error_rate,
+        quality_primary=_quality(rng, world.primary_skill - difficulty),
+        quality_fallback=_quality(rng, world.fallback_skill - difficulty),
+        cost_primary=world.primary_cost * rng.lognormal(0, 0.3, n),
+        cost_fallback=world.fallback_cost * rng.lognormal(0, 0.3, n),
+        latency_primary=rng.lognormal(6.5, 0.3, n),
+        latency_fallback=rng.lognormal(7.5, 0.3, n),
+    )
+
+
+def bins_of(pairs: Pairs) -> tuple[PairBin, ...]:
+    """The binning the warehouse does in SQL, in numpy."""
+    bin_index = np.where(
+        pairs.primary_failed, FAILED_PRIMARY_BIN,
+        np.minimum(np.floor(np.round(pairs.confidence * GRID_STEPS, 6)), GRID_STEPS),
+    ).astype(int)
+    diff = np.where(pairs.primary_failed, 0.0, pairs.quality_primary - pairs.quality_fallback)
+    found = []
+    for value in np.unique(bin_index):
+        rows = bin_index == value
+        found.append(PairBin(
+            int(value), int(rows.sum()), float(diff[rows].sum()), float((diff[rows] ** 2).sum()),
+            float(pairs.cost_primary[rows].sum()), float(pairs.cost_fallback[rows].sum()),
+            float(pairs.latency_primary[rows].sum()), float(pairs.latency_fallback[rows].sum()),
+        ))
+    return tuple(found)
+
+
+def application(pairs: Pairs, app: str = "app", primary: str = "cheap", fallback: str = "big") -> ApplicationPairs:
+    return ApplicationPairs(app, fallback, (CandidatePairs(primary, bins_of(pairs)),))
+
+
+def true_quality_change(world: World, rng: np.random.Generator, n: int = 400_000) -> np.ndarray:
+    """Mean cascade-minus-fallback quality at every grid step, estimated on a huge fresh sample."""
+    pairs = draw(world, n, rng)
+    diff = np.where(pairs.primary_failed, 0.0, pairs.quality_primary - pairs.quality_fallback)
+    bin_index = np.where(pairs.primary_failed, -1, np.floor(np.round(pairs.confidence * GRID_STEPS, 6)))
+    return np.array([(diff * (bin_index >= step)).mean() for step in range(GRID_STEPS + 1)])
