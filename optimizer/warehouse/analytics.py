@@ -100,8 +100,7 @@ class RequestSource:
         for (problems,) in db.execute("SELECT _problems FROM checked WHERE _problems IS NOT NULL").fetchall():
             for part in str(problems).split("; "):
                 reasons[reason_kind(part)] = reasons.get(reason_kind(part), 0) + 1
-        db.execute("CREATE TEMP TABLE requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
-        db.execute("DROP TABLE checked")
+        db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
         return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))
 
     # ---- experiments -----------------------------------------------------------------
