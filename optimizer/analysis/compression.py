@@ -133,7 +133,7 @@ def recommend_application(
             quality_change=shown.quality_change, quality_change_ci=shown.quality_change_ci,
             estimated_monthly_savings_usd=savings, min_prompt_tokens=shown.min_prompt_tokens,
             reason=(
-                f"on prompts of {shown.min_prompt_tokens}+ tokens quality could fall by {-low:.4f}, "
+                f"on {_prompts(shown.min_prompt_tokens)} quality could fall by {-low:.4f}, "
                 f"beyond the {max_quality_drop} margin ({basis})"
             ),
         )
@@ -144,13 +144,17 @@ def recommend_application(
         quality_change=chosen.quality_change, quality_change_ci=chosen.quality_change_ci,
         estimated_monthly_savings_usd=savings, min_prompt_tokens=chosen.min_prompt_tokens,
         reason=(
-            f"{data.technique} on prompts of {chosen.min_prompt_tokens}+ tokens cuts prompt tokens "
+            f"{data.technique} on {_prompts(chosen.min_prompt_tokens)} cuts prompt tokens "
             f"{100 * reduction:.1f}% {priced}; quality changes by {chosen.quality_change:+.4f} "
             f"(CI {low:+.4f} to {high:+.4f}), within the {max_quality_drop} margin ({basis})"
             if decision == "adopt"
             else "compression keeps quality but saves nothing"
         ),
     )
+
+
+def _prompts(floor: int) -> str:
+    return "every prompt" if floor == 0 else f"prompts of {floor}+ tokens"
 
 
 def _monthly_savings(data: CompressionData, floor: int, reduction: float) -> float | None:
