@@ -1,4 +1,4 @@
-"""The nightly optimization: extract yesterday's traffic and costs, load the warehouse, report."""
+"""The nightly optimization: load yesterday's traffic and costs, analyse, tell the platform, report."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
 
-from optimizer.ingest.windows import floor_to
-from optimizer.report import NightlySummary, summarize
+from optimizer import telemetry
+from optimizer.ingest.windows import days_between, floor_to
+from optimizer.report import NightlySummary, ReportData, complete, summarize
 from tasks._common import settings
+from tasks.analyze import (
+    analyze_cascades,
+    analyze_compression,
+    analyze_experiments,
+    profile_applications,
+)
+from tasks.budgets import check_budgets
 from tasks.extract import (
     extract_request_window,
     fetch_cost_summaries,
@@ -18,6 +26,7 @@ from tasks.extract import (
     fetch_model_catalog,
 )
 from tasks.load import load_warehouse, plan_extraction
+from tasks.publish import deliver_events, record_results
 from tasks.report import publish_report
 
 
@@ -26,36 +35,51 @@ def nightly_optimization(
     window_end: datetime | None = None,
     backfill_days: int = 7,
     lookback_hours: int = 6,
+    analysis_days: int = 14,
+    max_quality_drop: float = 0.02,
+    alpha: float = 0.05,
 ) -> NightlySummary:
-    """Load every complete UTC day up to `window_end` (default: today 00:00 UTC).
+    """Load every complete UTC day up to `window_end` (default: today 00:00 UTC), then
+    analyse the last `analysis_days` and every running experiment.
 
     The first run backfills `backfill_days`; later runs start at the watermark less
     `lookback_hours`, to catch records that arrived late.
     """
     config = settings()
-    end = window_end.astimezone(UTC) if window_end else floor_to(datetime.now(UTC), timedelta(days=1))
-    staging_dir = config.staging_dir / f"run-{uuid.uuid4().hex[:12]}"
+    telemetry.configure()
+    started = datetime.now(UTC)
+    end = window_end.astimezone(UTC) if window_end else floor_to(started, timedelta(days=1))
+    run_id = uuid.uuid4().hex[:12]
+    staging_dir = config.staging_dir / f"run-{run_id}"
+    with telemetry.operation("nightly-optimization", "nightly", **{"optimization.run_id": run_id}):
+        recent = (end - timedelta(days=analysis_days), end)
+        windows = plan_extraction(config.warehouse, end, backfill_days, lookback_hours)
+        staged = [extract_request_window.submit(window, staging_dir) for window in windows]
+        models = fetch_model_catalog.submit()
+        costs = fetch_cost_summaries.submit(days_between(min(recent[0], *(w.start for w in windows)), end))
+        experiments = fetch_experiments.submit()
+        try:
+            loaded = load_warehouse(config.warehouse, windows, [f.result().path for f in staged],
+                                    models.result(), costs.result(), experiments.result())
+        finally:
+            shutil.rmtree(staging_dir, ignore_errors=True)
 
-    windows = plan_extraction(config.warehouse, end, backfill_days, lookback_hours)
-    staged = [extract_request_window.submit(window, staging_dir) for window in windows]
-    days = sorted({window.start.date() for window in windows})
-    models = fetch_model_catalog.submit()
-    costs = fetch_cost_summaries.submit(days)
-    experiments = fetch_experiments.submit()
+        cascades = analyze_cascades(config.warehouse, recent, max_quality_drop, alpha)
+        compression = analyze_compression(config.warehouse, recent, max_quality_drop, alpha)
+        findings = analyze_experiments(config.warehouse, alpha)
+        profiles = profile_applications(config.warehouse, recent)
+        recorded = record_results(config.warehouse, run_id, cascades, compression, findings, profiles,
+                                  alpha, max_quality_drop)
+        delivery = deliver_events(config.warehouse)
+        budgets = check_budgets(end, recorded.savings_by_team)
 
-    try:
-        loaded = load_warehouse(
-            config.warehouse,
-            windows,
-            [future.result().path for future in staged],
-            models.result(),
-            costs.result(),
-            experiments.result(),
-        )
-    finally:
-        shutil.rmtree(staging_dir, ignore_errors=True)
-    summary = publish_report(summarize(loaded, windows, end), config.reports_dir)
-    get_run_logger().info(
-        "nightly run done: %d requests loaded, %d quarantined", summary.requests_loaded, summary.quarantined
-    )
+        summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets)
+        report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
+                            compression=compression, experiments=[f.analysis for f in findings],
+                            monthly_savings=recorded.monthly_savings)
+        summary = publish_report(report, config.warehouse, config.reports_dir)
+    telemetry.flush()
+    get_run_logger().info("nightly run %s: %d requests loaded, %s a month of savings found, report %s",
+                          run_id, summary.requests_loaded, f"${summary.potential_monthly_savings_usd:,.2f}",
+                          summary.report)
     return summary

@@ -37,6 +37,8 @@ def demo_environment(sandbox_url: str, workdir: Path) -> dict[str, str]:
         f"AUTO_OPTIMIZER_{service.upper()}_URL": f"{sandbox_url}/{service}/api/v1" for service in SERVICES
     }
     variables |= {
+        "AUTO_OPTIMIZER_EVENTS_URL": f"{sandbox_url}/events",
+        "AUTO_OPTIMIZER_TELEMETRY_FILE": str(workdir / "telemetry" / "spans.jsonl"),
         "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
         "AUTO_OPTIMIZER_WAREHOUSE": str(workdir / "warehouse.duckdb"),
         "AUTO_OPTIMIZER_STAGING_DIR": str(workdir / "staging"),

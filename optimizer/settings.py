@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     orchestrator_url: str = Field(default_factory=lambda: sandbox_url("orchestrator"))
     sentinel_url: str = Field(default_factory=lambda: sandbox_url("sentinel"))
     api_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
+    events_url: str = f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/events"
 
     warehouse: Path = DATA_DIR / "warehouse.duckdb"
     staging_dir: Path = DATA_DIR / "staging"
@@ -60,4 +61,5 @@ class Settings(BaseSettings):
         base = base_url.rstrip("/")
         return self.model_copy(
             update={f"{service}_url": f"{base}/{service}/api/v1" for service in SERVICES}
+            | {"events_url": f"{base}/events"}
         )

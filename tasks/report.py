@@ -1,24 +1,43 @@
-"""Reporting tasks: the report file and the artifact people read in the Prefect UI."""
+"""Reporting: the HTML and Markdown files, and the artifacts people read in the Prefect UI."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from optimizer.report import NightlySummary, render_markdown, write_report
+from optimizer import telemetry
+from optimizer.report import NightlySummary, ReportData, render_markdown, spend_lines, write_report
+from optimizer.warehouse import Warehouse
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)
-def publish_report(summary: NightlySummary, reports_dir: Path) -> NightlySummary:
-    path = write_report(summary, reports_dir)
-    published = summary.model_copy(update={"report": str(path)})
-    create_markdown_artifact(
-        key="nightly-optimization",
-        markdown=render_markdown(published),
-        description="What the nightly run loaded and quarantined",
+def publish_report(data: ReportData, warehouse: Path, reports_dir: Path) -> NightlySummary:
+    with telemetry.operation("report", "reporting"), Warehouse(warehouse) as store:
+        first, last = data.analysis_start.date(), (data.summary.window_end - timedelta(days=1)).date()
+        data = data.model_copy(update={
+            "spend_by_model": store.daily_spend("model", first, last),
+            "spend_totals": {
+                dimension: spend_lines(store.daily_spend(dimension, first, last), store.spend_labels(dimension))
+                for dimension in ("team", "application", "model")
+            },
+        })
+        html_path, markdown_path = write_report(data, reports_dir)
+        summary = data.summary.model_copy(update={"report": str(html_path), "report_markdown": str(markdown_path)})
+        store.save_run(summary.run_id, summary.started_at or summary.window_end,
+                       (summary.window_start, summary.window_end), summary.model_dump_json())
+    create_markdown_artifact(key="nightly-optimization", markdown=render_markdown(data),
+                             description="What the nightly optimization found and recommends")
+    create_table_artifact(
+        key="nightly-recommendations",
+        table=[r.model_dump() for r in summary.recommendations] or [{"recommendation": "none adopted"}],
+        description="Recommendations adopted tonight, with their monthly savings",
     )
-    get_run_logger().info("report written to %s", path)
-    return published
+    if data.budgets:
+        create_table_artifact(key="team-budgets", table=[b.model_dump() for b in data.budgets],
+                              description="Month-to-date spend against each team's budget")
+    get_run_logger().info("report written to %s", html_path)
+    return summary

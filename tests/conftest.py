@@ -11,6 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
@@ -18,6 +24,20 @@ from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
 # The sandbox clock in tests: late morning, so the previous day is fully delivered.
 SANDBOX_NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
 DAY_END = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def telemetry_capture() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
+    """In-memory OpenTelemetry providers for the whole session, installed before any flow
+    runs, so the optimizer's own configuration leaves them in place and tests can read
+    every span and metric it records."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return exporter, reader
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +81,7 @@ def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     for service in SERVICES:
         monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
     monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", settings.api_token.get_secret_value())
+    monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
     monkeypatch.setenv("AUTO_OPTIMIZER_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("AUTO_OPTIMIZER_STAGING_DIR", str(settings.staging_dir))
     monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))

@@ -37,8 +37,9 @@ def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_
     assert (summary.requests_loaded, summary.quarantined) == (valid, malformed)
     assert summary.requests_total == valid and malformed > 0
     assert sum(summary.quarantine_reasons.values()) >= malformed
-    assert (summary.models, summary.cost_days, summary.experiments, summary.windows) == (5, 2, 2, 2)
-    assert Path(summary.report).is_file() and "requests loaded this run" in Path(summary.report).read_text()
+    assert (summary.models, summary.cost_days, summary.experiments, summary.windows) == (5, 14, 2, 2)
+    assert Path(summary.report).is_file() and "LLM optimization report" in Path(summary.report).read_text()
+    assert Path(summary.report_markdown).is_file()
     assert stored_requests(platform_env.warehouse) == valid
     assert not any(platform_env.staging_dir.glob("run-*/*.parquet"))
 

@@ -58,14 +58,15 @@ def _quality(buckets: Sequence[PromptBucket]) -> SampleMean:
     return reduce(SampleMean.combine, (b.quality for b in buckets), SampleMean(0, 0.0, 0.0))
 
 
-def comparable_buckets(data: CompressionData) -> tuple[tuple[PromptBucket, ...], str]:
-    """The randomised experiment's rows when there is one with both arms; else all rows."""
+def comparable_buckets(data: CompressionData) -> tuple[tuple[PromptBucket, ...], str | None]:
+    """The randomised experiment's rows when there is one with both arms (and its id);
+    else all rows (and None)."""
     experiments = sorted({b.experiment_id for b in data.buckets if b.experiment_id})
     for experiment in experiments:
         rows = tuple(b for b in data.buckets if b.experiment_id == experiment)
         if {b.compressed for b in rows} == {True, False}:
-            return rows, f"randomised experiment {experiment}"
-    return data.buckets, "observational comparison (no randomised experiment)"
+            return rows, experiment
+    return data.buckets, None
 
 
 def _floor_check(buckets: Sequence[PromptBucket], floor: int, max_quality_drop: float, alpha: float) -> FloorCheck:
@@ -100,7 +101,8 @@ def _starting_floors(
 def recommend_application(
     data: CompressionData, *, max_quality_drop: float, alpha: float, min_evaluated: int = MIN_EVALUATED
 ) -> CompressionRecommendation:
-    buckets, basis = comparable_buckets(data)
+    buckets, experiment = comparable_buckets(data)
+    basis = f"randomised experiment {experiment}" if experiment else "observational comparison (no randomised experiment)"
     checks: list[FloorCheck] = []
     chosen: FloorCheck | None = None
     for floor in _starting_floors(buckets, max_quality_drop, alpha, min_evaluated):
@@ -113,7 +115,7 @@ def recommend_application(
     n_plain = sum(b.requests for b in buckets if not b.compressed)
     common = {
         "application_id": data.application_id, "technique": data.technique, "model": data.model,
-        "n_compressed": n_compressed, "n_uncompressed": n_plain, "floors": checks,
+        "n_compressed": n_compressed, "n_uncompressed": n_plain, "floors": checks, "experiment_id": experiment,
     }
     if not checks:
         return CompressionRecommendation(

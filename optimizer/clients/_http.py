@@ -108,15 +108,20 @@ class ServiceClient:
         *,
         params: QueryParams = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one logical request, retrying transient failures; return the 2xx response."""
-        headers = {}
-        content = None
+        """Send one logical request, retrying transient failures; return the 2xx response.
+
+        `json` is serialised here; `content` with its own `headers` is sent as given (a
+        CloudEvent in structured mode, say).
+        """
+        headers = dict(headers or {})
         if json is not None:
             content = orjson.dumps(json)
             headers["Content-Type"] = "application/json"
         if method.upper() in {"POST", "PUT", "PATCH"}:
-            headers["Idempotency-Key"] = uuid.uuid4().hex
+            headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
         url = path.lstrip("/")
         query = urlencode(params) if params else None
         last_problem = "no attempt made"

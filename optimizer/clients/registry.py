@@ -10,8 +10,10 @@ from optimizer.schemas.registry import (
     ModelProfile,
     ModelSearchRequest,
     ModelSearchResult,
+    Recommendation,
     RecommendationRequest,
     RecommendationResponse,
+    RecordedRecommendations,
     StoredExperiment,
 )
 
@@ -41,6 +43,10 @@ class RegistryClient(ServiceClient):
         return self.call("GET", "experiments", ExperimentList, params=params).experiments
 
     def recommendations(self, request: RecommendationRequest) -> RecommendationResponse:
+        """Ask for suggestions for a configuration, recording the caller's own as well."""
         return self.call(
             "POST", "recommendations", RecommendationResponse, json=request.to_wire()
         )
+
+    def recorded_recommendations(self) -> list[Recommendation]:
+        return self.call("GET", "recommendations", RecordedRecommendations).recommendations

@@ -9,7 +9,7 @@ Windows are aligned to whole multiples of `window` (UTC), so reruns read the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from optimizer.errors import BadInputError
 
@@ -51,3 +51,9 @@ def plan_windows(
         windows.append(Window(cursor, boundary))
         cursor = boundary
     return windows
+
+
+def days_between(start: datetime, end: datetime) -> list[date]:
+    """The UTC days that [start, end) touches."""
+    first, last = start.astimezone(UTC).date(), (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]

@@ -13,12 +13,20 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from optimizer.sandbox.faults import FaultSettings
-from optimizer.sandbox.services import governance, observatory, orchestrator, registry, sentinel
+from optimizer.sandbox.services import (
+    events,
+    governance,
+    observatory,
+    orchestrator,
+    registry,
+    sentinel,
+)
 from optimizer.sandbox.services._common import problem, reply, state_of
 from optimizer.sandbox.state import SandboxConfig, SandboxState
 from optimizer.settings import SERVICES
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+FAULTY_PREFIXES = frozenset({*SERVICES, "events"})  # what faults apply to; admin routes stay healthy
 ADMIN_PREFIX = "/_sandbox"
 
 
@@ -33,7 +41,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         version="1.0",
     )
     app.state.sandbox = SandboxState(config or SandboxConfig())
-    for module in (observatory, governance, registry, orchestrator, sentinel):
+    for module in (observatory, governance, registry, orchestrator, sentinel, events):
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)
@@ -63,8 +71,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 response = problem(401, "missing or invalid bearer token")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="llm-platform"'
                 return response
-        service = path.split("/", 2)[1] if path.count("/") >= 2 else ""
-        if service not in SERVICES:
+        service = path.split("/", 2)[1] if path.count("/") >= 1 else ""
+        if service not in FAULTY_PREFIXES:
             return await call_next(request)
         with state.lock:
             state.request_counts[f"{request.method} {path}"] += 1

@@ -67,6 +67,8 @@ class SandboxState:
         self.routing_versions: list[RoutingConfigState] = [self._seed_routing()]
         self.cost_records: list[CostRecord] = []
         self.anomalies: list[dict[str, object]] = []
+        self.events: dict[tuple[str, str], dict[str, object]] = {}
+        self.recommendations: dict[str, dict[str, object]] = {}
         self._policies: dict[str, tuple[Policy, int, datetime]] | None = None
 
     # ---- clock -------------------------------------------------------------------------

@@ -152,9 +152,9 @@ INCIDENTS: tuple[Incident, ...] = (
 # Monthly budget of each team as a multiple of what its traffic spends in a month.
 BUDGET_FACTORS: dict[str, float] = {
     "team-support": 1.5,
-    "team-knowledge": 1.3,
+    "team-knowledge": 1.6,
     "team-engineering": 1.6,
     "team-operations": 2.0,
     "team-marketing": 0.95,
-    "team-data": 1.2,
+    "team-data": 1.5,
 }

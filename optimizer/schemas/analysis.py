@@ -95,6 +95,7 @@ class CompressionRecommendation(ResultModel):
     n_compressed: int
     n_uncompressed: int
     reason: str
+    experiment_id: str | None = None  # the randomised experiment compared, if any
     floors: list[FloorCheck] = Field(default_factory=list)
 
 
@@ -161,3 +162,20 @@ class ExperimentReport(ResultModel):
     experiments: list[ExperimentAnalysis]
     alpha: float
     input: InputSummary | None = None
+
+
+class TeamBudgetStatus(ResultModel):
+    """A team's month against its budget, and what the run's recommendations would save it."""
+
+    team_id: str
+    team_name: str
+    policy_id: str
+    limit_usd: float
+    month_to_date_usd: float
+    utilization_pct: float
+    projected_month_usd: float
+    projected_utilization_pct: float
+    alert_threshold_pct: float
+    flagged: bool
+    recommended_monthly_savings_usd: float
+    projected_with_savings_usd: float

@@ -314,9 +314,6 @@ class RecommendationGoals(WireModel):
     max_latency_increase_ms: float | None = None
 
 
-class RecommendationRequest(WireModel):
-    current_configuration: CurrentConfiguration
-    goals: RecommendationGoals = Field(default_factory=RecommendationGoals)
 
 
 class EstimatedImpact(WireModel):
@@ -336,5 +333,27 @@ class Recommendation(WireModel):
     based_on_experiments: list[str] = Field(default_factory=list)
 
 
+class RecommendationRequest(WireModel):
+    """Body of `POST /recommendations`.
+
+    `recommendations` extends the specification: the caller's own, evidence-based
+    recommendations for this configuration, which the Registry records next to its
+    catalog-based suggestions.
+    """
+
+    current_configuration: CurrentConfiguration
+    goals: RecommendationGoals = Field(default_factory=RecommendationGoals)
+    application_id: str | None = None
+    recommendations: list[Recommendation] = Field(default_factory=list)
+
+
 class RecommendationResponse(WireModel):
+    recommendations: list[Recommendation]
+    recorded: list[str] = Field(default_factory=list)
+
+
+class RecordedRecommendations(WireModel):
+    """Answer to `GET /recommendations`: what callers recorded, newest last."""
+
+    total: int
     recommendations: list[Recommendation]

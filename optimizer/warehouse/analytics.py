@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -43,20 +46,63 @@ _KIND_NAMES = {"integer": "an integer", "number": "a number", "boolean": "a bool
                "string": "text", "timestamp": "a timestamp"}
 
 
+_FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
+IN_WINDOW = "ts >= $start AND ts < $end"
+
+
 def _variance(value: object) -> float:
     return float(value) if value is not None else 0.0  # type: ignore[arg-type]
 
 
-class RequestSource:
-    """Request records ready for analysis in a DuckDB relation named `requests`."""
+@dataclass(frozen=True)
+class ApplicationProfile:
+    """How an application used LLMs over a period: what the Registry's current
+    configuration and the savings of a recommendation are computed from."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, summary: InputSummary) -> None:
+    application_id: str
+    team_id: str | None
+    model: str  # the model that served most of its requests
+    requests: int
+    cost_usd: float
+    average_prompt_tokens: float
+    average_completion_tokens: float
+    days: float
+
+    @property
+    def daily_cost_usd(self) -> float:
+        return self.cost_usd / self.days if self.days else 0.0
+
+    @property
+    def requests_per_day(self) -> float:
+        return self.requests / self.days if self.days else 0.0
+
+
+class RequestSource:
+    """Request records ready for analysis in a DuckDB relation named `requests`,
+    optionally restricted to the time window [start, end)."""
+
+    def __init__(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        summary: InputSummary,
+        window: tuple[datetime, datetime] | None = None,
+    ) -> None:
         self._db = db
         self.summary = summary
+        self._window = {
+            "start": window[0] if window else _FAR_PAST,
+            "end": window[1] if window else _FAR_FUTURE,
+        }
 
     @classmethod
-    def from_warehouse(cls, warehouse: Warehouse) -> RequestSource:
-        return cls(warehouse._db, InputSummary(rows=warehouse.request_count()))
+    def from_warehouse(cls, warehouse: Warehouse, window: tuple[datetime, datetime] | None = None) -> RequestSource:
+        rows = warehouse.request_count()
+        return cls(warehouse._db, InputSummary(rows=rows), window)
+
+    def _rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
+        """Run an analysis query; `$start`/`$end` bound the window it may read."""
+        return self._db.execute(sql, {**self._window, **(parameters or {})}).fetchall()
 
     @classmethod
     def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = ()) -> RequestSource:
@@ -106,25 +152,25 @@ class RequestSource:
     # ---- experiments -----------------------------------------------------------------
 
     def experiment_ids(self) -> list[str]:
-        rows = self._db.execute(
-            "SELECT DISTINCT experiment_id FROM requests WHERE experiment_id IS NOT NULL ORDER BY 1"
-        ).fetchall()
+        rows = self._rows(
+            f"SELECT DISTINCT experiment_id FROM requests WHERE experiment_id IS NOT NULL AND {IN_WINDOW} ORDER BY 1"
+        )
         return [str(r[0]) for r in rows]
 
     def experiment_variants(self, experiment_id: str) -> list[VariantStatistics]:
         """Per variant: cost, latency and quality as (n, mean, variance); errors as a count."""
-        rows = self._db.execute(
-            """
+        rows = self._rows(
+            f"""
             SELECT variant_id, count(*),
                    avg(cost_usd), var_samp(cost_usd), avg(latency_ms), var_samp(latency_ms),
                    count(quality_score), avg(quality_score), var_samp(quality_score),
                    count(*) FILTER (WHERE status = 'error')
             FROM requests
-            WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow
+            WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
             GROUP BY variant_id ORDER BY variant_id
             """,
             {"id": experiment_id},
-        ).fetchall()
+        )
         return [
             VariantStatistics(
                 variant_id=str(variant),
@@ -136,22 +182,37 @@ class RequestSource:
             for variant, n, cost, cost_var, latency, latency_var, nq, q, q_var, errors in rows
         ]
 
+    # ---- applications ----------------------------------------------------------------
+
+    def application_profiles(self) -> list[ApplicationProfile]:
+        """Each application's served traffic (shadow calls excluded) in the window."""
+        rows = self._rows(
+            f"""
+            WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW})
+            SELECT application_id, mode(team_id),
+                   (SELECT s2.model FROM served AS s2 WHERE s2.application_id = s.application_id
+                    GROUP BY s2.model ORDER BY count(*) DESC, s2.model LIMIT 1),
+                   count(*), sum(cost_usd), avg(prompt_tokens), avg(completion_tokens),
+                   greatest(epoch(max(ts)) - epoch(min(ts)), 3600) / 86400
+            FROM served AS s GROUP BY application_id ORDER BY application_id
+            """
+        )
+        return [
+            ApplicationProfile(str(app), team, str(model), int(n), float(cost), float(prompt), float(completion),
+                               float(days))
+            for app, team, model, n, cost, prompt, completion, days in rows
+        ]
+
     # ---- cascades --------------------------------------------------------------------
 
     def cascade_pairs(self) -> list[ApplicationPairs]:
         """Shadow pairs of each application's current model with every other model, binned
         by the other model's confidence on the threshold grid."""
-        fallbacks = dict(self._db.execute(
-            """
-            SELECT application_id, model FROM requests WHERE NOT shadow
-            GROUP BY application_id, model
-            QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
-            """
-        ).fetchall())
-        rows = self._db.execute(
+        rows = self._rows(
             f"""
-            WITH current_model AS (
-                SELECT application_id, model FROM requests WHERE NOT shadow
+            WITH windowed AS (SELECT * FROM requests WHERE {IN_WINDOW}),
+            current_model AS (
+                SELECT application_id, model FROM windowed WHERE NOT shadow
                 GROUP BY application_id, model
                 QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
             ), pairs AS (
@@ -162,22 +223,27 @@ class RequestSource:
                        CASE WHEN c.status = 'error' THEN 0.0 ELSE c.quality_score - f.quality_score END AS diff,
                        c.cost_usd AS primary_cost, f.cost_usd AS fallback_cost,
                        c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency
-                FROM requests AS f
+                FROM windowed AS f
                 JOIN current_model AS m ON m.application_id = f.application_id AND m.model = f.model
-                JOIN requests AS c ON c.pair_id = f.pair_id AND c.model <> f.model
+                JOIN windowed AS c ON c.pair_id = f.pair_id AND c.model <> f.model
                 WHERE f.pair_id IS NOT NULL AND f.status = 'ok' AND f.quality_score IS NOT NULL
                   AND (c.status = 'error' OR (c.quality_score IS NOT NULL AND c.confidence_score IS NOT NULL))
             )
-            SELECT application_id, primary_model, bin, count(*), sum(diff), sum(diff * diff),
-                   sum(primary_cost), sum(fallback_cost), sum(primary_latency), sum(fallback_latency)
-            FROM pairs GROUP BY ALL ORDER BY ALL
+            SELECT m.application_id, m.model, p.primary_model, p.bin, count(p.bin), sum(p.diff), sum(p.diff * p.diff),
+                   sum(p.primary_cost), sum(p.fallback_cost), sum(p.primary_latency), sum(p.fallback_latency)
+            FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
+            GROUP BY ALL ORDER BY ALL
             """
-        ).fetchall()
-        bins: dict[str, dict[str, list[PairBin]]] = {app: {} for app in fallbacks}
-        for app, model, bin_, n, d, d2, pc, fc, pl, fl in rows:
-            bins[app].setdefault(model, []).append(
-                PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl))
-            )
+        )
+        fallbacks: dict[str, str] = {}
+        bins: dict[str, dict[str, list[PairBin]]] = {}
+        for app, fallback, model, bin_, n, d, d2, pc, fc, pl, fl in rows:
+            fallbacks[app] = fallback
+            candidates = bins.setdefault(app, {})
+            if model is not None:
+                candidates.setdefault(model, []).append(
+                    PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl))
+                )
         return [
             ApplicationPairs(
                 application_id=str(app),
@@ -192,43 +258,42 @@ class RequestSource:
     def compression_data(self, input_prices: Mapping[str, float]) -> list[CompressionData]:
         """Buckets of prompt length for each application's most-compressed model, by arm."""
         floor_case = "CASE " + " ".join(
-            f"WHEN coalesce(r.original_prompt_tokens, r.prompt_tokens) >= {floor} THEN {floor}"
+            f"WHEN coalesce(original_prompt_tokens, prompt_tokens) >= {floor} THEN {floor}"
             for floor in sorted(FLOOR_GRID, reverse=True)
         ) + " ELSE 0 END"
-        targets = self._db.execute(
-            """
+        targets = self._rows(
+            f"""
             SELECT application_id, model, mode(compression_technique)
-            FROM requests WHERE compression_technique IS NOT NULL AND NOT shadow
+            FROM requests WHERE compression_technique IS NOT NULL AND NOT shadow AND {IN_WINDOW}
             GROUP BY application_id, model
             QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
             """
-        ).fetchall()
+        )
         found = []
         for app, model, technique in targets:
-            span = self._db.execute(
-                "SELECT epoch(max(ts)) - epoch(min(ts)) FROM requests WHERE application_id = $app",
+            (span,), = self._rows(
+                f"SELECT epoch(max(ts)) - epoch(min(ts)) FROM requests WHERE application_id = $app AND {IN_WINDOW}",
                 {"app": app},
-            ).fetchone()
-            rows = self._db.execute(
+            )
+            rows = self._rows(
                 f"""
-                SELECT {floor_case} AS floor, r.compression_technique IS NOT NULL AS compressed,
-                       coalesce(r.experiment_id, '') AS experiment, count(*),
-                       count(r.quality_score), avg(r.quality_score), var_samp(r.quality_score),
-                       sum(r.prompt_tokens), sum(coalesce(r.original_prompt_tokens, r.prompt_tokens))
-                FROM requests AS r
-                WHERE r.application_id = $app AND r.model = $model AND NOT r.shadow
+                SELECT {floor_case} AS floor, compression_technique IS NOT NULL AS compressed,
+                       coalesce(experiment_id, '') AS experiment, count(*),
+                       count(quality_score), avg(quality_score), var_samp(quality_score),
+                       sum(prompt_tokens), sum(coalesce(original_prompt_tokens, prompt_tokens))
+                FROM requests
+                WHERE application_id = $app AND model = $model AND NOT shadow AND {IN_WINDOW}
                 GROUP BY ALL ORDER BY ALL
                 """,
                 {"app": app, "model": model},
-            ).fetchall()
-            has_both = {bool(r[1]) for r in rows} == {True, False}
-            if not has_both:
+            )
+            if {bool(r[1]) for r in rows} != {True, False}:
                 continue
             found.append(
                 CompressionData(
                     application_id=str(app), model=str(model), technique=str(technique),
                     input_cost_per_1k=input_prices.get(str(model)),
-                    days_observed=(float(span[0]) if span and span[0] else 0.0) / 86400,
+                    days_observed=float(span or 0.0) / 86400,
                     buckets=tuple(
                         PromptBucket(
                             floor=int(floor), compressed=bool(compressed), experiment_id=str(experiment),

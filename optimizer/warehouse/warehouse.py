@@ -19,6 +19,8 @@ from pathlib import Path
 import duckdb
 
 from optimizer.errors import BadInputError, WarehouseError
+from optimizer.events import OutgoingEvent
+from optimizer.schemas.analysis import CascadeReport, CompressionReport, ExperimentAnalysis
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
@@ -359,3 +361,96 @@ class Warehouse:
         if row and row[0] == 0 and models:
             with self._transaction() as db:
                 self._upsert_models(db, models)
+
+    # ---- analysis results and the event outbox ---------------------------------------
+
+    def record_results(
+        self,
+        run_id: str,
+        *,
+        cascades: CascadeReport,
+        compression: CompressionReport,
+        experiments: Sequence[ExperimentAnalysis],
+        events: Sequence[OutgoingEvent],
+    ) -> None:
+        """Store a run's results and the events announcing them, together or not at all."""
+        now = _now()
+        with self._transaction() as db:
+            for kind, entries in (("cascade", cascades.recommendations), ("compression", compression.recommendations)):
+                for entry in entries:
+                    db.execute(
+                        "INSERT OR REPLACE INTO recommendations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [f"{run_id}:{kind}:{entry.application_id}", kind, entry.application_id,
+                         entry.decision, run_id, now, entry.model_dump_json()],
+                    )
+            for analysis in experiments:
+                db.execute(
+                    "INSERT OR REPLACE INTO experiment_results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [analysis.experiment_id, run_id, now, analysis.recommendation, analysis.winner,
+                     analysis.srm_detected, analysis.model_dump_json()],
+                )
+            for event in events:
+                db.execute(
+                    "INSERT OR IGNORE INTO events_outbox (event_id, type, source, subject, event_time, data,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [event.id, event.type, event.source, event.subject, event.time, json.dumps(event.data), now],
+                )
+
+    def pending_events(self) -> list[OutgoingEvent]:
+        """Events not yet accepted by a sink, oldest first."""
+        rows = self._db.execute(
+            "SELECT event_id, type, source, subject, event_time, data FROM events_outbox"
+            " WHERE delivered_at IS NULL ORDER BY created_at, event_id"
+        ).fetchall()
+        return [
+            OutgoingEvent(id=i, type=t, source=s, subject=subject, time=at, data=json.loads(data))
+            for i, t, s, subject, at, data in rows
+        ]
+
+    def mark_event_delivered(self, event_id: str) -> None:
+        self._db.execute(
+            "UPDATE events_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL"
+            " WHERE event_id = ?",
+            [_now(), event_id],
+        )
+
+    def mark_event_failed(self, event_id: str, error: str) -> None:
+        self._db.execute(
+            "UPDATE events_outbox SET attempts = attempts + 1, last_error = ? WHERE event_id = ?",
+            [error[:500], event_id],
+        )
+
+    def save_run(self, run_id: str, started_at: datetime, window: tuple[datetime | None, datetime], summary: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO optimization_runs VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, started_at, _now(), window[0], window[1], summary],
+        )
+
+    # ---- what the report and the Registry are told -----------------------------------
+
+    def input_prices(self) -> dict[str, float]:
+        """List price per 1k input tokens of every model in the catalog."""
+        rows = self._db.execute("SELECT model_id, input_cost_per_1k FROM models").fetchall()
+        return {str(model): float(price) for model, price in rows}
+
+    def running_experiments(self) -> list[StoredExperiment]:
+        rows = self._db.execute(
+            "SELECT definition FROM experiments WHERE status = 'running' ORDER BY experiment_id"
+        ).fetchall()
+        return [StoredExperiment.model_validate_json(definition) for (definition,) in rows]
+
+    def daily_spend(self, dimension: str, first_day: date, last_day: date) -> list[tuple[date, str, float]]:
+        """Governance's daily spend per key of a dimension (team, application, model, ...)."""
+        rows = self._db.execute(
+            "SELECT day, key, cost_usd FROM cost_summaries WHERE dimension = ? AND day BETWEEN ? AND ?"
+            " ORDER BY day, key",
+            [dimension, first_day, last_day],
+        ).fetchall()
+        return [(day, str(key), float(cost)) for day, key, cost in rows]
+
+    def spend_labels(self, dimension: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, any_value(label) FROM cost_summaries WHERE dimension = ? AND label IS NOT NULL GROUP BY key",
+            [dimension],
+        ).fetchall()
+        return {str(key): str(label) for key, label in rows}

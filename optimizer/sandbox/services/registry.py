@@ -216,4 +216,19 @@ def recommend(body: RecommendationRequest, request: Request) -> Response:
     goal = body.goals.acceptable_quality_drop
     if goal is not None:
         recommendations = [r for r in recommendations if -r.estimated_impact.quality_impact <= goal]
-    return reply({"recommendations": [r.to_wire() for r in recommendations], "generated_at": datetime.now(UTC).isoformat()})
+    with state.lock:
+        for recorded in body.recommendations:
+            state.recommendations[recorded.recommendation_id] = recorded.to_wire() | (
+                {"application_id": body.application_id} if body.application_id else {}
+            )
+    return reply({
+        "recommendations": [r.to_wire() for r in recommendations],
+        "recorded": [r.recommendation_id for r in body.recommendations],
+        "generated_at": datetime.now(UTC).isoformat(),
+    })
+
+
+@router.get("/recommendations")
+def recorded_recommendations(request: Request) -> Response:
+    recorded = list(state_of(request).recommendations.values())
+    return reply({"total": len(recorded), "recommendations": recorded})

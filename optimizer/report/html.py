@@ -1,0 +1,181 @@
+"""The self-contained HTML report: inline CSS and SVG charts, readable offline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from html import escape
+
+from optimizer.report.charts import forest_plot, frontier_chart, line_chart
+from optimizer.report.summary import ReportData, SpendLine
+
+STYLE = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #111827; margin: 0; background: #f9fafb; }
+main { max-width: 1040px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 32px 0 8px; } h3 { font-size: 16px; margin: 20px 0 6px; }
+.muted { color: #6b7280; }
+.kpis { display: grid; grid-template-columns: repeat(4, 1fr); gap: 12px; margin: 20px 0; }
+.kpi { background: white; border: 1px solid #e5e7eb; border-radius: 8px; padding: 12px 16px; }
+.kpi b { display: block; font-size: 22px; }
+table { border-collapse: collapse; width: 100%; background: white; margin: 8px 0; font-size: 14px; }
+th, td { border-bottom: 1px solid #e5e7eb; padding: 6px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f4f6; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.adopt, .deploy_to_production { color: #15803d; font-weight: 600; } .reject, .keep_control, .invalid_srm { color: #b91c1c; font-weight: 600; }
+.insufficient_data, .continue { color: #92400e; }
+.chart { width: 100%; height: auto; background: white; border: 1px solid #e5e7eb; border-radius: 8px; }
+.chart text { font-size: 11px; fill: #374151; } .chart .label { font-size: 12px; fill: #111827; }
+.chart .grid { stroke: #e5e7eb; } .chart .axis { stroke: #9ca3af; }
+.flag { color: #b91c1c; font-weight: 700; }
+"""
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.1f}%" if signed else f"{value:.1f}%"
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    head = "".join(f'<th class="num">{h}</th>' if i in numeric else f"<th>{h}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _spend_table(lines: list[SpendLine]) -> str:
+    return _table(
+        ["", "spend", "share", "trend"],
+        [[escape(line.label), _money(line.cost_usd), _pct(line.share_pct), _pct(line.change_pct, signed=True)]
+         for line in lines],
+        numeric={1, 2, 3},
+    )
+
+
+def _decision(value: str) -> str:
+    return f'<span class="{escape(value)}">{escape(value)}</span>'
+
+
+def render_html(data: ReportData) -> str:
+    s = data.summary
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>LLM optimization report - {s.window_end:%Y-%m-%d}</title>",
+        f"<style>{STYLE}</style></head><body><main>",
+        "<h1>LLM optimization report</h1>",
+        f'<p class="muted">Run {escape(s.run_id)}: traffic up to {s.window_end:%Y-%m-%d %H:%M} UTC, '
+        f"analyses over {data.analysis_start:%Y-%m-%d} to {s.window_end:%Y-%m-%d}.</p>",
+        '<div class="kpis">',
+        f'<div class="kpi"><span class="muted">potential savings / month</span><b>{_money(s.potential_monthly_savings_usd)}</b></div>',
+        f'<div class="kpi"><span class="muted">recommendations adopted</span><b>{len(s.recommendations)}</b></div>',
+        f'<div class="kpi"><span class="muted">teams over budget threshold</span><b>{len(s.budgets_flagged)}</b></div>',
+        f'<div class="kpi"><span class="muted">requests loaded / quarantined</span><b>{s.requests_loaded:,} / {s.quarantined:,}</b></div>',
+        "</div>",
+    ]
+    if s.recommendations:
+        parts.append('<h2 id="changes">What to change</h2>')
+        parts.append(_table(
+            ["application", "recommendation", "monthly savings"],
+            [[escape(r.application_id), escape(r.description), _money(r.monthly_savings_usd)]
+             for r in sorted(s.recommendations, key=lambda r: -r.monthly_savings_usd)],
+            numeric={2},
+        ))
+
+    parts.append('<h2 id="spend">Spend</h2>')
+    series: dict[str, list[tuple[date, float]]] = defaultdict(list)
+    for day, model, cost in data.spend_by_model:
+        series[model].append((day, cost))
+    parts.append(line_chart(series, title="Spend by model per day (USD)", y_label="USD per day"))
+    for dimension in ("team", "application", "model"):
+        if data.spend_totals.get(dimension):
+            parts.append(f"<h3>By {dimension}</h3>")
+            parts.append(_spend_table(data.spend_totals[dimension]))
+
+    if data.budgets:
+        parts.append('<h2 id="budgets">Budgets</h2>')
+        parts.append(_table(
+            ["team", "month to date", "budget", "used", "projected month", "alert at", "savings found / month"],
+            [[escape(b.team_name) + (' <span class="flag">over threshold</span>' if b.flagged else ""),
+              _money(b.month_to_date_usd), _money(b.limit_usd), _pct(b.utilization_pct),
+              f"{_money(b.projected_month_usd)} ({_pct(b.projected_utilization_pct)})", _pct(b.alert_threshold_pct),
+              _money(b.recommended_monthly_savings_usd)] for b in data.budgets],
+            numeric={1, 2, 3, 4, 5, 6},
+        ))
+
+    parts.append('<h2 id="cascades">Model cascades</h2>')
+    parts.append(f'<p class="muted">Cheapest confidence threshold whose quality change stays within '
+                 f"{data.cascades.max_quality_drop} at {1 - data.cascades.alpha:.0%} confidence.</p>")
+    parts.append(_table(
+        ["application", "decision", "primary -> fallback", "threshold", "cost", "quality change (CI)", "savings / month"],
+        [[escape(r.application_id), _decision(r.decision),
+          escape(f"{r.primary_model or '-'} -> {r.fallback_model or '-'}"),
+          "-" if r.confidence_threshold is None else f"{r.confidence_threshold:.2f}",
+          _pct(-r.cost_reduction_pct if r.cost_reduction_pct is not None else None, signed=True),
+          "-" if r.quality_change is None or r.quality_change_ci is None
+          else f"{r.quality_change:+.4f} ({r.quality_change_ci[0]:+.4f}, {r.quality_change_ci[1]:+.4f})",
+          _money(data.monthly_savings.get(f"model_cascade:{r.application_id}"))]
+         for r in data.cascades.recommendations],
+        numeric={3, 4, 6},
+    ))
+    for r in data.cascades.recommendations:
+        if r.frontier and r.decision in {"adopt", "reject"}:
+            chosen = (r.cost_reduction_pct or 0.0, r.quality_change or 0.0) if r.decision == "adopt" else None
+            parts.append(f"<h3>{escape(r.application_id)}: {escape(r.primary_model or '')} first</h3>")
+            parts.append(frontier_chart(
+                [(p.cost_reduction_pct, p.quality_change, *p.quality_change_ci) for p in r.frontier],
+                chosen=chosen, margin=data.cascades.max_quality_drop,
+                title=f"Cost and quality across thresholds for {r.application_id}",
+            ))
+            parts.append(f'<p class="muted">{escape(r.reason)}</p>')
+
+    parts.append('<h2 id="compression">Prompt compression</h2>')
+    parts.append(_table(
+        ["application", "decision", "technique", "token reduction", "quality change (CI)", "min prompt", "savings / month"],
+        [[escape(r.application_id), _decision(r.decision), escape(r.technique or "-"), _pct(r.token_reduction_pct),
+          "-" if r.quality_change is None or r.quality_change_ci is None
+          else f"{r.quality_change:+.4f} ({r.quality_change_ci[0]:+.4f}, {r.quality_change_ci[1]:+.4f})",
+          "-" if r.min_prompt_tokens is None else f"{r.min_prompt_tokens:,}",
+          _money(r.estimated_monthly_savings_usd)] for r in data.compression.recommendations],
+        numeric={3, 5, 6},
+    ))
+
+    parts.append('<h2 id="experiments">Experiments</h2>')
+    for experiment in data.experiments:
+        parts.append(f"<h3>{escape(experiment.experiment_id)}: {_decision(experiment.recommendation)}"
+                     + (f" (winner {escape(experiment.winner)})" if experiment.winner else "") + "</h3>")
+        rows = [
+            (f"{c.variant_id} {c.metric}", 100 * (c.relative_diff or 0.0),
+             100 * (c.relative_ci or (0.0, 0.0))[0], 100 * (c.relative_ci or (0.0, 0.0))[1])
+            for c in experiment.comparisons if c.relative_ci is not None
+        ]
+        parts.append(forest_plot(rows, title=f"Effects in {experiment.experiment_id}",
+                                 x_label="change against control (%), with 95% interval"))
+        parts.append(_table(
+            ["variant", "metric", "control", "variant", "difference (CI)", "p (Holm)", "always-valid p"],
+            [[escape(c.variant_id), escape(c.metric), f"{c.control_mean:.5g}", f"{c.treatment_mean:.5g}",
+              f"{c.absolute_diff:+.4g} ({c.ci[0]:+.4g}, {c.ci[1]:+.4g})", f"{c.p_value_adjusted:.3g}",
+              f"{c.sequential_p_value_adjusted:.3g}"] for c in experiment.comparisons],
+            numeric={2, 3, 5, 6},
+        ))
+        parts += [f'<p class="muted">{escape(reason)}</p>' for reason in experiment.reasons]
+        parts.append(f'<p class="muted">Sample ratio check p = {experiment.srm_p_value:.3g}.</p>')
+
+    parts.append('<h2 id="data-quality">Data quality</h2>')
+    parts.append(f"<p>{s.requests_loaded:,} requests loaded, {s.duplicates_skipped:,} already present, "
+                 f"{s.quarantined:,} quarantined this run ({s.quarantined_total:,} in total).</p>")
+    if s.quarantine_reasons:
+        parts.append(_table(["rule broken", "rows"],
+                            [[escape(k), f"{v:,}"] for k, v in sorted(s.quarantine_reasons.items(), key=lambda kv: -kv[1])],
+                            numeric={1}))
+    parts.append(f"<p>Events: {s.events.emitted} emitted, {s.events.delivered} delivered, {s.events.pending} pending"
+                 + (f" (last error: {escape(s.events.last_error)})" if s.events.last_error else "") + ".</p>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,51 @@
+"""The run summary as Markdown: the Prefect artifact people read in the UI."""
+
+from __future__ import annotations
+
+from optimizer.report.summary import ReportData
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def render_markdown(data: ReportData) -> str:
+    s = data.summary
+    span = f"{s.window_start:%Y-%m-%d %H:%M}" if s.window_start else "the watermark"
+    lines = [
+        "# Nightly optimization",
+        "",
+        f"Loaded {s.requests_loaded:,} new requests from {span} to {s.window_end:%Y-%m-%d %H:%M} UTC "
+        f"({s.requests_total:,} in the warehouse); {s.quarantined:,} malformed rows quarantined.",
+        "",
+        f"**Potential savings: {_money(s.potential_monthly_savings_usd)} a month** from "
+        f"{len(s.recommendations)} adopted recommendation(s).",
+        "",
+    ]
+    if s.recommendations:
+        lines += ["| application | recommendation | monthly savings |", "|---|---|---:|"]
+        lines += [
+            f"| {r.application_id} | {r.description} | {_money(r.monthly_savings_usd)} |"
+            for r in sorted(s.recommendations, key=lambda r: -r.monthly_savings_usd)
+        ]
+        lines.append("")
+    lines += ["## Cascades", "", "| application | decision | why |", "|---|---|---|"]
+    lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.cascades.recommendations]
+    lines += ["", "## Compression", "", "| application | decision | why |", "|---|---|---|"]
+    lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.compression.recommendations]
+    lines += ["", "## Experiments", "", "| experiment | recommendation | winner |", "|---|---|---|"]
+    lines += [f"| {e.experiment_id} | {e.recommendation} | {e.winner or '-'} |" for e in data.experiments]
+    if data.budgets:
+        lines += ["", "## Budgets", "", "| team | month to date | budget | projected | flagged | savings found |",
+                  "|---|---:|---:|---:|---|---:|"]
+        lines += [
+            f"| {b.team_name} | {_money(b.month_to_date_usd)} | {_money(b.limit_usd)} | "
+            f"{b.projected_utilization_pct:.0f}% | {'**yes**' if b.flagged else 'no'} | "
+            f"{_money(b.recommended_monthly_savings_usd)} |"
+            for b in data.budgets
+        ]
+    lines += ["", f"Events: {s.events.emitted} emitted, {s.events.delivered} delivered, {s.events.pending} pending."]
+    if s.quarantine_reasons:
+        lines += ["", "## Quarantined rows", "", "| rule broken | rows |", "|---|---:|"]
+        lines += [f"| {reason} | {n:,} |" for reason, n in sorted(s.quarantine_reasons.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines) + "\n"

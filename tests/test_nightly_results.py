@@ -1,0 +1,158 @@
+"""The nightly run's second half, against the sandbox under a real Prefect API: analyses
+stored and recorded in the Registry, CloudEvents delivered (or kept), budgets, the report,
+and the optimizer's own telemetry."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from flows.nightly import nightly_optimization
+from optimizer.clients import PlatformClients
+from optimizer.report import NightlySummary
+from optimizer.sandbox import SandboxServer
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
+from tests.conftest import DAY_END, sandbox_config
+
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
+
+
+@dataclass
+class Night:
+    sandbox: SandboxServer
+    settings: Settings
+    summary: NightlySummary
+    spans: list[str]
+
+
+def export(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    for service in SERVICES:
+        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
+    monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
+    monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", SANDBOX_DEFAULT_TOKEN)
+    monkeypatch.setenv("AUTO_OPTIMIZER_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("AUTO_OPTIMIZER_STAGING_DIR", str(settings.staging_dir))
+    monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))
+    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_BACKOFF_S", "0.01")
+    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_MAX_BACKOFF_S", "0.05")
+
+
+def settings_for(sandbox: SandboxServer, folder: Path) -> Settings:
+    return Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
+                    reports_dir=folder / "reports").pointing_at_sandbox(sandbox.url)
+
+
+@pytest.fixture(scope="module")
+def night(
+    tmp_path_factory: pytest.TempPathFactory, telemetry_capture: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> Iterator[Night]:
+    """One nightly run over a week of a busier sandbox."""
+    exporter, _ = telemetry_capture
+    with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox, pytest.MonkeyPatch.context() as patch:
+        settings = settings_for(sandbox, tmp_path_factory.mktemp("night"))
+        export(patch, settings)
+        exporter.clear()
+        summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        yield Night(sandbox, settings, summary, [span.name for span in exporter.get_finished_spans()])
+
+
+def test_every_analysis_result_is_stored(night: Night) -> None:
+    with duckdb.connect(str(night.settings.warehouse), read_only=True) as db:
+        kinds = dict(db.execute("SELECT kind, count(*) FROM recommendations GROUP BY kind").fetchall())
+        experiments = db.execute("SELECT experiment_id, recommendation FROM experiment_results ORDER BY 1").fetchall()
+        runs = db.execute("SELECT run_id FROM optimization_runs").fetchall()
+    assert kinds == {"cascade": 6, "compression": 1}  # one entry per application and kind
+    assert [e[0] for e in experiments] == ["exp-cascade-001", "exp-compression-001"]
+    assert runs == [(night.summary.run_id,)]
+
+
+def test_adopted_recommendations_are_recorded_in_the_registry(night: Night) -> None:
+    adopted = {r.recommendation_id for r in night.summary.recommendations}
+    assert adopted and any(r.application_id == "support-bot" for r in night.summary.recommendations)
+    assert night.summary.potential_monthly_savings_usd == pytest.approx(
+        sum(r.monthly_savings_usd for r in night.summary.recommendations))
+    with PlatformClients.from_settings(night.settings) as clients:
+        recorded = clients.registry.recorded_recommendations()
+        experiments = {e.experiment_id: e for e in clients.registry.list_experiments()}
+    assert {r.recommendation_id for r in recorded} == adopted
+    cascade = next(r for r in recorded if r.type == "model_cascade")
+    assert {"primary_model", "escalation_model", "escalation_criteria"} <= set(cascade.implementation)
+    assert cascade.estimated_impact.cost_reduction_percentage > 0
+    for experiment in experiments.values():
+        assert experiment.results is not None and experiment.results.total_requests > 0
+        assert experiment.metadata["recommendation"] in {"continue", "deploy_to_production", "keep_control"}
+
+
+def test_events_reach_the_sink_as_cloudevents(night: Night) -> None:
+    received = list(night.sandbox.state.events.values())
+    assert night.summary.events.delivered == len(received) == night.summary.events.emitted > 0
+    assert night.summary.events.pending == 0
+    recommended = [e for e in received if e["type"] == "io.llm-platform.optimization.recommended"]
+    assert len(recommended) == len(night.summary.recommendations)
+    for event in received:
+        assert event["specversion"] == "1.0" and event["datacontenttype"] == "application/json"
+        assert event["source"] in {"/auto-optimizer", "/auto-optimizer/experiments"}
+    completed = [e for e in received if e["type"] == "io.llm-platform.experiment.completed"]
+    concluded = [o for o in night.summary.experiment_outcomes if o.recommendation != "continue"]
+    assert len(completed) == len(concluded)
+
+
+def test_teams_over_their_budget_threshold_are_flagged(night: Night) -> None:
+    assert "team-marketing" in night.summary.budgets_flagged  # the sandbox sets its budget below its run rate
+    html = Path(night.summary.report).read_text()
+    assert "over threshold" in html
+
+
+def test_report_has_real_numbers_and_charts(night: Night) -> None:
+    html = Path(night.summary.report).read_text()
+    assert html.count("<svg") >= 3  # spend over time, a cascade frontier, experiment effects
+    assert "Spend by model per day" in html and 'class="chosen"' in html and 'class="interval"' in html
+    assert f"{night.summary.requests_loaded:,}" in html
+    assert "no data" not in html
+
+
+def test_the_run_traces_and_measures_itself(night: Night, telemetry_capture: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    for name in ("nightly-optimization", "analyze.cascade", "analyze.compression", "analyze.experiments",
+                 "record.results", "record.registry", "deliver.events", "report"):
+        assert name in night.spans, name
+    _, reader = telemetry_capture
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"llm.optimization.runs", "llm.optimization.duration", "llm.optimization.cost_savings_usd"} <= set(found)
+    runs = {tuple(sorted(p.attributes.items())): p.value for p in found["llm.optimization.runs"].data.data_points}
+    assert runs[(("optimization.status", "success"), ("optimization.type", "model_cascade"))] >= 1
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/events"
+
+
+def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox:
+        settings = settings_for(sandbox, tmp_path)
+        export(monkeypatch, settings)
+        monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", closed_port_url())
+        first = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        assert first.events.delivered == 0 and first.events.pending == first.events.emitted > 0
+        assert sandbox.state.events == {}
+        with duckdb.connect(str(settings.warehouse), read_only=True) as db:
+            waiting = {row[0] for row in db.execute("SELECT event_id FROM events_outbox WHERE delivered_at IS NULL").fetchall()}
+
+        monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
+        second = nightly_optimization(window_end=DAY_END, backfill_days=7)
+    received = {event_id for _, event_id in sandbox.state.events}
+    assert waiting <= received  # last night's events, resent
+    assert second.events.pending == 0
+    assert len(received) == second.events.delivered == second.events.emitted  # each event arrived once

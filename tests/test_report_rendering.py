@@ -1,0 +1,81 @@
+"""The HTML report renders in a real browser (headless Chromium), and its charts are valid SVG."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ElementTree
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from optimizer.report import NightlySummary, ReportData, render_html, spend_lines
+from optimizer.report.charts import forest_plot, frontier_chart, line_chart
+from optimizer.schemas.analysis import CascadeReport, CompressionReport
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed by the test setup when the machine lacks it."""
+    found = shutil.which("chromium")
+    if found is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+                       check=True, env=env, timeout=600)
+        found = shutil.which("chromium")
+    assert found, "chromium could not be installed"
+    return found
+
+
+def sample_report() -> ReportData:
+    end = datetime(2026, 11, 25, tzinfo=UTC)
+    days = [date(2026, 11, 11) + timedelta(days=i) for i in range(14)]
+    rows = [(d, model, cost * (1 + 0.1 * (d.weekday() < 5))) for d in days
+            for model, cost in (("gpt-4o", 20.0), ("claude-3-5-sonnet", 70.0))]
+    summary = NightlySummary(run_id="r1", requests_loaded=1234, requests_total=5678, quarantined=3, quarantined_total=3,
+                             duplicates_skipped=0, windows=1, window_end=end, models=2, cost_days=14, experiments=0,
+                             load_id="l")
+    return ReportData(summary=summary, analysis_start=end - timedelta(days=14), spend_by_model=rows,
+                      spend_totals={"model": spend_lines(rows, {})},
+                      cascades=CascadeReport(recommendations=[], max_quality_drop=0.02, alpha=0.05),
+                      compression=CompressionReport(recommendations=[], max_quality_drop=0.02, alpha=0.05))
+
+
+def test_charts_are_well_formed_svg() -> None:
+    svgs = [
+        line_chart({"a": [(date(2026, 1, 1), 1.0), (date(2026, 1, 2), 3.0)]}, title="t", y_label="y"),
+        frontier_chart([(0.0, 0.0, 0.0, 0.0), (30.0, -0.01, -0.02, 0.0)], chosen=(30.0, -0.01), margin=0.02, title="f"),
+        forest_plot([("x", -5.0, -7.0, -3.0), ("y & <z>", 1.0, -1.0, 3.0)], title="e", x_label="%"),
+    ]
+    for svg in svgs:
+        root = ElementTree.fromstring(svg)
+        assert root.tag.endswith("svg")
+
+
+def test_week_over_week_trend_needs_two_weeks() -> None:
+    days = [date(2026, 11, 1) + timedelta(days=i) for i in range(14)]
+    rows = [(d, "m", 10.0 if i < 7 else 12.0) for i, d in enumerate(days)]
+    (line,) = spend_lines(rows, {"m": "model m"})
+    assert line.change_pct == pytest.approx(20.0) and line.label == "model m" and line.cost_usd == 154.0
+    (short,) = spend_lines(rows[7:], {})
+    assert short.change_pct is None
+
+
+def test_report_renders_in_headless_chromium(chromium: str, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(sample_report()), encoding="utf-8")
+    profile = tmp_path / "profile"
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "LLM optimization report" in dom and dom.count("<svg") >= 1 and "<polyline" in dom
+    screenshot = tmp_path / "report.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1100,1400",
+                    f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert screenshot.stat().st_size > 20_000  # a page with text and a chart, not a blank one
