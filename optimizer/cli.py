@@ -55,6 +55,19 @@ def _nightly_text(summary: Any) -> str:
     if summary.quarantine_reasons:
         top = sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])[:4]
         lines.append("Quarantine reasons: " + "; ".join(f"{r} ({n})" for r, n in top))
+    lines.append(
+        f"Recommendations: {len(summary.recommendations)} adopted, worth "
+        f"${summary.potential_monthly_savings_usd:,.2f} a month"
+        + "".join(f"\n  {r.application_id}: {r.description} (${r.monthly_savings_usd:,.2f}/month)"
+                  for r in sorted(summary.recommendations, key=lambda r: -r.monthly_savings_usd))
+    )
+    if summary.experiment_outcomes:
+        lines.append("Experiments: " + "; ".join(
+            f"{o.experiment_id} {o.recommendation}" + (f" ({o.winner} wins)" if o.winner else "")
+            for o in summary.experiment_outcomes))
+    if summary.budgets_flagged:
+        lines.append("Over their budget alert threshold: " + ", ".join(summary.budgets_flagged))
+    lines.append(f"Events: {summary.events.delivered} delivered, {summary.events.pending} pending")
     lines.append(f"Report: {summary.report}")
     return "\n".join(lines)
 

@@ -66,9 +66,11 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     Warehouse(path).close()
     Warehouse(path).close()
     with duckdb.connect(str(path), read_only=True) as db:
-        assert db.execute("SELECT version, name FROM schema_migrations").fetchall() == [(1, "initial")]
+        assert db.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == [
+            (1, "initial"), (2, "results_and_outbox")]
     assert {"requests", "quarantine", "models", "cost_summaries", "experiments", "recommendations",
-            "rollouts", "audit_log", "watermarks", "loads"} <= set(contents(path))
+            "rollouts", "audit_log", "watermarks", "loads", "optimization_runs", "experiment_results",
+            "events_outbox"} <= set(contents(path))
 
 
 def test_requests_table_has_the_contract_columns_and_types(warehouse_path: Path) -> None:
