@@ -34,7 +34,7 @@ def run_script(env: dict[str, str]) -> None:
 class Collector(BaseHTTPRequestHandler):
     received: list[tuple[str, str, int]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server convention
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         Collector.received.append((self.path, self.headers.get("Content-Type", ""), len(body)))
         self.send_response(200)
