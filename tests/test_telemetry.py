@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -32,7 +33,7 @@ def run_script(env: dict[str, str]) -> None:
 
 
 class Collector(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, int]] = []
+    received: ClassVar[list[tuple[str, str, int]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
