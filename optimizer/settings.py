@@ -7,9 +7,10 @@ port and a DuckDB file under `data/`, so a fresh checkout runs without any confi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     api_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
     events_url: str = f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/events"
 
+    # Who may approve a rollout: comma-separated names, as typed in the approval form.
+    approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     warehouse: Path = DATA_DIR / "warehouse.duckdb"
     staging_dir: Path = DATA_DIR / "staging"
     reports_dir: Path = DATA_DIR / "reports"
@@ -46,6 +50,13 @@ class Settings(BaseSettings):
     http_backoff_s: float = Field(default=0.5, ge=0)
     http_max_backoff_s: float = Field(default=30.0, ge=0)
     page_size: int = Field(default=5000, ge=1, le=10000)
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     def service_urls(self) -> dict[str, str]:
         return {

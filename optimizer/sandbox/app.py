@@ -23,6 +23,7 @@ from optimizer.sandbox.services import (
 )
 from optimizer.sandbox.services._common import problem, reply, state_of
 from optimizer.sandbox.state import SandboxConfig, SandboxState
+from optimizer.sandbox.world import Incident
 from optimizer.settings import SERVICES
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -116,6 +117,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     def set_faults(body: FaultSettings, request: Request) -> Response:
         state_of(request).faults.configure(body)
         return reply(body)
+
+    @app.post(f"{ADMIN_PREFIX}/incidents", tags=["sandbox"])
+    def add_incident(body: Incident, request: Request) -> Response:
+        """Start a disturbance (an error spike for an application, say) from now on."""
+        state = state_of(request)
+        with state.lock:
+            state.traffic.add_incident(body)
+        return reply(body, 201)
 
     @app.put(f"{ADMIN_PREFIX}/clock", tags=["sandbox"])
     def set_clock(body: ClockSetting, request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,8 @@ class SandboxConfig(BaseModel):
     token: str | None = SANDBOX_DEFAULT_TOKEN
     requests_per_day: int = Field(default=12_000, ge=1, le=2_000_000)
     malformed_share: float = Field(default=0.002, ge=0, le=1)
-    now: datetime | None = None  # a fixed clock; None follows the wall clock
+    now: datetime | None = None  # where the clock starts; None follows the wall clock
+    clock_speed: float = Field(default=0.0, ge=0)  # sandbox seconds per real second from `now`; 0 stops it
     anchor: date | None = None  # the day experiments and incidents are placed from
     catalog_path: Path = DATA_DIR / "model_catalog.json"
     faults: FaultSettings = Field(default_factory=FaultSettings)
@@ -48,7 +50,8 @@ class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
-        self._fixed_now = config.now.astimezone(UTC) if config.now else None
+        self._clock_base = config.now.astimezone(UTC) if config.now else None
+        self._clock_set_at = time.monotonic()
         self.anchor = config.anchor or self.now().date()
         self.catalog = {p.model_id: p for p in load_catalog(config.catalog_path)}
         self.traffic = TrafficGenerator(
@@ -74,10 +77,16 @@ class SandboxState:
     # ---- clock -------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return self._fixed_now or datetime.now(UTC)
+        """The platform's time: the wall clock, or a clock set to a moment that stands still
+        or runs `clock_speed` times faster than real time (for tests that watch a rollout)."""
+        if self._clock_base is None:
+            return datetime.now(UTC)
+        elapsed = (time.monotonic() - self._clock_set_at) * self.config.clock_speed
+        return self._clock_base + timedelta(seconds=elapsed)
 
     def set_now(self, moment: datetime | None) -> None:
-        self._fixed_now = moment.astimezone(UTC) if moment else None
+        self._clock_base = moment.astimezone(UTC) if moment else None
+        self._clock_set_at = time.monotonic()
 
     def visible_requests(self, start: datetime, end: datetime) -> pd.DataFrame:
         """What the Observatory has received by now for [start, end): late records not yet."""

@@ -23,10 +23,11 @@ from optimizer.sandbox.world import (
     ENVIRONMENT_SHARES,
     ENVIRONMENTS,
     EXPERIMENTS,
-    INCIDENTS,
     MODEL_BEHAVIOUR,
     TASK_TYPES,
     ExperimentPlan,
+    Incident,
+    seeded_incidents,
 )
 from optimizer.schemas.registry import ModelProfile
 
@@ -98,6 +99,15 @@ class TrafficGenerator:
         self._provider = np.array([catalog[m].provider for m in self.models], dtype=object)
         self._cache: OrderedDict[date, pd.DataFrame] = OrderedDict()
         self._cache_days = cache_days
+        self.incidents: list[Incident] = seeded_incidents(anchor)
+
+    def add_incident(self, incident: Incident) -> None:
+        """Start an incident; days it touches are generated again with it."""
+        self.incidents.append(incident)
+        day = incident.start.date()
+        while day <= incident.end.date():
+            self._cache.pop(day, None)
+            day += timedelta(days=1)
 
     def experiment_start(self, plan: ExperimentPlan) -> datetime:
         day = self.anchor - timedelta(days=plan.started_days_before_anchor)
@@ -192,10 +202,12 @@ class TrafficGenerator:
 
         latency_factor = np.ones(n)
         error_factor = np.ones(n)
-        for incident in INCIDENTS:
-            if day != self.anchor - timedelta(days=incident.days_before_anchor):
+        for incident in self.incidents:
+            window = (ts_ns >= int(incident.start.timestamp() * NS_PER_S)) & (
+                ts_ns < int(incident.end.timestamp() * NS_PER_S)
+            )
+            if not window.any():
                 continue
-            window = (hour >= incident.start_hour) & (hour < incident.start_hour + incident.hours)
             if incident.model is not None:
                 window &= model == self._model_index[incident.model]
             if incident.application_id is not None:

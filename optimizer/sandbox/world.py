@@ -7,6 +7,9 @@ model prices, which come from the shipped catalog (published list prices).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
 
 TEAMS: dict[str, str] = {
     "team-support": "Customer Support",
@@ -120,34 +123,47 @@ EXPERIMENTS: tuple[ExperimentPlan, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Incident:
-    """A disturbance visible in the traffic and reported by Sentinel."""
+class Incident(BaseModel):
+    """A disturbance in [start, end): visible in the traffic and reported by Sentinel.
+
+    Factors multiply the affected requests' latency, error rate and prompt length; an
+    incident names a model, an application, or both.
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     incident_id: str
     anomaly_type: str
     category: str
-    days_before_anchor: int
-    start_hour: int
-    hours: int
-    severity: float
+    severity: float = Field(ge=0, le=1)
+    start: datetime
+    end: datetime
     model: str | None = None
     application_id: str | None = None
-    latency_factor: float = 1.0
-    error_factor: float = 1.0
-    prompt_factor: float = 1.0
+    latency_factor: float = Field(default=1.0, gt=0)
+    error_factor: float = Field(default=1.0, ge=0)
+    prompt_factor: float = Field(default=1.0, gt=0)
 
 
-INCIDENTS: tuple[Incident, ...] = (
-    Incident(
-        "anom-latency-sonnet", "latency_spike", "performance", 2, 13, 3, 0.92,
-        model="claude-3-5-sonnet-20241022", latency_factor=3.2, error_factor=4.0,
-    ),
-    Incident(
-        "anom-cost-marketing", "cost_spike", "cost", 4, 9, 9, 0.74,
-        application_id="marketing-writer", prompt_factor=3.0,
-    ),
-)
+def seeded_incidents(anchor: date) -> list[Incident]:
+    """The incidents every sandbox starts with, placed relative to its anchor day."""
+
+    def at(days_before: int, hour: int) -> datetime:
+        day = anchor - timedelta(days=days_before)
+        return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+    return [
+        Incident(
+            incident_id="anom-latency-sonnet", anomaly_type="latency_spike", category="performance",
+            severity=0.92, start=at(2, 13), end=at(2, 16), model="claude-3-5-sonnet-20241022",
+            latency_factor=3.2, error_factor=4.0,
+        ),
+        Incident(
+            incident_id="anom-cost-marketing", anomaly_type="cost_spike", category="cost", severity=0.74,
+            start=at(4, 9), end=at(4, 18), application_id="marketing-writer", prompt_factor=3.0,
+        ),
+    ]
+
 
 # Monthly budget of each team as a multiple of what its traffic spends in a month.
 BUDGET_FACTORS: dict[str, float] = {

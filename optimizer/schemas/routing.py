@@ -76,12 +76,12 @@ class ValidationResult(WireModel):
 
 
 class RoutingConfigApplied(WireModel):
-    """Answer to `PUT /config/routing`."""
+    """Answer to `PUT /config/routing`: `effective_time` is when the version takes (or took) effect."""
 
     config_id: str
     version: str
     status: str
-    effective_time: datetime | None = None
+    effective_time: datetime
     validation_result: ValidationResult
 
 

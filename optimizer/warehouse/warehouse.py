@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,10 +21,17 @@ import duckdb
 
 from optimizer.errors import BadInputError, WarehouseError
 from optimizer.events import OutgoingEvent
-from optimizer.schemas.analysis import CascadeReport, CompressionReport, ExperimentAnalysis
+from optimizer.schemas.analysis import (
+    CascadeRecommendation,
+    CascadeReport,
+    CompressionRecommendation,
+    CompressionReport,
+    ExperimentAnalysis,
+)
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.schemas.rollout import RolloutOutcome
 from optimizer.warehouse._migrate import migrate
 from optimizer.warehouse._validation import DERIVABLE, quote, typed_projection
 
@@ -77,17 +85,28 @@ def reason_kind(reason: str) -> str:
 class Warehouse:
     """A DuckDB file with the optimizer's schema, migrated on open."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, lock_timeout_s: float = 120.0) -> None:
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        self._db = self._connect(read_only, lock_timeout_s)
         self._db.execute("SET TimeZone = 'UTC'")
         if not read_only:
             migrate(self._db)
+
+    def _connect(self, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting while another process (a nightly run, say) holds its lock."""
+        deadline = time.monotonic() + lock_timeout_s
+        delay = 0.1
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                logger.info("warehouse %s is locked by another process; waiting", self.path)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def close(self) -> None:
         self._db.close()
@@ -454,3 +473,73 @@ class Warehouse:
             [dimension],
         ).fetchall()
         return {str(key): str(label) for key, label in rows}
+
+    def queue_events(self, events: Sequence[OutgoingEvent]) -> None:
+        """Put events in the outbox; `deliver` them afterwards. An event already queued is kept as it was."""
+        now = _now()
+        with self._transaction() as db:
+            for event in events:
+                db.execute(
+                    "INSERT OR IGNORE INTO events_outbox (event_id, type, source, subject, event_time, data,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [event.id, event.type, event.source, event.subject, event.time, json.dumps(event.data), now],
+                )
+
+    # ---- rollouts and the audit log --------------------------------------------------
+
+    def latest_adopted(self) -> tuple[str | None, list[CascadeRecommendation | CompressionRecommendation]]:
+        """The most recent nightly run's adopted recommendations."""
+        row = self._db.execute(
+            "SELECT run_id FROM optimization_runs ORDER BY finished_at DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None, []
+        rows = self._db.execute(
+            "SELECT kind, payload FROM recommendations WHERE run_id = ? AND decision = 'adopt'"
+            " ORDER BY kind, application_id",
+            [row[0]],
+        ).fetchall()
+        adopted: list[CascadeRecommendation | CompressionRecommendation] = [
+            CascadeRecommendation.model_validate_json(payload) if kind == "cascade"
+            else CompressionRecommendation.model_validate_json(payload)
+            for kind, payload in rows
+        ]
+        return str(row[0]), adopted
+
+    def run_summary(self, run_id: str) -> str | None:
+        row = self._db.execute("SELECT summary FROM optimization_runs WHERE run_id = ?", [run_id]).fetchone()
+        return str(row[0]) if row else None
+
+    def application_teams(self) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT application_id, mode(team_id) FROM requests WHERE team_id IS NOT NULL GROUP BY 1"
+        ).fetchall()
+        return {str(app): str(team) for app, team in rows}
+
+    def audit(self, actor: str, action: str, subject: str, details: Mapping[str, object] | None = None) -> None:
+        """Who did what to which subject, and when."""
+        self._db.execute(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
+            [uuid.uuid4().hex, _now(), actor, action, subject, json.dumps(details or {}, default=str)],
+        )
+
+    def audit_trail(self, subject: str) -> list[tuple[datetime, str, str, dict[str, object]]]:
+        rows = self._db.execute(
+            "SELECT occurred_at, actor, action, details FROM audit_log WHERE subject = ? ORDER BY occurred_at",
+            [subject],
+        ).fetchall()
+        return [(at, str(actor), str(action), json.loads(details)) for at, actor, action, details in rows]
+
+    def save_rollout(self, outcome: RolloutOutcome, flow_run_id: str | None) -> None:
+        now = _now()
+        self._db.execute(
+            """
+            INSERT INTO rollouts VALUES ($id, $status, $proposed, $previous, $run, $now, $now, $evidence)
+            ON CONFLICT (rollout_id) DO UPDATE SET status = EXCLUDED.status,
+                proposed_version = EXCLUDED.proposed_version, previous_version = EXCLUDED.previous_version,
+                updated_at = EXCLUDED.updated_at, evidence = EXCLUDED.evidence
+            """,
+            {"id": outcome.rollout_id, "status": outcome.status,
+             "proposed": outcome.applied_version or outcome.canary_version, "previous": outcome.previous_version,
+             "run": flow_run_id, "now": now, "evidence": outcome.model_dump_json()},
+        )

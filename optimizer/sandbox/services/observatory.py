@@ -230,7 +230,8 @@ def query_metrics(
         {
             "metric_name": metric_name,
             "aggregation": aggregation,
-            "time_range": {"start": iso(start), "end": iso(end)},
+            # The range the data covers: the requested end, or the present if that is earlier.
+            "time_range": {"start": iso(start), "end": iso(min(end, max(start, state.now())))},
             "data_points": points,
         }
     )

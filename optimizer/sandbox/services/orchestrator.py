@@ -72,7 +72,7 @@ def put_routing(body: RoutingConfigUpdate, request: Request) -> Response:
         if errors:
             return reply(
                 RoutingConfigApplied(config_id=config_id, version=body.version, status="rejected",
-                                     effective_time=body.effective_time, validation_result=validation),
+                                     effective_time=body.effective_time or state.now(), validation_result=validation),
                 422,
             )
         now = state.now()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from optimizer.sandbox.services._common import as_utc, problem, reply, state_of
 from optimizer.sandbox.state import SandboxState
-from optimizer.sandbox.world import INCIDENTS
 from optimizer.schemas.sentinel import AnomalyReport
 
 router = APIRouter(prefix="/sentinel/api/v1", tags=["sentinel"])
@@ -33,19 +32,17 @@ def _severity_label(score: float) -> str:
 
 def _known_anomalies(state: SandboxState) -> list[dict[str, Any]]:
     anomalies = []
-    for incident in INCIDENTS:
-        day = state.anchor - timedelta(days=incident.days_before_anchor)
-        at = datetime(day.year, day.month, day.day, incident.start_hour, tzinfo=UTC)
-        if at > state.now():
+    for incident in state.traffic.incidents:
+        if incident.start > state.now():
             continue
-        frame = state.traffic.between(at, at + timedelta(hours=incident.hours))
+        frame = state.traffic.between(incident.start, min(incident.end, state.now()))
         if incident.model:
             frame = frame[frame["model"] == incident.model]
         if incident.application_id:
             frame = frame[frame["application_id"] == incident.application_id]
         anomalies.append({
             "anomaly_id": incident.incident_id, "type": incident.anomaly_type,
-            "category": incident.category, "severity": incident.severity, "timestamp": at,
+            "category": incident.category, "severity": incident.severity, "timestamp": incident.start,
             "affected_requests": len(frame), "model": incident.model,
         })
     for reported in state.anomalies:

@@ -1,0 +1,36 @@
+"""The CloudEvents a rollout ends with: `optimization.applied` or `optimization.failed`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from optimizer.events import OPTIMIZATION_APPLIED, OPTIMIZATION_FAILED, SOURCE, OutgoingEvent
+from optimizer.schemas.rollout import RolloutOutcome
+
+
+def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | None:
+    """Applied for a promoted rollout; failed for a blocked or rolled-back one; nothing when a
+    person said no (a decision, not a failure) or there was nothing to change."""
+    data = {
+        "optimization_id": outcome.rollout_id,
+        "optimization_type": "routing_change",
+        "status": outcome.status,
+        "message": outcome.message,
+        "applications": sorted({c.application_id for c in outcome.changes}),
+        "changes": [c.model_dump(mode="json", exclude_none=True) for c in outcome.changes],
+        "previous_version": outcome.previous_version,
+        "expected_monthly_savings_usd": round(sum(c.monthly_savings_usd or 0.0 for c in outcome.changes), 2),
+    }
+    if outcome.status == "applied":
+        kind = OPTIMIZATION_APPLIED
+        data |= {"version": outcome.applied_version,
+                 "approver": outcome.approval.approver if outcome.approval else None}
+    elif outcome.status in {"blocked", "rolled_back"}:
+        kind = OPTIMIZATION_FAILED
+        data |= {"reason": outcome.status, "restored_version": outcome.restored_version,
+                 "breaches": outcome.guardrails.breaches if outcome.guardrails else [],
+                 "policy_violations": [v for p in outcome.policy for v in p.blocking]}
+    else:
+        return None
+    return OutgoingEvent(id=f"evt-rollout-{outcome.rollout_id}-{outcome.status}", type=kind, source=SOURCE,
+                         subject=f"rollout/{outcome.rollout_id}", time=now, data=data)

@@ -1,0 +1,153 @@
+"""From proposed changes to routing configurations: the new one, its canary, their diff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from optimizer.schemas.analysis import CascadeRecommendation, CompressionRecommendation
+from optimizer.schemas.rollout import ProposedChange, RuleChange
+from optimizer.schemas.routing import (
+    CascadeConfig,
+    EscalationThreshold,
+    OptimizationHints,
+    RoutingConfig,
+    RoutingRule,
+    TargetSelection,
+)
+
+CANARY_SUFFIX = "-canary"
+
+
+def change_from_recommendation(
+    entry: CascadeRecommendation | CompressionRecommendation,
+    *,
+    team_id: str | None,
+    monthly_savings_usd: float | None,
+    recommendation_id: str | None,
+) -> ProposedChange | None:
+    """The routing change an adopted analysis result asks for; None for any other decision."""
+    if entry.decision != "adopt":
+        return None
+    common: dict[str, Any] = {
+        "application_id": entry.application_id, "team_id": team_id, "monthly_savings_usd": monthly_savings_usd,
+        "quality_change": entry.quality_change, "quality_change_ci": entry.quality_change_ci,
+        "reason": entry.reason, "recommendation_id": recommendation_id,
+    }
+    if isinstance(entry, CascadeRecommendation):
+        return ProposedChange(kind="model_cascade", primary_model=entry.primary_model,
+                              fallback_model=entry.fallback_model,
+                              confidence_threshold=entry.confidence_threshold, **common)
+    return ProposedChange(kind="prompt_compression", technique=entry.technique,
+                          min_prompt_tokens=entry.min_prompt_tokens, **common)
+
+
+def _rule_for(config: RoutingConfig, application_id: str) -> RoutingRule | None:
+    return next(
+        (r for r in config.routing_rules
+         if r.conditions.get("application_id") == application_id and "traffic_percentage" not in r.conditions),
+        None,
+    )
+
+
+def _changed_rule(rule: RoutingRule, change: ProposedChange) -> RoutingRule:
+    if change.kind == "model_cascade" and change.primary_model and change.fallback_model:
+        selection = TargetSelection(
+            strategy="cost_aware_cascade",
+            cascade_config=CascadeConfig(
+                primary_model=change.primary_model, fallback_models=[change.fallback_model],
+                escalation_threshold=EscalationThreshold(confidence_score=change.confidence_threshold),
+            ),
+        )
+        return rule.model_copy(update={"target_selection": selection})
+    if change.kind == "preferred_model":
+        selection = TargetSelection(strategy="capability_match", preferred_models=list(change.preferred_models))
+        return rule.model_copy(update={"target_selection": selection})
+    hints = (rule.optimization_hints or OptimizationHints()).model_dump()
+    if change.kind == "prompt_compression":
+        hints |= {"enable_prompt_compression": True, "compression_technique": change.technique,
+                  "compression_min_prompt_tokens": change.min_prompt_tokens or 0}
+    else:
+        hints |= {"enable_caching": True, "cache_ttl_seconds": hints.get("cache_ttl_seconds") or 300}
+    return rule.model_copy(update={"optimization_hints": OptimizationHints.model_validate(hints)})
+
+
+def apply_changes(current: RoutingConfig, changes: Iterable[ProposedChange]) -> RoutingConfig:
+    """The configuration with every change applied; an application without a rule gets one."""
+    rules = list(current.routing_rules)
+    for change in changes:
+        existing = _rule_for(RoutingConfig(routing_rules=rules), change.application_id)
+        if existing is None:
+            existing = RoutingRule(
+                id=f"rule-{change.application_id}", name=f"{change.application_id} routing",
+                priority=max((r.priority for r in rules), default=90) + 10,
+                conditions={"application_id": change.application_id},
+                target_selection=TargetSelection(strategy="capability_match",
+                                                 preferred_models=[change.fallback_model] if change.fallback_model else []),
+            )
+            rules.append(existing)
+        rules[rules.index(existing)] = _changed_rule(existing, change)
+    return RoutingConfig(routing_rules=rules, default_policy=current.default_policy)
+
+
+def canary(current: RoutingConfig, proposed: RoutingConfig, percent: float) -> RoutingConfig:
+    """The current configuration plus each changed rule as a canary on `percent` of its traffic."""
+    before = {r.id: r for r in current.routing_rules}
+    extra = []
+    for rule in proposed.routing_rules:
+        if before.get(rule.id) == rule:
+            continue
+        extra.append(rule.model_copy(update={
+            "id": rule.id + CANARY_SUFFIX,
+            "name": f"{rule.name} (canary {percent:g}%)",
+            "priority": rule.priority + 1,
+            "conditions": {**rule.conditions, "traffic_percentage": percent},
+        }))
+    return RoutingConfig(routing_rules=[*current.routing_rules, *extra], default_policy=current.default_policy)
+
+
+def validate(config: RoutingConfig, known_models: Iterable[str]) -> list[str]:
+    """Problems that would make the Orchestrator refuse the configuration, or route to nowhere."""
+    known = set(known_models)
+    problems = []
+    ids = [rule.id for rule in config.routing_rules]
+    problems += [f"rule id {rule_id} is used twice" for rule_id in sorted({i for i in ids if ids.count(i) > 1})]
+    for rule in config.routing_rules:
+        selection = rule.target_selection
+        if selection.strategy == "cost_aware_cascade" and selection.cascade_config is None:
+            problems.append(f"rule {rule.id}: a cascade needs a cascade_config")
+        problems += [f"rule {rule.id}: unknown model {m}" for m in selection.models() if m not in known]
+        threshold = selection.cascade_config.escalation_threshold.confidence_score if selection.cascade_config else None
+        if selection.cascade_config is not None and threshold is None:
+            problems.append(f"rule {rule.id}: a cascade needs an escalation confidence threshold")
+    return problems
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat |= _flatten(inner, f"{prefix}{key}.")
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def diff(current: RoutingConfig, proposed: RoutingConfig) -> list[RuleChange]:
+    """Rule by rule, what the proposal adds or changes (field paths that differ)."""
+    before = {r.id: r.model_dump(mode="json", exclude_none=True) for r in current.routing_rules}
+    changes = []
+    for rule in proposed.routing_rules:
+        after = rule.model_dump(mode="json", exclude_none=True)
+        old = before.get(rule.id)
+        if old == after:
+            continue
+        old_flat, new_flat = _flatten(old or {}), _flatten(after)
+        fields = sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
+        changes.append(RuleChange(rule_id=rule.id, change="changed" if old else "added", before=old, after=after,
+                                  fields=fields))
+    return changes
+
+
+def changed_applications(changes: Sequence[RuleChange]) -> list[str]:
+    return sorted({str(c.after.get("conditions", {}).get("application_id")) for c in changes
+                   if c.after.get("conditions", {}).get("application_id")})

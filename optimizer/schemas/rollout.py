@@ -1,0 +1,103 @@
+"""Rollouts: the changes proposed to the Orchestrator, the checks they pass, what happened."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching"]
+RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back"]
+
+
+class ProposedChange(BaseModel):
+    """One application's routing change, with the evidence it rests on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    application_id: str
+    kind: ChangeKind
+    team_id: str | None = None
+    primary_model: str | None = None  # cascade: answers first
+    fallback_model: str | None = None  # cascade: takes escalations
+    confidence_threshold: float | None = None
+    preferred_models: list[str] = Field(default_factory=list)  # preferred_model: in order of preference
+    technique: str | None = None  # prompt_compression
+    min_prompt_tokens: int | None = None
+    monthly_savings_usd: float | None = None
+    quality_change: float | None = None
+    quality_change_ci: tuple[float, float] | None = None
+    reason: str = ""
+    recommendation_id: str | None = None
+
+    def models(self) -> list[str]:
+        """The models this change sends traffic to."""
+        named = [self.primary_model, self.fallback_model, *self.preferred_models]
+        return [m for m in named if m]
+
+
+class Guardrails(BaseModel):
+    """What a canary may not do to an application's traffic, against the hour before it."""
+
+    max_error_rate_increase: float = Field(default=0.01, ge=0)  # absolute, 0.01 = one point
+    max_p95_latency_increase_pct: float = Field(default=30.0, ge=0)
+    max_quality_drop: float = Field(default=0.03, ge=0)
+    min_requests: int = Field(default=30, ge=1)  # per application, before the canary can be judged
+    min_evaluated: int = Field(default=100, ge=1)  # quality-scored requests before quality is judged
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # a rise in errors must also be significant
+
+
+class GuardrailReading(BaseModel):
+    application_id: str
+    window: Literal["baseline", "canary"]
+    requests: int
+    error_rate: float | None
+    p95_latency_ms: float | None
+    quality: float | None
+    evaluated: int = 0
+
+
+class GuardrailVerdict(BaseModel):
+    healthy: bool
+    breaches: list[str] = Field(default_factory=list)
+    readings: list[GuardrailReading] = Field(default_factory=list)
+
+
+class RuleChange(BaseModel):
+    rule_id: str
+    change: Literal["added", "changed"]
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    fields: list[str] = Field(default_factory=list)  # dotted paths that differ
+
+
+class PolicyCheck(BaseModel):
+    application_id: str
+    model: str
+    allowed: bool
+    blocking: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ApprovalAnswer(BaseModel):
+    decision: Literal["approve", "reject", "timeout"]
+    approver: str | None = None
+    comment: str = ""
+    answered_at: datetime | None = None
+    ignored: list[str] = Field(default_factory=list)  # answers from people not on the approver list
+
+
+class RolloutOutcome(BaseModel):
+    rollout_id: str
+    status: RolloutStatus
+    message: str
+    changes: list[ProposedChange] = Field(default_factory=list)
+    diff: list[RuleChange] = Field(default_factory=list)
+    policy: list[PolicyCheck] = Field(default_factory=list)
+    approval: ApprovalAnswer | None = None
+    previous_version: str | None = None
+    canary_version: str | None = None
+    applied_version: str | None = None
+    restored_version: str | None = None
+    guardrails: GuardrailVerdict | None = None

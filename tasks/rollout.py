@@ -1,0 +1,187 @@
+"""Rollout tasks: build the proposal, ask Governance, change the routing, watch the canary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from optimizer import telemetry
+from optimizer.clients import PlatformClients
+from optimizer.report import NightlySummary
+from optimizer.rollout import plan
+from optimizer.rollout.events import outcome_event
+from optimizer.rollout.guardrails import judge
+from optimizer.schemas.analysis import CascadeRecommendation
+from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
+from optimizer.schemas.observatory import Aggregation
+from optimizer.schemas.rollout import (
+    GuardrailReading,
+    Guardrails,
+    GuardrailVerdict,
+    PolicyCheck,
+    ProposedChange,
+    RolloutOutcome,
+    RuleChange,
+)
+from optimizer.schemas.routing import (
+    RoutingConfig,
+    RoutingConfigApplied,
+    RoutingConfigState,
+    RoutingConfigUpdate,
+)
+from optimizer.warehouse import Warehouse
+from tasks._common import retry_if_transient, settings
+
+
+class Proposal(BaseModel):
+    changes: list[ProposedChange]
+    current: RoutingConfigState
+    proposed: RoutingConfig
+    diff: list[RuleChange] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+
+@task(name="build-proposal", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def build_proposal(warehouse: Path, changes: Sequence[ProposedChange] | None) -> Proposal:
+    """The routing configuration the changes lead to (by default, the latest nightly run's
+    adopted recommendations), checked and diffed against the one in force."""
+    if changes is None:
+        with Warehouse(warehouse) as store:
+            run_id, adopted = store.latest_adopted()
+            teams = store.application_teams()
+            summary = store.run_summary(run_id) if run_id else None
+        savings = {r.application_id + r.kind: r for r in NightlySummary.model_validate_json(summary).recommendations} if summary else {}
+        found = []
+        for entry in adopted:
+            kind = "model_cascade" if isinstance(entry, CascadeRecommendation) else "prompt_compression"
+            recorded = savings.get(entry.application_id + kind)
+            change = plan.change_from_recommendation(
+                entry, team_id=teams.get(entry.application_id),
+                monthly_savings_usd=recorded.monthly_savings_usd if recorded else None,
+                recommendation_id=recorded.recommendation_id if recorded else None,
+            )
+            if change is not None:
+                found.append(change)
+        changes = found
+    with PlatformClients.from_settings(settings()) as clients:
+        current = clients.orchestrator.routing()
+        known = [m.model_id for m in clients.registry.list_models().models]
+    proposed = plan.apply_changes(current, changes)
+    proposal = Proposal(changes=list(changes), current=current, proposed=proposed,
+                        diff=plan.diff(current, proposed), problems=plan.validate(proposed, known))
+    get_run_logger().info("proposal against %s: %d change(s), %d rule(s) differ, %d problem(s)",
+                          current.version, len(proposal.changes), len(proposal.diff), len(proposal.problems))
+    return proposal
+
+
+@task(name="check-policies", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def check_policies(rollout_id: str, changes: Sequence[ProposedChange]) -> list[PolicyCheck]:
+    """Governance's verdict on every model each change would send an application's traffic to."""
+    checks = []
+    with PlatformClients.from_settings(settings()) as clients:
+        for change in changes:
+            for model in dict.fromkeys(change.models()):
+                verdict = clients.governance.evaluate(PolicyEvaluationRequest(
+                    request_id=f"rollout-{rollout_id}-{change.application_id}-{model}",
+                    context=RequestContext(team_id=change.team_id, application_id=change.application_id,
+                                           environment="production"),
+                    llm_request=LLMRequestSpec(model=model),
+                ))
+                checks.append(PolicyCheck(
+                    application_id=change.application_id, model=model, allowed=verdict.allowed,
+                    blocking=[f"{v.policy_name}: {v.description}" for v in verdict.blocking_violations()],
+                    warnings=[f"{v.policy_name}: {v.description}" for v in verdict.violations if v.severity != "blocking"],
+                ))
+    get_run_logger().info("policy checks: %d, blocked: %d", len(checks), sum(not c.allowed for c in checks))
+    return checks
+
+
+@task(name="apply-routing", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def apply_routing(config: RoutingConfig, version: str) -> RoutingConfigApplied:
+    with PlatformClients.from_settings(settings()) as clients:
+        applied = clients.orchestrator.update_routing(
+            RoutingConfigUpdate(version=version, routing_rules=config.routing_rules,
+                                default_policy=config.default_policy)
+        )
+    get_run_logger().info("routing version %s is %s", applied.version, applied.status)
+    return applied
+
+
+def _reading(
+    clients: PlatformClients, app: str, window: Literal["baseline", "canary"], start: datetime, end: datetime
+) -> GuardrailReading:
+    filters = {"llm.application_name": app, "llm.shadow": "false"}
+
+    def value(metric: str, aggregation: Aggregation) -> float | None:
+        points = clients.observatory.query_metrics(metric, start, end, aggregation, filters=filters).data_points
+        return points[0].value if points else None
+
+    return GuardrailReading(
+        application_id=app, window=window,
+        requests=int(value("llm.request.count", "sum") or 0),
+        error_rate=value("llm.request.errors", "avg"),
+        p95_latency_ms=value("gen_ai.client.operation.duration", "p95"),
+        quality=value("llm.quality_score", "avg"),
+        evaluated=int(value("llm.quality_score", "count") or 0),
+    )
+
+
+@task(name="watch-guardrails", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def watch_guardrails(
+    applications: Sequence[str], started: datetime, watch_minutes: float, guardrails: Guardrails,
+    baseline_minutes: float = 60.0, poll_seconds: float = 2.0,
+) -> GuardrailVerdict:
+    """Wait until the Observatory holds `watch_minutes` of canary traffic (by the platform's
+    clock), then compare each application with the hour before the canary."""
+    logger = get_run_logger()
+    end = started + timedelta(minutes=watch_minutes)
+    deadline = time.monotonic() + watch_minutes * 60 * 1.5 + 120
+    with PlatformClients.from_settings(settings()) as clients, telemetry.operation("watch.guardrails", "rollout"):
+        while True:
+            covered = clients.observatory.query_metrics("llm.request.count", started, end, "sum").time_range.end
+            if covered >= end or time.monotonic() > deadline:
+                break
+            logger.info("canary watched up to %s of %s", covered.isoformat(), end.isoformat())
+            time.sleep(poll_seconds)
+        baseline = {a: _reading(clients, a, "baseline", started - timedelta(minutes=baseline_minutes), started)
+                    for a in applications}
+        canary = {a: _reading(clients, a, "canary", started, end) for a in applications}
+    verdict = judge(baseline, canary, guardrails)
+    logger.info("guardrails: %s", "healthy" if verdict.healthy else "; ".join(verdict.breaches))
+    return verdict
+
+
+@task(name="audit", cache_policy=NO_CACHE)
+def audit_step(warehouse: Path, rollout_id: str, actor: str, action: str, details: dict[str, object]) -> None:
+    with Warehouse(warehouse) as store:
+        store.audit(actor, action, f"rollout/{rollout_id}", details)
+
+
+@task(name="record-rollout", cache_policy=NO_CACHE)
+def record_rollout(warehouse: Path, outcome: RolloutOutcome, actor: str, action: str) -> RolloutOutcome:
+    """The outcome into the rollouts table, a line into the audit log, an event into the outbox."""
+    with Warehouse(warehouse) as store:
+        store.save_rollout(outcome, str(flow_run.get_id() or ""))
+        store.audit(actor, action, f"rollout/{outcome.rollout_id}", {
+            "status": outcome.status, "message": outcome.message, "previous_version": outcome.previous_version,
+            "canary_version": outcome.canary_version, "applied_version": outcome.applied_version,
+            "restored_version": outcome.restored_version,
+            "comment": outcome.approval.comment if outcome.approval else None,
+        })
+        event = outcome_event(outcome, datetime.now(UTC))
+        if event is not None:
+            store.queue_events([event])
+    get_run_logger().info("rollout %s: %s (%s)", outcome.rollout_id, outcome.status, outcome.message)
+    return outcome

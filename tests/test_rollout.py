@@ -1,0 +1,186 @@
+"""Approval-gated rollouts against the sandbox under a real Prefect API: approve, reject,
+time out, a guardrail breach during the canary, and a policy violation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+
+from flows.rollout import rollout
+from optimizer.sandbox import SandboxServer
+from optimizer.sandbox.world import Incident
+from optimizer.schemas.rollout import Guardrails, ProposedChange, RolloutOutcome
+from optimizer.settings import Settings
+from tests.conftest import sandbox_config
+
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
+
+CASCADE = ProposedChange(
+    application_id="support-bot", kind="model_cascade", team_id="team-support",
+    primary_model="gpt-4o-mini-2024-07-18", fallback_model="gpt-4o-2024-08-06", confidence_threshold=0.9,
+    monthly_savings_usd=112.8, quality_change=-0.017, quality_change_ci=(-0.019, -0.015), reason="shadow pairs",
+)
+# Fast enough to watch a 15-minute canary in seconds; loose latency tolerance for small canaries.
+GUARDRAILS = Guardrails(max_p95_latency_increase_pct=60)
+
+
+@pytest.fixture
+def busy_sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(sandbox_config(requests_per_day=30_000, clock_speed=240)) as server:
+        yield server
+
+
+@pytest.fixture
+def approvers(platform_env: Settings, monkeypatch: pytest.MonkeyPatch, busy_sandbox: SandboxServer) -> Settings:
+    settings = platform_env.pointing_at_sandbox(busy_sandbox.url)
+    for service in ("observatory", "governance", "registry", "orchestrator", "sentinel"):
+        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
+    monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
+    monkeypatch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
+    return settings
+
+
+@dataclass
+class Running:
+    result: dict[str, Any] = field(default_factory=dict)
+    thread: threading.Thread | None = None
+
+    def outcome(self, timeout: float = 180) -> RolloutOutcome:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the rollout did not finish"
+        if "error" in self.result:
+            raise self.result["error"]
+        outcome: RolloutOutcome = self.result["outcome"]
+        return outcome
+
+
+def start(**parameters: Any) -> Running:
+    running = Running()
+    parameters.setdefault("approval_poll_s", 1)
+
+    def target() -> None:
+        try:
+            running.result["outcome"] = rollout(**parameters)
+        except BaseException as exc:  # handed to the test thread
+            running.result["error"] = exc
+
+    running.thread = threading.Thread(target=target, daemon=True)
+    running.thread.start()
+    return running
+
+
+async def _answer(run_input: dict[str, Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            paused = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            gates = [r for r in paused if r.name.startswith("approve-rollout-")]
+            if gates:
+                result = await client.resume_flow_run(gates[0].id, run_input=run_input)
+                assert result.status.value == "ACCEPT", result
+                return
+            await asyncio.sleep(0.5)
+    raise AssertionError("no rollout was waiting for approval")
+
+
+def answer(decision: str, approver: str, comment: str = "", timeout: float = 90) -> None:
+    """Answer the approval form, as a person does in the Prefect UI."""
+    asyncio.run(_answer({"decision": decision, "approver": approver, "comment": comment}, timeout))
+
+
+def audit(settings: Settings, rollout_id: str) -> list[tuple[str, str]]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as db:
+        rows = db.execute("SELECT actor, action FROM audit_log WHERE subject = ? ORDER BY occurred_at",
+                          [f"rollout/{rollout_id}"]).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def test_approved_change_goes_out_as_canary_then_is_promoted(approvers: Settings, busy_sandbox: SandboxServer) -> None:
+    running = start(changes=[CASCADE], requested_by="test", watch_minutes=15, guardrails=GUARDRAILS)
+    answer("approve", "mallory", "not an approver")  # recorded, ignored
+    answer("approve", "alice", "shadow pairs look good")
+    outcome = running.outcome()
+    assert outcome.status == "applied", outcome.message
+    assert outcome.approval is not None and outcome.approval.approver == "alice"
+    assert outcome.approval.ignored == ["mallory: approve"]
+    versions = [v.version for v in busy_sandbox.state.routing_versions]
+    assert versions == ["v1.0.0", f"opt-{outcome.rollout_id}-canary", f"opt-{outcome.rollout_id}"]
+    live = busy_sandbox.state.routing_versions[-1]
+    rule = next(r for r in live.routing_rules if r.id == "rule-support-bot")
+    assert rule.target_selection.strategy == "cost_aware_cascade"
+    assert rule.target_selection.cascade_config is not None
+    assert rule.target_selection.cascade_config.primary_model == "gpt-4o-mini-2024-07-18"
+    canary = busy_sandbox.state.routing_versions[1]
+    assert any(r.conditions.get("traffic_percentage") == 10.0 for r in canary.routing_rules)
+    assert audit(approvers, outcome.rollout_id) == [
+        ("alice", "approval_approve"), ("rollout", "canary_applied"), ("alice", "applied")]
+    assert [e["type"] for e in busy_sandbox.state.events.values()] == ["io.llm-platform.optimization.applied"]
+
+
+def test_rejected_change_leaves_routing_unchanged(approvers: Settings, busy_sandbox: SandboxServer) -> None:
+    running = start(changes=[CASCADE], requested_by="test", watch_minutes=15)
+    answer("reject", "bob", "wait for the experiment")
+    outcome = running.outcome()
+    assert outcome.status == "rejected" and "bob" in outcome.message
+    assert [v.version for v in busy_sandbox.state.routing_versions] == ["v1.0.0"]
+    assert audit(approvers, outcome.rollout_id) == [("bob", "approval_reject"), ("bob", "rejected")]
+    assert busy_sandbox.state.events == {}
+
+
+def test_no_answer_in_time_is_a_rejection(approvers: Settings, busy_sandbox: SandboxServer) -> None:
+    outcome = start(changes=[CASCADE], requested_by="test", approval_timeout_s=2).outcome()
+    assert outcome.status == "timed_out" and "treated as rejected" in outcome.message
+    assert [v.version for v in busy_sandbox.state.routing_versions] == ["v1.0.0"]
+    assert audit(approvers, outcome.rollout_id) == [("nobody", "approval_timeout"), ("nobody", "timed_out")]
+
+
+def test_guardrail_breach_during_the_canary_restores_the_previous_version(
+    approvers: Settings, busy_sandbox: SandboxServer
+) -> None:
+    running = start(changes=[CASCADE], requested_by="test", watch_minutes=15, guardrails=GUARDRAILS)
+    answer("approve", "alice")
+    now = busy_sandbox.state.now()
+    busy_sandbox.state.traffic.add_incident(Incident(
+        incident_id="canary-errors", anomaly_type="error_rate_increase", category="performance", severity=0.9,
+        start=now, end=now + timedelta(hours=3), application_id="support-bot", error_factor=60))
+    outcome = running.outcome()
+    assert outcome.status == "rolled_back", outcome.message
+    assert outcome.guardrails is not None and any("error rate" in b for b in outcome.guardrails.breaches)
+    versions = busy_sandbox.state.routing_versions
+    assert [v.version for v in versions][-1] == f"restore-v1.0.0-{outcome.rollout_id}"
+    assert versions[-1].routing_rules == versions[0].routing_rules and versions[-1].status == "active"
+    assert audit(approvers, outcome.rollout_id)[-1] == ("guardrails", "rolled_back")
+    (event,) = busy_sandbox.state.events.values()
+    assert event["type"] == "io.llm-platform.optimization.failed" and event["data"]["reason"] == "rolled_back"
+
+
+def test_policy_violation_is_never_paused_and_never_applied(approvers: Settings, busy_sandbox: SandboxServer) -> None:
+    outside_eu = CASCADE.model_copy(update={"primary_model": "claude-3-5-haiku-20241022"})
+    started = time.monotonic()
+    outcome = start(changes=[outside_eu], requested_by="test").outcome(timeout=60)
+    assert outcome.status == "blocked" and "EU data residency" in outcome.message
+    assert outcome.approval is None and time.monotonic() - started < 30  # no pause, no wait
+    assert [v.version for v in busy_sandbox.state.routing_versions] == ["v1.0.0"]
+    (event,) = busy_sandbox.state.events.values()
+    assert event["type"] == "io.llm-platform.optimization.failed" and event["data"]["reason"] == "blocked"
+    assert audit(approvers, outcome.rollout_id) == [("governance", "blocked")]
+
+
+def test_without_approvers_nothing_is_proposed(platform_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTO_OPTIMIZER_APPROVERS", raising=False)
+    state = rollout(changes=[CASCADE], requested_by="test", return_state=True)
+    assert state.is_failed() and "AUTO_OPTIMIZER_APPROVERS" in str(state.message)
