@@ -133,6 +133,24 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhook_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from optimizer.webhook.app import ReceiverConfig, create_receiver
+    from optimizer.webhook.inbox import Inbox
+    from optimizer.webhook.starter import PrefectStarter
+
+    settings = Settings()
+    token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
+    if token is None and not args.no_auth:
+        raise BadInputError("set AUTO_OPTIMIZER_WEBHOOK_TOKEN, or pass --no-auth to accept events without a token")
+    config = ReceiverConfig(token=None if args.no_auth else token, max_body_bytes=settings.webhook_max_bytes)
+    app = create_receiver(config, Inbox(settings.webhook_inbox), PrefectStarter())
+    sys.stderr.write(f"webhook receiver on http://{args.host}:{args.port}/events (inbox {settings.webhook_inbox})\n")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from optimizer.ingest.files import ingest_otlp, ingest_parquet
 
@@ -274,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=42)
     export.add_argument("--requests-per-day", type=int, default=12_000)
     export.set_defaults(handler=cmd_sandbox_export)
+
+    webhook = commands.add_parser("webhook", help="the receiver for Sentinel and Governance CloudEvents")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
+    receive = webhook_commands.add_parser("serve", help="accept CloudEvents on POST /events and start response flows")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8710)
+    receive.add_argument("--no-auth", action="store_true", help="accept events without a bearer token (local use only)")
+    receive.set_defaults(handler=cmd_webhook_serve)
 
     analyze = commands.add_parser("analyze", help="cascade, compression or experiment statistics on Parquet records")
     analyses = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # Who may approve a rollout: comma-separated names, as typed in the approval form.
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The webhook receiver: its bearer token (required unless disabled for local use),
+    # where it records accepted events, and the largest body it reads.
+    webhook_token: SecretStr | None = None
+    webhook_inbox: Path = DATA_DIR / "webhook" / "inbox.sqlite"
+    webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     warehouse: Path = DATA_DIR / "warehouse.duckdb"
     staging_dir: Path = DATA_DIR / "staging"
     reports_dir: Path = DATA_DIR / "reports"

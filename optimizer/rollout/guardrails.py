@@ -49,8 +49,12 @@ def judge(
             if change > guardrails.max_p95_latency_increase_pct:
                 breaches.append(f"{app}: p95 latency rose {change:.0f}% "
                                 f"({before.p95_latency_ms:.0f} to {after.p95_latency_ms:.0f} ms)")
-        if after.quality is not None and before.quality is not None and after.evaluated >= guardrails.min_evaluated:
-            if before.quality - after.quality > guardrails.max_quality_drop:
-                breaches.append(f"{app}: quality fell from {before.quality:.3f} to {after.quality:.3f}")
+        if (
+            after.quality is not None
+            and before.quality is not None
+            and after.evaluated >= guardrails.min_evaluated
+            and before.quality - after.quality > guardrails.max_quality_drop
+        ):
+            breaches.append(f"{app}: quality fell from {before.quality:.3f} to {after.quality:.3f}")
     readings = [*baseline.values(), *canary.values()]
     return GuardrailVerdict(healthy=not breaches, breaches=breaches, readings=readings)

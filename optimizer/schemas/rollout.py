@@ -101,3 +101,17 @@ class RolloutOutcome(BaseModel):
     applied_version: str | None = None
     restored_version: str | None = None
     guardrails: GuardrailVerdict | None = None
+
+
+class ResponseOutcome(BaseModel):
+    """What an event-triggered flow did about an alert."""
+
+    trigger: str  # the CloudEvent type
+    event_id: str
+    alert_id: str | None = None
+    strategy: str
+    applications: list[str] = Field(default_factory=list)
+    changes: list[ProposedChange] = Field(default_factory=list)
+    rollout: RolloutOutcome | None = None
+    reported_anomaly_id: str | None = None
+    message: str = ""

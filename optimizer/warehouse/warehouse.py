@@ -447,6 +447,15 @@ class Warehouse:
 
     # ---- what the report and the Registry are told -----------------------------------
 
+    def latest_window_end(self) -> datetime | None:
+        """End of the last loaded extraction window (analyses of alerts look back from there)."""
+        row = self._db.execute("SELECT max(window_end) FROM loads").fetchone()
+        return row[0] if row and row[0] else None
+
+    def model_profiles(self) -> list[ModelProfile]:
+        rows = self._db.execute("SELECT profile FROM models ORDER BY model_id").fetchall()
+        return [ModelProfile.model_validate_json(profile) for (profile,) in rows]
+
     def input_prices(self) -> dict[str, float]:
         """List price per 1k input tokens of every model in the catalog."""
         rows = self._db.execute("SELECT model_id, input_cost_per_1k FROM models").fetchall()

@@ -1,0 +1,60 @@
+"""Event-triggered flows: an alert or a budget warning becomes a proposal, which goes through
+the same approval-gated rollout as a nightly one, and Sentinel hears what came of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.rollout import rollout
+from optimizer.rollout.strategies import strategy_for
+from optimizer.schemas.rollout import ResponseOutcome
+from tasks._common import settings
+from tasks.respond import propose_response, report_to_sentinel, team_changes
+
+
+@flow(name="anomaly-response", flow_run_name="anomaly-{event_id}")
+def anomaly_response(
+    alert: dict[str, Any],
+    event_type: str = "io.llm-platform.sentinel.alert",
+    event_id: str = "manual",
+    analysis_days: int = 7,
+    max_quality_drop: float = 0.02,
+    alpha: float = 0.05,
+    approval_timeout_s: int = 24 * 3600,
+    watch_minutes: float = 30.0,
+) -> ResponseOutcome:
+    """Latency anomaly -> faster model, cost spike -> compression and caching, quality
+    degradation -> higher-quality model; anything else is only acknowledged."""
+    strategy = strategy_for(event_type, alert)
+    apps, changes = propose_response(settings().warehouse, strategy, alert, analysis_days, max_quality_drop, alpha)
+    result = rollout(changes=changes, requested_by=f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
+                     watch_minutes=watch_minutes) if changes else None
+    outcome = ResponseOutcome(
+        trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy=strategy,
+        applications=apps, changes=changes, rollout=result,
+        message=result.message if result else f"no change proposed ({strategy})",
+    )
+    return report_to_sentinel(outcome)
+
+
+@flow(name="budget-response", flow_run_name="budget-{event_id}")
+def budget_response(
+    alert: dict[str, Any],
+    event_type: str = "io.llm-platform.governance.budget-alert",
+    event_id: str = "manual",
+    approval_timeout_s: int = 24 * 3600,
+    watch_minutes: float = 30.0,
+) -> ResponseOutcome:
+    """A team past its budget threshold: propose the latest adopted savings for its applications."""
+    team = str(alert["team_id"])
+    apps, changes = team_changes(settings().warehouse, team)
+    result = rollout(changes=changes, requested_by=f"budget-{team}", approval_timeout_s=approval_timeout_s,
+                     watch_minutes=watch_minutes) if changes else None
+    outcome = ResponseOutcome(
+        trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy="cost_reduction",
+        applications=apps, changes=changes, rollout=result,
+        message=result.message if result else f"no adopted recommendation for {team}'s applications",
+    )
+    return report_to_sentinel(outcome)

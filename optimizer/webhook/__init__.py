@@ -1,0 +1,1 @@
+"""The webhook receiver: platform CloudEvents in, durable acceptance, flow runs out."""

@@ -1,0 +1,44 @@
+"""Starting a deployment's flow run for an accepted event, through the Prefect API.
+
+The idempotency key is the event's source and id, so starting the same event twice (a
+retry after a crash between starting and recording) returns the same flow run. Running
+deployments directly, rather than emitting Prefect events for deployment triggers, lets
+the receiver answer with the flow run's id and keep retrying until the run exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient, get_client
+
+
+class FlowStarter(Protocol):
+    async def start(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class PrefectStarter:
+    """Creates flow runs of named deployments (`flow-name/deployment-name`) on one client."""
+
+    def __init__(self) -> None:
+        self._deployments: dict[str, UUID] = {}
+        self._client: PrefectClient | None = None
+
+    async def start(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
+        if self._client is None:
+            self._client = await get_client().__aenter__()
+        if deployment not in self._deployments:
+            self._deployments[deployment] = (await self._client.read_deployment_by_name(deployment)).id
+        run = await self._client.create_flow_run_from_deployment(
+            self._deployments[deployment], parameters=parameters, idempotency_key=idempotency_key,
+            tags=["event-triggered"],
+        )
+        return str(run.id)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
+            self._client = None

@@ -1,0 +1,97 @@
+"""Tasks of the event-triggered flows: what to propose for an alert, and telling Sentinel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from optimizer.analysis import cascade, compression
+from optimizer.clients import PlatformClients
+from optimizer.report import NightlySummary
+from optimizer.rollout import plan, strategies
+from optimizer.schemas.analysis import CascadeRecommendation
+from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
+from optimizer.schemas.sentinel import AnomalyReport
+from optimizer.warehouse import Warehouse
+from optimizer.warehouse.analytics import RequestSource
+from tasks._common import retry_if_transient, settings
+
+
+@task(name="propose-response", cache_policy=NO_CACHE)
+def propose_response(
+    warehouse: Path, strategy: str, alert: dict[str, Any], analysis_days: int, max_quality_drop: float, alpha: float
+) -> tuple[list[str], list[ProposedChange]]:
+    """(applications concerned, changes proposed) for an alert, from the last `analysis_days`."""
+    logger = get_run_logger()
+    end = datetime.now(UTC)
+    with Warehouse(warehouse) as store:
+        latest = store.latest_window_end() or end
+        window = (latest - timedelta(days=analysis_days), latest)
+        source = RequestSource.from_warehouse(store, window)
+        current = {p.application_id: p.model for p in source.application_profiles()}
+        teams = store.application_teams()
+        model, application = strategies.affected(alert)
+        apps = [application] if application in current else sorted(a for a, m in current.items() if m == model)
+        if strategy == "faster_model":
+            pairs = [p for p in source.cascade_pairs() if p.application_id in apps]
+            report = cascade.recommend(pairs, max_quality_drop=max_quality_drop, alpha=alpha)
+            changes = strategies.faster_configurations(report, teams, max_quality_drop=max_quality_drop)
+        elif strategy == "compression_and_caching":
+            found = compression.recommend(source.compression_data(store.input_prices()),
+                                          max_quality_drop=max_quality_drop, alpha=alpha)
+            changes = strategies.cost_reductions(found, apps, teams)
+        elif strategy == "higher_quality_model":
+            changes = strategies.quality_upgrades({a: current[a] for a in apps}, store.model_profiles(), teams)
+        else:
+            changes = []
+    logger.info("strategy %s for %s: %d change(s)", strategy, apps or "no application", len(changes))
+    return apps, changes
+
+
+@task(name="team-changes", cache_policy=NO_CACHE)
+def team_changes(warehouse: Path, team_id: str) -> tuple[list[str], list[ProposedChange]]:
+    """The latest nightly run's adopted recommendations for one team's applications."""
+    with Warehouse(warehouse) as store:
+        run_id, adopted = store.latest_adopted()
+        teams = store.application_teams()
+        summary = store.run_summary(run_id) if run_id else None
+    recorded = {(r.application_id, r.kind): r for r in NightlySummary.model_validate_json(summary).recommendations} if summary else {}
+    apps = sorted(a for a, t in teams.items() if t == team_id)
+    changes = []
+    for entry in adopted:
+        if entry.application_id not in apps:
+            continue
+        kind = "model_cascade" if isinstance(entry, CascadeRecommendation) else "prompt_compression"
+        known = recorded.get((entry.application_id, kind))
+        change = plan.change_from_recommendation(
+            entry, team_id=team_id, monthly_savings_usd=known.monthly_savings_usd if known else None,
+            recommendation_id=known.recommendation_id if known else None,
+        )
+        if change is not None:
+            changes.append(change)
+    get_run_logger().info("team %s: %d application(s), %d change(s) to propose", team_id, len(apps), len(changes))
+    return apps, changes
+
+
+@task(name="report-to-sentinel", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def report_to_sentinel(outcome: ResponseOutcome) -> ResponseOutcome:
+    status = outcome.rollout.status if outcome.rollout else "no_change"
+    report = AnomalyReport(
+        source="llm-auto-optimizer", type="optimization_response",
+        severity="low" if status in {"applied", "no_change"} else "medium",
+        timestamp=datetime.now(UTC),
+        context={"alert_id": outcome.alert_id, "event_id": outcome.event_id, "trigger": outcome.trigger,
+                 "strategy": outcome.strategy, "applications": outcome.applications},
+        details={"outcome": status, "message": outcome.message,
+                 "rollout_id": outcome.rollout.rollout_id if outcome.rollout else None,
+                 "applied_version": outcome.rollout.applied_version if outcome.rollout else None,
+                 "changes": len(outcome.changes)},
+    )
+    with PlatformClients.from_settings(settings()) as clients:
+        reported = clients.sentinel.report_anomaly(report)
+    return outcome.model_copy(update={"reported_anomaly_id": reported.anomaly_id})
