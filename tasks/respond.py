@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from optimizer.analysis import cascade, compression
+from optimizer.analysis import compression
 from optimizer.clients import PlatformClients
 from optimizer.report import NightlySummary
 from optimizer.rollout import plan, strategies
@@ -37,9 +37,12 @@ def propose_response(
         model, application = strategies.affected(alert)
         apps = [application] if application in current else sorted(a for a, m in current.items() if m == model)
         if strategy == "faster_model":
-            pairs = [p for p in source.cascade_pairs() if p.application_id in apps]
-            report = cascade.recommend(pairs, max_quality_drop=max_quality_drop, alpha=alpha)
-            changes = strategies.faster_configurations(report, teams, max_quality_drop=max_quality_drop)
+            details = alert.get("anomaly_details") or {}
+            degraded = details.get("current_p95_ms") or alert.get("actual_value_ms")
+            changes = strategies.faster_alternatives(
+                {a: current[a] for a in apps}, store.model_profiles(), affected_model=model, degraded_p95_ms=float(degraded) if degraded else None, teams=teams,
+                max_quality_drop=max_quality_drop,
+            )
         elif strategy == "compression_and_caching":
             found = compression.recommend(source.compression_data(store.input_prices()),
                                           max_quality_drop=max_quality_drop, alpha=alpha)

@@ -1,9 +1,9 @@
 """How the optimizer answers an alert: which strategy, and which routing changes it proposes.
 
-latency -> a faster configuration (a cascade whose certified thresholds include one that
-cuts latency); cost -> prompt compression and response caching; quality -> a higher-quality
-model. The proposals come from the same analyses as the nightly ones, restricted to the
-applications the alert concerns, and go through the same approval-gated rollout.
+latency -> a faster model of about the same quality; cost -> prompt compression (where the
+nightly analysis certified it) and response caching; quality -> a higher-quality model.
+Every proposal goes through the same approval-gated rollout as a nightly one, and its
+canary's guardrails judge it on real traffic.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from optimizer.schemas.analysis import CascadeReport, CompressionReport
+from optimizer.schemas.analysis import CompressionReport
 from optimizer.schemas.registry import ModelProfile
 from optimizer.schemas.rollout import ProposedChange
 
@@ -48,36 +48,49 @@ def affected(alert: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return (str(model) if model else None, str(application) if application else None)
 
 
-def faster_configurations(
-    cascades: CascadeReport, teams: Mapping[str, str], *, max_quality_drop: float
-) -> list[ProposedChange]:
-    """For each application, the certified cascade threshold that cuts latency most.
+def benchmark_score(profile: ModelProfile) -> float:
+    scores = profile.performance_characteristics.quality_scores
+    return float(scores.get("mmlu_score") or max(scores.values(), default=0.0))
 
-    Thresholds are certified in the same fixed sequence as the nightly choice (from the most
-    cautious down, stopping at the first whose interval leaves the margin), so any of them
-    keeps the quality promise; here the fastest is chosen instead of the cheapest.
-    """
-    changes = []
-    for entry in cascades.recommendations:
-        certified = []
-        for point in entry.frontier:
-            if point.quality_change_ci[0] < -max_quality_drop:
-                break
-            certified.append(point)
-        faster = [p for p in certified if p.escalation_rate < 1 and p.latency_change_ms < 0]
-        if not faster or entry.primary_model is None:
-            continue
-        best = min(faster, key=lambda p: p.latency_change_ms)
-        changes.append(ProposedChange(
-            application_id=entry.application_id, kind="model_cascade", team_id=teams.get(entry.application_id),
-            primary_model=entry.primary_model, fallback_model=entry.fallback_model,
-            confidence_threshold=best.confidence_threshold, quality_change=best.quality_change,
-            quality_change_ci=best.quality_change_ci,
-            reason=(f"latency {best.latency_change_ms:+.0f} ms per request with quality {best.quality_change:+.4f} "
-                    f"(CI {best.quality_change_ci[0]:+.4f} to {best.quality_change_ci[1]:+.4f}) on "
-                    f"{entry.n_pairs} shadow pairs"),
-        ))
-    return changes
+
+def faster_alternatives(
+    current_models: Mapping[str, str],
+    catalog: Sequence[ModelProfile],
+    *,
+    affected_model: str | None,
+    degraded_p95_ms: float | None,
+    teams: Mapping[str, str],
+    max_quality_drop: float,
+) -> list[ProposedChange]:
+    """Applications served by the slow model move to the best-scoring model that is about as
+    good (benchmark within the margin) and whose Registry p95 latency beats the slow model's
+    p95 now (from the alert, else its Registry figure), keeping the slow model second. The
+    canary's guardrails then check latency and quality on the real traffic."""
+    by_id = {p.model_id: p for p in catalog if p.status == "active"}
+    slow = by_id.get(affected_model or "")
+    if slow is None:
+        return []
+    now_p95 = degraded_p95_ms or slow.performance_characteristics.latency.p95_ms
+    candidates = [
+        p for p in by_id.values()
+        if p.model_id != slow.model_id
+        and benchmark_score(p) >= benchmark_score(slow) - max_quality_drop
+        and p.performance_characteristics.latency.p95_ms < now_p95
+    ]
+    if not candidates:
+        return []
+    best = max(candidates, key=lambda p: (benchmark_score(p), -p.performance_characteristics.latency.p95_ms))
+    return [
+        ProposedChange(
+            application_id=app, kind="preferred_model", team_id=teams.get(app),
+            preferred_models=[best.model_id, model],
+            reason=(f"{best.model_id} scores {benchmark_score(best):.3f} against {model}'s "
+                    f"{benchmark_score(slow):.3f} and its p95 is {best.performance_characteristics.latency.p95_ms:.0f} "
+                    f"ms, against {now_p95:.0f} ms now"),
+        )
+        for app, model in sorted(current_models.items())
+        if model == slow.model_id
+    ]
 
 
 def cost_reductions(
@@ -103,10 +116,7 @@ def quality_upgrades(
     current_models: Mapping[str, str], catalog: Sequence[ModelProfile], teams: Mapping[str, str]
 ) -> list[ProposedChange]:
     """Each application moves to the catalog's best-scoring model, keeping its current one second."""
-    def score(profile: ModelProfile) -> float:
-        scores = profile.performance_characteristics.quality_scores
-        return float(scores.get("mmlu_score") or max(scores.values(), default=0.0))
-
+    score = benchmark_score
     active = [p for p in catalog if p.status == "active"]
     changes = []
     for app, model in sorted(current_models.items()):

@@ -1,0 +1,117 @@
+"""Event-triggered flows after a nightly run: each alert type proposes the right change, the
+change goes through the approval gate, and Sentinel hears the outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.nightly import nightly_optimization
+from flows.respond import anomaly_response, budget_response
+from optimizer.sandbox import SandboxServer
+from optimizer.schemas.rollout import ResponseOutcome
+from optimizer.settings import Settings
+from tests.conftest import DAY_END, sandbox_config
+from tests.test_nightly_results import export
+from tests.test_rollout import answer
+
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    """A sandbox and a warehouse holding a week of traffic and one night's recommendations."""
+    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("responses")
+        settings = Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
+                            reports_dir=folder / "reports").pointing_at_sandbox(sandbox.url)
+        export(patch, settings)
+        patch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
+        nightly_optimization(window_end=DAY_END, backfill_days=7)
+        yield sandbox
+
+
+def respond_and_reject(flow: Callable[..., ResponseOutcome], **parameters: Any) -> ResponseOutcome:
+    """Run a response flow; if its rollout asks for approval, bob rejects it."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["outcome"] = flow(**parameters)
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while thread.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(AssertionError):
+            answer("reject", "bob", "not during the incident", timeout=2)
+    thread.join(5)
+    if "error" in result:
+        raise result["error"]
+    outcome: ResponseOutcome = result["outcome"]
+    return outcome
+
+
+def reported(sandbox: SandboxServer, event_id: str) -> dict[str, Any]:
+    return next(a for a in sandbox.state.anomalies if a["report"]["context"].get("event_id") == event_id)  # type: ignore[index, union-attr]
+
+
+def test_latency_anomaly_proposes_a_faster_model_of_the_same_quality(after_a_night: SandboxServer) -> None:
+    alert = {"alert_id": "alert-1", "severity": "high", "category": "performance", "alert_type": "latency_anomaly",
+             "anomaly_details": {"affected_model": "gpt-4o-2024-08-06", "current_p95_ms": 6850}}
+    outcome = respond_and_reject(anomaly_response, alert=alert, event_id="lat-1")
+    assert outcome.strategy == "faster_model"
+    assert set(outcome.applications) == {"support-bot", "marketing-writer"}
+    assert {c.preferred_models[0] for c in outcome.changes} == {"claude-3-5-sonnet-20241022"}
+    assert outcome.rollout is not None
+    # support-bot's EU residency policy forbids an Anthropic model: blocked before anyone is asked
+    assert outcome.rollout.status == "blocked" and "EU data residency" in outcome.rollout.message
+    report = reported(after_a_night, "lat-1")
+    assert report["report"]["details"]["outcome"] == "blocked"
+
+
+def test_cost_spike_proposes_compression_and_caching(after_a_night: SandboxServer) -> None:
+    alert = {"alert_id": "alert-2", "severity": "medium", "category": "cost", "alert_type": "cost_spike",
+             "anomaly_details": {"application_id": "doc-qa"}}
+    outcome = respond_and_reject(anomaly_response, alert=alert, event_id="cost-1")
+    assert outcome.strategy == "compression_and_caching" and outcome.applications == ["doc-qa"]
+    assert [c.kind for c in outcome.changes] == ["prompt_compression", "caching"]
+    assert outcome.rollout is not None and outcome.rollout.status == "rejected"
+    assert reported(after_a_night, "cost-1")["report"]["details"]["outcome"] == "rejected"
+
+
+def test_quality_degradation_proposes_a_better_model(after_a_night: SandboxServer) -> None:
+    alert = {"alert_id": "alert-3", "severity": "high", "category": "quality", "alert_type": "quality_degradation",
+             "anomaly_details": {"affected_model": "gpt-4o-mini-2024-07-18"}}
+    outcome = respond_and_reject(anomaly_response, alert=alert, event_id="quality-1")
+    assert outcome.strategy == "higher_quality_model" and outcome.applications == ["email-triage"]
+    (change,) = outcome.changes
+    assert change.kind == "preferred_model" and change.preferred_models[1] == "gpt-4o-mini-2024-07-18"
+    assert outcome.rollout is not None and outcome.rollout.status == "rejected"
+
+
+def test_budget_alert_proposes_the_teams_adopted_savings(after_a_night: SandboxServer) -> None:
+    alert = {"alert_id": "alert-4", "alert_type": "threshold_exceeded", "severity": "warning",
+             "team_id": "team-support", "period": "monthly", "budget_limit_usd": 500.0, "current_spend_usd": 450.0,
+             "utilization_percentage": 90.0, "threshold_percentage": 80.0}
+    outcome = respond_and_reject(budget_response, alert=alert, event_id="budget-1")
+    assert outcome.applications == ["support-bot"]
+    assert [c.kind for c in outcome.changes] == ["model_cascade"]
+    assert outcome.changes[0].monthly_savings_usd and outcome.changes[0].monthly_savings_usd > 0
+    assert outcome.rollout is not None and outcome.rollout.status == "rejected"
+
+
+def test_an_alert_with_nothing_to_do_is_acknowledged(after_a_night: SandboxServer, tmp_path: Path) -> None:
+    del tmp_path
+    alert = {"alert_id": "alert-5", "severity": "low", "category": "security", "alert_type": "prompt_injection"}
+    outcome = anomaly_response(alert=alert, event_id="sec-1")
+    assert outcome.strategy == "monitor" and outcome.rollout is None
+    assert reported(after_a_night, "sec-1")["report"]["details"]["outcome"] == "no_change"
