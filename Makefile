@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SOURCES := optimizer tasks flows deployments tests
 
-.PHONY: demo test lint typecheck unit sandbox serve-nightly clean
+.PHONY: demo test lint typecheck sandbox serve serve-nightly clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,15 +27,20 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check $(SOURCES)
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy optimizer
+	$(BIN)/mypy optimizer tasks flows deployments
 
 # The platform sandbox on http://127.0.0.1:8700, for trying the CLI or a deployment against it.
 sandbox: $(INSTALLED)
 	$(BIN)/auto-optimizer sandbox serve
 
-# The nightly deployment served locally on its cron schedule (needs a Prefect API).
+# Everything locally, for the UI: Prefect server (http://127.0.0.1:4200), the sandbox,
+# the webhook receiver (:8710) and every deployment. Ctrl-C stops it all.
+serve: $(INSTALLED)
+	$(BIN)/python -m deployments.local
+
+# The deployments only, against the Prefect API in PREFECT_API_URL.
 serve-nightly: $(INSTALLED)
 	$(BIN)/python -m deployments.serve
 
 clean:
-	rm -rf $(VENV) data/demo data/staging data/reports .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) data/demo data/staging data/reports data/prefect data/webhook .mypy_cache .ruff_cache .pytest_cache

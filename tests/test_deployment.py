@@ -40,3 +40,14 @@ def test_prefect_deploy_accepts_the_nightly_deployment() -> None:
     assert crons == ["0 2 * * *"] and zones == ["UTC"]
     assert parameters["backfill_days"] == 7 and parameters["lookback_hours"] == 6
     assert pool == "optimizer-process"
+
+
+def test_make_serve_starts_the_ui_the_receiver_and_the_deployments(tmp_path: Path) -> None:
+    """What `make serve` runs, started and checked once."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "AUTO_OPTIMIZER_WEBHOOK_INBOX": str(tmp_path / "inbox.sqlite")}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, "-m", "deployments.local", "--check"], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Prefect UI: http://127.0.0.1:4200" in done.stdout and "/events" in done.stdout
+    assert "serving: anomaly-response, budget-response, nightly, rollout" in done.stdout
