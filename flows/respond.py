@@ -23,6 +23,7 @@ def anomaly_response(
     max_quality_drop: float = 0.02,
     alpha: float = 0.05,
     approval_timeout_s: int = 24 * 3600,
+    approval_poll_s: int = 10,
     watch_minutes: float = 30.0,
 ) -> ResponseOutcome:
     """Latency anomaly -> faster model, cost spike -> compression and caching, quality
@@ -30,7 +31,7 @@ def anomaly_response(
     strategy = strategy_for(event_type, alert)
     apps, changes = propose_response(settings().warehouse, strategy, alert, analysis_days, max_quality_drop, alpha)
     result = rollout(changes=changes, requested_by=f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
-                     watch_minutes=watch_minutes) if changes else None
+                     approval_poll_s=approval_poll_s, watch_minutes=watch_minutes) if changes else None
     outcome = ResponseOutcome(
         trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy=strategy,
         applications=apps, changes=changes, rollout=result,
@@ -45,13 +46,14 @@ def budget_response(
     event_type: str = "io.llm-platform.governance.budget-alert",
     event_id: str = "manual",
     approval_timeout_s: int = 24 * 3600,
+    approval_poll_s: int = 10,
     watch_minutes: float = 30.0,
 ) -> ResponseOutcome:
     """A team past its budget threshold: propose the latest adopted savings for its applications."""
     team = str(alert["team_id"])
     apps, changes = team_changes(settings().warehouse, team)
     result = rollout(changes=changes, requested_by=f"budget-{team}", approval_timeout_s=approval_timeout_s,
-                     watch_minutes=watch_minutes) if changes else None
+                     approval_poll_s=approval_poll_s, watch_minutes=watch_minutes) if changes else None
     outcome = ResponseOutcome(
         trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy="cost_reduction",
         applications=apps, changes=changes, rollout=result,

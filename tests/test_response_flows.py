@@ -8,20 +8,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from optimizer.sandbox import SandboxServer
-from optimizer.schemas.rollout import ResponseOutcome
+from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
 from optimizer.settings import Settings
 from tests.conftest import DAY_END, sandbox_config
 from tests.test_nightly_results import export
 from tests.test_rollout import answer
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
+Outcome = TypeVar("Outcome", ResponseOutcome, RolloutOutcome)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxS
         yield sandbox
 
 
-def respond_and_reject(flow: Callable[..., ResponseOutcome], **parameters: Any) -> ResponseOutcome:
+def respond_and_reject(flow: Callable[..., Outcome], **parameters: Any) -> Outcome:
     """Run a response flow; if its rollout asks for approval, bob rejects it."""
     result: dict[str, Any] = {}
 
@@ -47,6 +48,7 @@ def respond_and_reject(flow: Callable[..., ResponseOutcome], **parameters: Any) 
         except BaseException as exc:
             result["error"] = exc
 
+    parameters.setdefault("approval_poll_s", 1)
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -56,7 +58,7 @@ def respond_and_reject(flow: Callable[..., ResponseOutcome], **parameters: Any) 
     thread.join(5)
     if "error" in result:
         raise result["error"]
-    outcome: ResponseOutcome = result["outcome"]
+    outcome: Outcome = result["outcome"]
     return outcome
 
 
@@ -115,3 +117,14 @@ def test_an_alert_with_nothing_to_do_is_acknowledged(after_a_night: SandboxServe
     outcome = anomaly_response(alert=alert, event_id="sec-1")
     assert outcome.strategy == "monitor" and outcome.rollout is None
     assert reported(after_a_night, "sec-1")["report"]["details"]["outcome"] == "no_change"
+
+
+def test_a_rollout_by_default_proposes_the_latest_nights_adoptions(after_a_night: SandboxServer) -> None:
+    from flows.rollout import rollout
+
+    outcome = respond_and_reject(rollout, requested_by="test")
+    kinds = sorted((c.application_id, c.kind) for c in outcome.changes)
+    assert ("support-bot", "model_cascade") in kinds and ("doc-qa", "prompt_compression") in kinds
+    assert all(c.recommendation_id and c.monthly_savings_usd for c in outcome.changes)
+    assert {r.rule_id for r in outcome.diff} >= {"rule-support-bot", "rule-doc-qa"}
+    assert outcome.status == "rejected"
