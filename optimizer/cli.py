@@ -102,7 +102,8 @@ def cmd_run_nightly(args: argparse.Namespace) -> int:
     from flows.nightly import nightly_optimization
 
     summary = nightly_optimization(
-        window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours
+        window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
+        analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
     )
     _emit(summary, args.json, _nightly_text)
     return EXIT_OK
@@ -266,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--window-end", type=_utc, help="end of the last window (default today 00:00 UTC)")
     nightly.add_argument("--backfill-days", type=int, default=7)
     nightly.add_argument("--lookback-hours", type=int, default=6)
+    nightly.add_argument("--analysis-days", type=int, default=14, help="days the analyses look back over")
+    nightly.add_argument("--max-quality-drop", type=float, default=0.02)
+    nightly.add_argument("--alpha", type=float, default=0.05)
     nightly.set_defaults(handler=cmd_run_nightly)
 
     sandbox = commands.add_parser("sandbox", help="the local stand-in for the platform services")
