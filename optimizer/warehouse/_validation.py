@@ -7,7 +7,7 @@ is known. Every broken rule of a row is reported, joined with "; ".
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 
 from optimizer.schemas.records import REQUEST_COLUMNS, Column
 
@@ -27,9 +27,28 @@ def _number(value: float) -> str:
     return repr(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _typed(column: Column, raw: str) -> str:
+_NATIVE: dict[str, tuple[str, ...]] = {
+    "integer": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"),
+    "number": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+               "HUGEINT", "FLOAT", "DOUBLE"),
+    "boolean": ("BOOLEAN",),
+    "timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "TIMESTAMP_US", "TIMESTAMP_MS", "TIMESTAMP_NS"),
+    "string": ("VARCHAR",),
+}
+
+
+def is_native(column: Column, source_type: str | None) -> bool:
+    """The source column already holds this kind: cast without checking each value."""
+    return source_type is not None and (
+        source_type in _NATIVE[column.kind] or (column.kind == "number" and source_type.startswith("DECIMAL"))
+    )
+
+
+def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
     if column.kind == "string":
         return f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')"
+    if is_native(column, source_type):
+        return f"CAST({raw} AS {column.sql_type})"
     if column.kind == "integer":
         # TRY_CAST('12.5' AS BIGINT) rounds; a token count of 12.5 is not an integer.
         as_double = f"TRY_CAST({raw} AS DOUBLE)"
@@ -39,14 +58,14 @@ def _typed(column: Column, raw: str) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
-def _checks(column: Column, raw: str, typed: str) -> list[str]:
+def _checks(column: Column, raw: str, typed: str, native: bool = False) -> list[str]:
     name = column.name
     shown = f"left(CAST({raw} AS VARCHAR), 60)"
     checks = []
     if column.required and name not in DERIVABLE:
         missing = f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL"
         checks.append(f"CASE WHEN {missing} THEN {_literal(name + ' is missing')} END")
-    if column.kind != "string":
+    if column.kind != "string" and not native:
         checks.append(
             f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
             f"{_literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
@@ -74,10 +93,12 @@ def _checks(column: Column, raw: str, typed: str) -> list[str]:
     return checks
 
 
-def typed_projection(present: Collection[str], *, source_alias: str = "s", with_raw: bool = True) -> str:
+def typed_projection(present: Mapping[str, str], *, source_alias: str = "s", with_raw: bool = True) -> str:
     """SELECT list: each contract column typed, plus `_problems` (NULL for a clean row).
 
-    `present` names the columns the staged relation has; the others read as NULL. A
+    `present` maps the columns the staged relation has to their DuckDB types (a column
+    that already has its kind's type is cast without a check per value); the others read
+    as NULL. A
     staged `_error` (a problem found before SQL, such as unparseable JSON) replaces the
     column checks, which would only repeat it field by field. `_raw` (the source record
     as text) is carried when present and built from the row otherwise.
@@ -86,8 +107,9 @@ def typed_projection(present: Collection[str], *, source_alias: str = "s", with_
     problems: list[str] = []
     for column in REQUEST_COLUMNS:
         raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
-        typed = _typed(column, raw)
-        problems += _checks(column, raw, typed)
+        source_type = present.get(column.name)
+        typed = _typed(column, raw, source_type)
+        problems += _checks(column, raw, typed, is_native(column, source_type))
         if column.default is not None:
             typed = f"coalesce({typed}, {str(column.default).upper()})"
         items.append(f"{typed} AS {quote(column.name)}")

@@ -133,7 +133,7 @@ class RequestSource:
                     f"{path}: column {column.name} has type {found}, expected {_KIND_NAMES[column.kind]}"
                 )
         db.execute(
-            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(set(types), with_raw=False)} "
+            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False)} "
             "FROM read_parquet($files, union_by_name = true) AS s",
             {"files": files},
         )

@@ -135,7 +135,7 @@ class Warehouse:
         load_id = uuid.uuid4().hex
         started = _now()
         files = [str(path) for path in batch.request_files]
-        present = self._staged_columns(files) if files else set()
+        present = self._staged_columns(files) if files else {}
         with self._transaction() as db:
             self._upsert_models(db, batch.models)
             self._replace_cost_summaries(db, batch.cost_summaries)
@@ -147,13 +147,11 @@ class Warehouse:
             rows_in = loaded = duplicates = quarantined = 0
             reasons: dict[str, int] = {}
             if files:
-                rows_in = self._stage(db, files, present)
-                step(f"staged {rows_in} rows from {len(files)} file(s)")
-                loaded, duplicates = self._insert_requests(db, load_id, started)
-                step(f"stored {loaded} new requests ({duplicates} already present)")
-                quarantined, reasons = self._insert_quarantine(db, load_id, batch.source, started)
+                checked = self._checked_rows(present)
+                rows_in, loaded, duplicates = self._insert_requests(db, checked, files, load_id, started)
+                step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
+                quarantined, reasons = self._insert_quarantine(db, checked, files, load_id, batch.source, started)
                 step(f"quarantined {quarantined} rows")
-                db.execute("DROP TABLE staged_batch")
             if batch.window is not None:
                 db.execute(
                     "INSERT INTO watermarks VALUES ($source, $hw, $now) ON CONFLICT (source) "
@@ -193,7 +191,8 @@ class Warehouse:
             experiments=len(batch.experiments),
         )
 
-    def _staged_columns(self, files: list[str]) -> set[str]:
+    def _staged_columns(self, files: list[str]) -> dict[str, str]:
+        """The input's columns and their types; refuses input without a required column."""
         try:
             described = self._db.execute(
                 "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)",
@@ -201,7 +200,7 @@ class Warehouse:
             ).fetchall()
         except duckdb.Error as exc:
             raise BadInputError(f"cannot read Parquet input {', '.join(files)}: {exc}".splitlines()[0]) from exc
-        present = {row[0] for row in described}
+        present = {str(row[0]): str(row[1]) for row in described}
         missing = [c for c in REQUIRED_COLUMN_NAMES if c not in present and c not in DERIVABLE]
         if missing:
             raise BadInputError(
@@ -209,16 +208,16 @@ class Warehouse:
             )
         return present
 
-    def _stage(self, db: duckdb.DuckDBPyConnection, files: list[str], present: set[str]) -> int:
-        typed = typed_projection(present)
+    @staticmethod
+    def _checked_rows(present: Mapping[str, str]) -> str:
+        """A query over `$files`: every row typed, with `reason` NULL when it keeps every rule.
+
+        It is a query, not a table: each statement of a load streams the files through it,
+        so memory stays flat however large the batch. Columns a statement does not use
+        (the raw record, for stored rows) are never computed.
+        """
         cost_missing = "s.cost_usd IS NULL" if "cost_usd" in present else "TRUE"
-        db.execute(
-            f"""
-            CREATE TEMP TABLE staged_batch AS
-            WITH typed AS (
-                SELECT {typed}, {cost_missing} AS _cost_missing
-                FROM read_parquet($files, union_by_name = true) AS s
-            )
+        return f"""
             SELECT typed.* EXCLUDE (cost_usd, _problems, _cost_missing),
                 coalesce(typed.cost_usd,
                     (typed.prompt_tokens * m.input_cost_per_1k
@@ -227,65 +226,74 @@ class Warehouse:
                     CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
                         'cost_usd is missing and model ' || typed.model
                         || ' has no price in the catalog' END), '') AS reason
-            FROM typed LEFT JOIN models AS m ON m.model_id = typed.model
-            """,
-            {"files": files},
-        )
-        count = db.execute("SELECT count(*) FROM staged_batch").fetchone()
-        return int(count[0]) if count else 0
+            FROM (
+                SELECT {typed_projection(present)}, {cost_missing} AS _cost_missing
+                FROM read_parquet($files, union_by_name = true) AS s
+            ) AS typed
+            LEFT JOIN models AS m ON m.model_id = typed.model
+        """
 
     def _insert_requests(
-        self, db: duckdb.DuckDBPyConnection, load_id: str, now: datetime
-    ) -> tuple[int, int]:
-        columns = ", ".join(quote(name) for name in REQUEST_COLUMN_NAMES)
-        valid = db.execute(
-            "SELECT count(*), min(ts), max(ts) FROM staged_batch WHERE reason IS NULL"
+        self, db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime
+    ) -> tuple[int, int, int]:
+        """(rows read, rows stored, valid rows skipped as already stored or repeated)."""
+        counts = db.execute(
+            f"""
+            SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
+                   min(ts) FILTER (WHERE reason IS NULL), max(ts) FILTER (WHERE reason IS NULL),
+                   count(DISTINCT request_id) FILTER (WHERE reason IS NULL)
+            FROM ({checked})
+            """,
+            {"files": files},
         ).fetchone()
-        assert valid is not None
-        if not valid[0]:
-            return 0, 0
+        assert counts is not None
+        rows_in, valid, low, high, distinct = (int(counts[0]), int(counts[1]), counts[2], counts[3], int(counts[4]))
+        if not valid:
+            return rows_in, 0, 0
+        columns = ", ".join(quote(name) for name in REQUEST_COLUMN_NAMES)
+        # A request seen twice in one batch keeps its earliest copy; the window is only
+        # paid for when the batch does repeat itself.
+        once = "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b._raw) = 1" if distinct < valid else ""
         # The anti-join only looks at stored rows in the batch's time span: a request's ts
         # never changes, so a copy of it can only be there.
         inserted = db.execute(
             f"""
             INSERT INTO requests BY NAME
             SELECT {columns}, $load_id AS load_id, $now AS loaded_at
-            FROM staged_batch AS b
+            FROM ({checked}) AS b
             WHERE b.reason IS NULL
               AND NOT EXISTS (
                   SELECT 1 FROM requests AS r
                   WHERE r.request_id = b.request_id AND r.ts BETWEEN $low AND $high)
-            QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b._raw) = 1
+            {once}
             """,
-            {"load_id": load_id, "now": now, "low": valid[1], "high": valid[2]},
+            {"files": files, "load_id": load_id, "now": now, "low": low, "high": high},
         ).fetchone()
         loaded = int(inserted[0]) if inserted else 0
-        return loaded, int(valid[0]) - loaded
+        return rows_in, loaded, valid - loaded
 
     def _insert_quarantine(
-        self, db: duckdb.DuckDBPyConnection, load_id: str, source: str, now: datetime
+        self, db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, source: str,
+        now: datetime,
     ) -> tuple[int, dict[str, int]]:
-        db.execute(
-            """
-            CREATE TEMP TABLE new_quarantine AS
+        inserted = db.execute(
+            f"""
+            INSERT INTO quarantine BY NAME
             SELECT $load_id AS load_id, $source AS source, b.request_id, b.reason,
                    b._raw AS raw_record, md5(b._raw) AS row_hash, $now AS quarantined_at
-            FROM staged_batch AS b
+            FROM ({checked}) AS b
             WHERE b.reason IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = md5(b._raw))
             QUALIFY row_number() OVER (PARTITION BY md5(b._raw)) = 1
             """,
-            {"load_id": load_id, "source": source, "now": now},
-        )
-        db.execute("INSERT INTO quarantine BY NAME SELECT * FROM new_quarantine")
+            {"files": files, "load_id": load_id, "source": source, "now": now},
+        ).fetchone()
         reasons: dict[str, int] = {}
-        for (reason,) in db.execute("SELECT reason FROM new_quarantine").fetchall():
-            for part in reason.split("; "):
+        for (reason,) in db.execute("SELECT reason FROM quarantine WHERE load_id = ?", [load_id]).fetchall():
+            for part in str(reason).split("; "):
                 kind = reason_kind(part)
                 reasons[kind] = reasons.get(kind, 0) + 1
-        count = db.execute("SELECT count(*) FROM new_quarantine").fetchone()
-        db.execute("DROP TABLE new_quarantine")
-        return (int(count[0]) if count else 0), reasons
+        return (int(inserted[0]) if inserted else 0), reasons
 
     def _upsert_models(self, db: duckdb.DuckDBPyConnection, models: Sequence[ModelProfile]) -> None:
         for profile in models:
