@@ -62,7 +62,7 @@ def ingest_parquet(path: Path, *, warehouse: Path, catalog: Path) -> IngestSumma
 
 def ingest_otlp(path: Path, *, warehouse: Path, catalog: Path) -> IngestSummary:
     with tempfile.TemporaryDirectory(prefix="otlp-staging-") as staging:
-        staged = Path(staging) / "spans.parquet"
+        staged = Path(staging) / "spans"
         stats = stage_otlp_file(path, staged)
         with Warehouse(warehouse) as store:
             store.ensure_models(load_catalog(catalog))

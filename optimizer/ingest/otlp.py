@@ -8,6 +8,7 @@ is not valid JSON is staged with its reason so it reaches quarantine.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from optimizer.ingest.mapping import latency_ms, nanos_to_iso, record_from_attri
 from optimizer.ingest.staging import StagingWriter
 
 SPAN_STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR"}
+BATCH_ROWS = 50_000  # spans per staged part file
 _GENAI_MARKERS = ("gen_ai.system", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.operation.name")
 
 
@@ -112,14 +114,19 @@ def stage_otlp_file(source: Path, staged: Path) -> OtlpStats:
     if not source.is_file():
         raise BadInputError(f"{source}: no such file")
     stats = OtlpStats()
+    pending: list[dict[str, Any]] = []
     with source.open(encoding="utf-8") as lines, StagingWriter(staged) as writer:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             stats.lines += 1
-            writer.write(_records_of_line(number, line, stats))
+            pending.extend(_records_of_line(number, line, stats))
+            if len(pending) >= BATCH_ROWS:
+                writer.write(pending)
+                pending = []
+        writer.write(pending)
     if stats.genai_spans == 0 and stats.bad_lines == 0:
-        staged.unlink(missing_ok=True)
+        shutil.rmtree(staged, ignore_errors=True)
         raise BadInputError(
             f"{source}: no GenAI spans found ({stats.lines} lines, {stats.spans} spans)"
         )

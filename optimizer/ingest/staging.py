@@ -1,17 +1,21 @@
-"""Parquet staging files for records that arrive as JSON.
+"""Parquet staging for records that arrive as JSON.
 
-Every column is written as text: a value of the wrong type (a token count of "n/a") must
-survive staging so the warehouse can quarantine it with its reason, and text is the one
-type every JSON value has. The warehouse casts and checks each column on load. A staging
-file appears under its final name only when complete, so a crashed extraction never
-leaves half a window behind for the load to pick up.
+A staging unit is a directory of Parquet part files, one per batch (a page of log records,
+a trace file), which appears under its final name only when complete: a crashed extraction
+never leaves half a window behind for the load to pick up.
+
+Each column keeps its proper type when every value in the batch has it (token counts as
+int64, costs as float64) and falls back to text when one does not: a token count of "n/a"
+must survive staging so the warehouse can quarantine it with its reason, and text is the
+one type every JSON value has. The warehouse casts and checks each column on load either way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,10 +23,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from optimizer.schemas.records import REQUEST_COLUMN_NAMES
+from optimizer.schemas.records import REQUEST_COLUMNS
 
-STAGED_COLUMNS: tuple[str, ...] = (*REQUEST_COLUMN_NAMES, "_raw", "_error")
-STAGING_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in STAGED_COLUMNS])
+STAGED_COLUMNS: tuple[str, ...] = (*(c.name for c in REQUEST_COLUMNS), "_raw", "_error")
+_KIND = {c.name: c.kind for c in REQUEST_COLUMNS}
+_TYPED: dict[str, tuple[pa.DataType, frozenset[type]]] = {
+    "string": (pa.string(), frozenset({str})),
+    "timestamp": (pa.string(), frozenset({str})),
+    "integer": (pa.int64(), frozenset({int})),
+    "number": (pa.float64(), frozenset({int, float})),
+    "boolean": (pa.bool_(), frozenset({bool})),
+}
 
 
 def as_text(value: Any) -> str | None:
@@ -38,41 +49,50 @@ def as_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class StagingWriter:
-    """Writes staged rows to `path` in row groups; renames into place on success."""
+def staged_array(name: str, values: Sequence[Any]) -> pa.Array:
+    """The column in its kind's type if every value has it, else as text."""
+    arrow_type, accepted = _TYPED[_KIND.get(name, "string")]
+    if {type(v) for v in values} - {type(None)} <= accepted:
+        return pa.array(values, arrow_type)
+    return pa.array([as_text(v) for v in values], pa.string())
 
-    def __init__(self, path: Path, *, row_group_size: int = 50_000) -> None:
+
+class StagingWriter:
+    """Writes staged batches as part files under `path` (a directory), renamed into place on success."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.rows_written = 0
+        self._parts = 0
         self._partial = path.with_name(path.name + ".partial")
-        self._row_group_size = row_group_size
-        self._pending: dict[str, list[str | None]] = {name: [] for name in STAGED_COLUMNS}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self._partial, STAGING_SCHEMA, compression="zstd")
+        shutil.rmtree(self._partial, ignore_errors=True)
+        self._partial.mkdir(parents=True)
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        pending = self._pending
-        for row in rows:
-            for name in STAGED_COLUMNS:
-                pending[name].append(as_text(row.get(name)))
-            self.rows_written += 1
-            if len(pending["_raw"]) >= self._row_group_size:
-                self._flush()
+        """Rows as dicts keyed by column name."""
+        batch = list(rows)
+        self.write_columns({name: [row.get(name) for row in batch] for name in STAGED_COLUMNS})
 
-    def _flush(self) -> None:
-        if self._pending["_raw"]:
-            self._writer.write_table(pa.table(self._pending, schema=STAGING_SCHEMA))
-            self._pending = {name: [] for name in STAGED_COLUMNS}
+    def write_columns(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Rows given column by column (every list the same length; missing columns are empty)."""
+        count = len(next(iter(columns.values()), []))
+        if count == 0:
+            return
+        table = pa.table({
+            name: staged_array(name, columns[name] if name in columns else [None] * count) for name in STAGED_COLUMNS
+        })
+        # snappy, not zstd: a staging file lives for one run, and this is the hot path
+        pq.write_table(table, self._partial / f"part-{self._parts:05d}.parquet", compression="snappy")
+        self._parts += 1
+        self.rows_written += count
 
     def close(self) -> Path:
-        self._flush()
-        self._writer.close()
+        shutil.rmtree(self.path, ignore_errors=True)
         os.replace(self._partial, self.path)
         return self.path
 
     def abort(self) -> None:
-        self._writer.close()
-        self._partial.unlink(missing_ok=True)
+        shutil.rmtree(self._partial, ignore_errors=True)
 
     def __enter__(self) -> StagingWriter:
         return self
@@ -87,3 +107,14 @@ class StagingWriter:
             self.close()
         else:
             self.abort()
+
+
+def parquet_parts(paths: Iterable[Path]) -> list[str]:
+    """Files and staging directories as the Parquet files to read (empty directories drop out)."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(str(part) for part in path.glob("*.parquet"))
+        else:
+            files.append(str(path))
+    return files

@@ -98,10 +98,9 @@ def typed_projection(present: Mapping[str, str], *, source_alias: str = "s", wit
 
     `present` maps the columns the staged relation has to their DuckDB types (a column
     that already has its kind's type is cast without a check per value); the others read
-    as NULL. A
-    staged `_error` (a problem found before SQL, such as unparseable JSON) replaces the
-    column checks, which would only repeat it field by field. `_raw` (the source record
-    as text) is carried when present and built from the row otherwise.
+    as NULL. A staged `_error` (a problem found before SQL, such as unparseable JSON)
+    replaces the column checks, which would only repeat it field by field. `_raw` (the
+    source record as text) is carried when present and built from the row otherwise.
     """
     items = []
     problems: list[str] = []
@@ -113,11 +112,18 @@ def typed_projection(present: Mapping[str, str], *, source_alias: str = "s", wit
         if column.default is not None:
             typed = f"coalesce({typed}, {str(column.default).upper()})"
         items.append(f"{typed} AS {quote(column.name)}")
-    if with_raw:
-        raw_record = f"{source_alias}._raw" if "_raw" in present else f"CAST(to_json({source_alias}) AS VARCHAR)"
-        items.append(f"{raw_record} AS _raw")
     checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
+    if with_raw and "_raw" in present:
+        items.append(f"{source_alias}._raw AS _raw")
+    elif with_raw:
+        # The raw record is built only for rows that can end in quarantine: those breaking a
+        # rule, and those whose missing cost the catalog may not be able to price.
+        cost = f"{source_alias}.cost_usd" if "cost_usd" in present else "NULL"
+        items.append(
+            f"CASE WHEN {checked} IS NOT NULL OR {cost} IS NULL "
+            f"THEN CAST(to_json({source_alias}) AS VARCHAR) END AS _raw"
+        )
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)

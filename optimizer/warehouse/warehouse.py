@@ -21,6 +21,7 @@ import duckdb
 
 from optimizer.errors import BadInputError, WarehouseError
 from optimizer.events import OutgoingEvent
+from optimizer.ingest.staging import parquet_parts
 from optimizer.schemas.analysis import (
     CascadeRecommendation,
     CascadeReport,
@@ -77,6 +78,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _memory_setting(value: str) -> str:
+    """A DuckDB memory size such as 3GB or 512MB; anything else is refused."""
+    number, unit = value[:-2], value[-2:].upper()
+    if not number.replace(".", "", 1).isdigit() or unit not in {"KB", "MB", "GB", "TB"}:
+        raise WarehouseError(f"memory limit {value!r} is not a size like 3GB or 512MB")
+    return f"{number}{unit}"
+
+
 def reason_kind(reason: str) -> str:
     """'prompt_tokens is below 0: -12' -> 'prompt_tokens is below 0' (the rule, not the value)."""
     return reason.split(":", 1)[0].strip()
@@ -85,12 +94,23 @@ def reason_kind(reason: str) -> str:
 class Warehouse:
     """A DuckDB file with the optimizer's schema, migrated on open."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, lock_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        read_only: bool = False,
+        lock_timeout_s: float = 120.0,
+        memory_limit: str | None = None,
+    ) -> None:
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._connect(read_only, lock_timeout_s)
         self._db.execute("SET TimeZone = 'UTC'")
+        # Loads stream in insertion order no query relies on; not keeping it saves memory.
+        self._db.execute("SET preserve_insertion_order = false")
+        if memory_limit:  # DuckDB's default is 80% of the machine's memory
+            self._db.execute(f"SET memory_limit = '{_memory_setting(memory_limit)}'")
         if not read_only:
             migrate(self._db)
 
@@ -134,7 +154,7 @@ class Warehouse:
         step = on_step or (lambda _message: None)
         load_id = uuid.uuid4().hex
         started = _now()
-        files = [str(path) for path in batch.request_files]
+        files = parquet_parts(batch.request_files)
         present = self._staged_columns(files) if files else {}
         with self._transaction() as db:
             self._upsert_models(db, batch.models)
@@ -148,10 +168,12 @@ class Warehouse:
             reasons: dict[str, int] = {}
             if files:
                 checked = self._checked_rows(present)
-                rows_in, loaded, duplicates = self._insert_requests(db, checked, files, load_id, started)
+                rows_in, valid, loaded = self._insert_requests(db, checked, files, load_id, started)
+                duplicates = valid - loaded
                 step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
-                quarantined, reasons = self._insert_quarantine(db, checked, files, load_id, batch.source, started)
-                step(f"quarantined {quarantined} rows")
+                if valid < rows_in:
+                    quarantined, reasons = self._insert_quarantine(db, checked, files, load_id, batch.source, started)
+                    step(f"quarantined {quarantined} rows")
             if batch.window is not None:
                 db.execute(
                     "INSERT INTO watermarks VALUES ($source, $hw, $now) ON CONFLICT (source) "
@@ -236,7 +258,7 @@ class Warehouse:
     def _insert_requests(
         self, db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime
     ) -> tuple[int, int, int]:
-        """(rows read, rows stored, valid rows skipped as already stored or repeated)."""
+        """(rows read, rows that keep every rule, rows stored)."""
         counts = db.execute(
             f"""
             SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
@@ -253,7 +275,10 @@ class Warehouse:
         columns = ", ".join(quote(name) for name in REQUEST_COLUMN_NAMES)
         # A request seen twice in one batch keeps its earliest copy; the window is only
         # paid for when the batch does repeat itself.
-        once = "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b._raw) = 1" if distinct < valid else ""
+        once = (
+            "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1"
+            if distinct < valid else ""
+        )
         # The anti-join only looks at stored rows in the batch's time span: a request's ts
         # never changes, so a copy of it can only be there.
         inserted = db.execute(
@@ -270,7 +295,7 @@ class Warehouse:
             {"files": files, "load_id": load_id, "now": now, "low": low, "high": high},
         ).fetchone()
         loaded = int(inserted[0]) if inserted else 0
-        return rows_in, loaded, valid - loaded
+        return rows_in, valid, loaded
 
     def _insert_quarantine(
         self, db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, source: str,

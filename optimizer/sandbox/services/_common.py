@@ -37,11 +37,6 @@ def state_of(request: Request) -> SandboxState:
     return state
 
 
-def iso_from_ns(nanos: int) -> str:
-    moment = datetime.fromtimestamp(nanos // 1000 / 1_000_000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

@@ -21,7 +21,7 @@ from optimizer.sandbox.services._common import (
     split_list,
     state_of,
 )
-from optimizer.sandbox.services.telemetry import log_record, span
+from optimizer.sandbox.services.telemetry import log_record, rows_of, span
 from optimizer.schemas.observatory import LogSearchRequest
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES
 from optimizer.schemas.telemetry import COLUMN_OF_ATTRIBUTE
@@ -123,7 +123,7 @@ def search_logs(body: LogSearchRequest, request: Request) -> Response:
             later = (ts > after_ts) | ((ts == after_ts) & (ids > after_id))
         frame = frame[later]
     page = frame.iloc[: body.limit]
-    rows: list[dict[str, Any]] = page.to_dict("records")  # type: ignore[assignment]
+    rows = list(rows_of(page))
     next_cursor = None
     if len(frame) > body.limit and rows:
         next_cursor = _encode_cursor(int(rows[-1]["ts_ns"]), str(rows[-1]["request_id"]))
@@ -247,7 +247,7 @@ def get_trace(trace_id: str, request: Request) -> Response:
     if len(trace_id) != 32 or day > state.now().date():
         return problem(404, f"trace {trace_id} not found")
     frame = state.traffic.day(day)
-    rows = frame[frame["trace_id"].to_numpy() == trace_id].to_dict("records")
+    rows = list(rows_of(frame[frame["trace_id"].to_numpy() == trace_id]))
     now_ns = int(state.now().timestamp() * NS_PER_S)
     rows = [row for row in rows if row["visible_ns"] <= now_ns]
     if not rows:

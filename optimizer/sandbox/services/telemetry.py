@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 from typing import Any
 
-from optimizer.sandbox.services._common import iso_from_ns
+import numpy as np
+import pandas as pd
+
 from optimizer.sandbox.traffic import MALFORMED_KINDS
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES
 from optimizer.schemas.telemetry import canonical_attribute
 
-_RENDERED = [name for name in REQUEST_COLUMN_NAMES if name != "ts"]
+_RENDERED = [(name, canonical_attribute(name)) for name in REQUEST_COLUMN_NAMES if name != "ts"]
+_ROW_COLUMNS = [name for name, _ in _RENDERED] + ["ts_ns", "trace_id", "span_id", "malformed", "latency_ms"]
 
 
 def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    return not (isinstance(value, float) and math.isnan(value))
+    return value is not None and value == value  # NaN is the one value unequal to itself
+
+
+def rows_of(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Generated rows as dicts of plain Python values: column lists zipped, which is several
+    times faster than `DataFrame.to_dict` on a page of ten thousand rows. `timestamp` is
+    the start time as ISO 8601 text, formatted for the whole page at once."""
+    names = list(dict.fromkeys(_ROW_COLUMNS))
+    columns = [frame[name].tolist() for name in names]
+    millis = frame["ts_ns"].to_numpy().astype("datetime64[ns]").astype("datetime64[ms]")
+    columns.append([text + "Z" for text in np.datetime_as_string(millis, unit="ms").tolist()])
+    names.append("timestamp")
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
 
 
 def attributes_of_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -27,12 +41,11 @@ def attributes_of_row(row: dict[str, Any]) -> dict[str, Any]:
         "service.name": "llm-orchestrator",
         "gen_ai.operation.name": "chat",
     }
-    for column in _RENDERED:
+    for column, attribute in _RENDERED:
         value = row[column]
-        if column == "original_prompt_tokens" and value == -1:
-            continue
-        if _present(value):
-            attributes[canonical_attribute(column)] = value.item() if hasattr(value, "item") else value
+        # present: not None and not NaN (the one value unequal to itself)
+        if value is not None and value == value and not (column == "original_prompt_tokens" and value == -1):
+            attributes[attribute] = value
     attributes["gen_ai.usage.total_tokens"] = int(row["prompt_tokens"]) + int(row["completion_tokens"])
     if _present(row["compression_technique"]):
         attributes["optimization.enabled"] = True
@@ -63,7 +76,7 @@ def _corrupt(record: dict[str, Any], kind: str) -> None:
 def log_record(row: dict[str, Any]) -> dict[str, Any]:
     failed = row["status"] == "error"
     record = {
-        "timestamp": iso_from_ns(int(row["ts_ns"])),
+        "timestamp": row["timestamp"],
         "severityText": "ERROR" if failed else "INFO",
         "severityNumber": 17 if failed else 9,
         "body": "LLM request failed" if failed else "LLM request completed successfully",

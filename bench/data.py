@@ -1,0 +1,57 @@
+"""Request records at benchmark sizes, seeded and shaped like the sandbox's traffic.
+
+Fourteen days of the sandbox generator's traffic are the pattern; larger sizes repeat it
+further back in time with fresh ids (pairs and experiments stay intact), oldest copy first
+so the file is in time order. Files are kept in `bench/data/` and reused.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from optimizer.sandbox.export import export_requests
+from optimizer.sandbox.state import SandboxConfig
+from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+PATTERN_DAYS = 14
+PATTERN_END = date(2026, 11, 25)
+
+
+def pattern(seed: int) -> Path:
+    path = DATA_DIR / f"pattern-seed{seed}.parquet"
+    if not path.exists():
+        export_requests(path, days=PATTERN_DAYS, end=PATTERN_END, config=SandboxConfig(seed=seed, requests_per_day=12_000))
+    return path
+
+
+def _copy(table: pa.Table, copy: int) -> pa.Table:
+    suffix = f"-{copy}"
+    shift = pa.scalar(timedelta(days=PATTERN_DAYS * copy), pa.duration("us"))
+    return (
+        table.set_column(table.schema.get_field_index("request_id"), "request_id",
+                         pc.binary_join_element_wise(table["request_id"], suffix, ""))
+        .set_column(table.schema.get_field_index("pair_id"), "pair_id",
+                    pc.binary_join_element_wise(table["pair_id"], suffix, ""))
+        .set_column(table.schema.get_field_index("ts"), "ts", pc.subtract(table["ts"], shift))
+    )
+
+
+def dataset(rows: int, seed: int = 42) -> Path:
+    """A Parquet file of about `rows` request records (whole copies of the pattern)."""
+    path = DATA_DIR / f"requests-{rows}-seed{seed}.parquet"
+    if path.exists():
+        return path
+    table = pq.read_table(pattern(seed)).cast(REQUEST_ARROW_SCHEMA)
+    copies = max(1, round(rows / table.num_rows))
+    partial = path.with_suffix(".partial")
+    with pq.ParquetWriter(partial, REQUEST_ARROW_SCHEMA, compression="zstd") as writer:
+        for copy in range(copies - 1, -1, -1):
+            writer.write_table(_copy(table, copy).cast(REQUEST_ARROW_SCHEMA), row_group_size=500_000)
+    partial.rename(path)
+    return path

@@ -1,0 +1,82 @@
+"""The optimizer's own stages, one per process so each gets its own peak memory figure.
+
+`python -m bench.stages STAGE --data FILE --warehouse FILE` prints one JSON object of timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from optimizer.analysis import cascade, compression
+from optimizer.analysis.experiments import analyse_experiment
+from optimizer.catalog import load_catalog
+from optimizer.report import NightlySummary, ReportData, render_html
+from optimizer.settings import DATA_DIR
+from optimizer.warehouse import LoadBatch, Warehouse
+from optimizer.warehouse.analytics import RequestSource
+
+MEMORY_LIMIT = "3GB"
+
+
+def load(data: Path, warehouse: Path) -> dict[str, Any]:
+    warehouse.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
+        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        result = store.load(LoadBatch(source="bench", request_files=[data]))
+    return {"load_s": time.perf_counter() - started, "rows": result.loaded}
+
+
+def analyses(warehouse: Path) -> dict[str, Any]:
+    timings: dict[str, Any] = {}
+    with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
+        source = RequestSource.from_warehouse(store)
+        started = time.perf_counter()
+        cascades = cascade.recommend(source.cascade_pairs())
+        timings["cascade_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        compressed = compression.recommend(source.compression_data(store.input_prices()))
+        timings["compression_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        experiments = [
+            analyse_experiment(e, source.experiment_variants(e), {"control": 0.5, "treatment": 0.5})
+            for e in source.experiment_ids()
+        ]
+        timings["experiments_s"] = time.perf_counter() - started
+        rows = store.request_count()
+    started = time.perf_counter()
+    end = datetime.now(UTC)
+    summary = NightlySummary(requests_loaded=rows, requests_total=rows, quarantined=0, quarantined_total=0,
+                             duplicates_skipped=0, windows=0, window_end=end, models=5, cost_days=0,
+                             experiments=len(experiments), load_id="bench")
+    html = render_html(ReportData(summary=summary, analysis_start=end - timedelta(days=14), cascades=cascades,
+                                  compression=compressed, experiments=experiments))
+    timings["report_s"] = time.perf_counter() - started
+    timings["report_bytes"] = len(html)
+    timings["adopted"] = sum(r.decision == "adopt" for r in cascades.recommendations)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("stage", choices=["load", "analyses", "pipeline"])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--warehouse", type=Path, required=True)
+    args = parser.parse_args()
+    if args.stage == "load":
+        result = load(args.data, args.warehouse)
+    elif args.stage == "analyses":
+        result = analyses(args.warehouse)
+    else:
+        result = load(args.data, args.warehouse) | analyses(args.warehouse)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
