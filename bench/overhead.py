@@ -1,0 +1,125 @@
+"""Prefect's own overhead: the nightly flow against the same work done by plain function calls.
+
+Both runs extract the same windows from the same sandbox into fresh warehouses, with the same
+thread fan-out; the difference is what orchestration costs (task runs, states, logs,
+artifacts), the API's start-up excluded.
+`python -m bench.overhead` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES
+
+WINDOW_END = datetime(2026, 11, 25, tzinfo=UTC)
+ANALYSIS = {"analysis_days": 14, "max_quality_drop": 0.02, "alpha": 0.05}
+
+
+def start_sandbox(port: int, requests_per_day: int) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).with_name("auto-optimizer")), "sandbox", "serve", "--port", str(port),
+               "--requests-per-day", str(requests_per_day), "--now", "2026-11-25T11:00:00Z"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the sandbox did not start")
+
+
+def point_at(port: int, folder: Path) -> None:
+    base = f"http://127.0.0.1:{port}"
+    for service in SERVICES:
+        os.environ[f"AUTO_OPTIMIZER_{service.upper()}_URL"] = f"{base}/{service}/api/v1"
+    os.environ |= {
+        "AUTO_OPTIMIZER_EVENTS_URL": f"{base}/events", "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
+        "AUTO_OPTIMIZER_WAREHOUSE": str(folder / "w.duckdb"), "AUTO_OPTIMIZER_STAGING_DIR": str(folder / "staging"),
+        "AUTO_OPTIMIZER_REPORTS_DIR": str(folder / "reports"),
+    }
+
+
+def plain_nightly(backfill_days: int) -> None:
+    """The nightly flow's body with every task called as a plain function."""
+    from prefect.logging import disable_run_logger
+
+    from optimizer.ingest.windows import days_between
+    from optimizer.report import ReportData, complete, summarize
+    from tasks import analyze, budgets, extract, load, publish, report
+    from tasks._common import settings
+
+    config = settings()
+    with disable_run_logger():
+        windows = load.plan_extraction.fn(config.warehouse, WINDOW_END, backfill_days, 6)
+        staging = config.staging_dir / "plain"
+        with ThreadPoolExecutor() as pool:
+            staged = pool.map(lambda w: extract.extract_request_window.fn(w, staging), windows)
+            models = pool.submit(extract.fetch_model_catalog.fn)
+            recent = (WINDOW_END - timedelta(days=14), WINDOW_END)
+            costs = pool.submit(extract.fetch_cost_summaries.fn, days_between(recent[0], WINDOW_END))
+            experiments = pool.submit(extract.fetch_experiments.fn)
+            loaded = load.load_warehouse.fn(config.warehouse, windows, [s.path for s in staged], models.result(),
+                                            costs.result(), experiments.result())
+        cascades = analyze.analyze_cascades.fn(config.warehouse, recent, 0.02, 0.05)
+        compression = analyze.analyze_compression.fn(config.warehouse, recent, 0.02, 0.05)
+        findings = analyze.analyze_experiments.fn(config.warehouse, 0.05)
+        profiles = analyze.profile_applications.fn(config.warehouse, recent)
+        recorded = publish.record_results.fn(config.warehouse, "plain", cascades, compression, findings, profiles,
+                                             0.05, 0.02)
+        delivery = publish.deliver_events.fn(config.warehouse)
+        statuses = budgets.check_budgets.fn(WINDOW_END, recorded.savings_by_team)
+        summary = complete(summarize(loaded, windows, WINDOW_END, "plain"), recorded, delivery, statuses)
+        report.publish_report.fn(ReportData(summary=summary, analysis_start=recent[0], budgets=statuses,
+                                            cascades=cascades, compression=compression,
+                                            experiments=[f.analysis for f in findings],
+                                            monthly_savings=recorded.monthly_savings),
+                                 config.warehouse, config.reports_dir)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main() -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.nightly import nightly_optimization
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    port, backfill, per_day = 8791, 7, 12_000
+    sandbox = start_sandbox(port, requests_per_day=per_day)
+    result: dict[str, Any] = {"backfill_days": backfill, "requests_per_day": per_day}
+    folder = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            for name, run in (
+                ("warmup_s", lambda: plain_nightly(backfill)),
+                ("prefect_s", lambda: nightly_optimization(window_end=WINDOW_END, backfill_days=backfill, **ANALYSIS)),
+                ("plain_s", lambda: plain_nightly(backfill)),
+            ):
+                run_dir = folder / name
+                point_at(port, run_dir)
+                started = time.perf_counter()
+                run()
+                result[name] = time.perf_counter() - started
+    finally:
+        sandbox.terminate()
+        shutil.rmtree(folder, ignore_errors=True)
+    result["overhead_pct"] = 100 * (result["prefect_s"] - result["plain_s"]) / result["prefect_s"]
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
