@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from optimizer import telemetry
 from optimizer.ingest.windows import days_between, floor_to
 from optimizer.report import NightlySummary, ReportData, complete, summarize
-from tasks._common import settings
+from tasks._common import as_is, settings
 from tasks.analyze import (
     analyze_cascades,
     analyze_compression,
@@ -60,7 +60,7 @@ def nightly_optimization(
         experiments = fetch_experiments.submit()
         try:
             loaded = load_warehouse(config.warehouse, windows, [f.result().path for f in staged],
-                                    models.result(), costs.result(), experiments.result())
+                                    as_is(models.result()), as_is(costs.result()), as_is(experiments.result()))
         finally:
             shutil.rmtree(staging_dir, ignore_errors=True)
 
@@ -68,8 +68,8 @@ def nightly_optimization(
         compression = analyze_compression(config.warehouse, recent, max_quality_drop, alpha)
         findings = analyze_experiments(config.warehouse, alpha)
         profiles = profile_applications(config.warehouse, recent)
-        recorded = record_results(config.warehouse, run_id, cascades, compression, findings, profiles,
-                                  alpha, max_quality_drop)
+        recorded = record_results(config.warehouse, run_id, as_is(cascades), as_is(compression), as_is(findings),
+                                  as_is(profiles), alpha, max_quality_drop)
         delivery = deliver_events(config.warehouse)
         budgets = check_budgets(end, recorded.savings_by_team)
 
@@ -77,7 +77,7 @@ def nightly_optimization(
         report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
                             compression=compression, experiments=[f.analysis for f in findings],
                             monthly_savings=recorded.monthly_savings)
-        summary = publish_report(report, config.warehouse, config.reports_dir)
+        summary = publish_report(as_is(report), config.warehouse, config.reports_dir)
     telemetry.flush()
     get_run_logger().info("nightly run %s: %d requests loaded, %s a month of savings found, report %s",
                           run_id, summary.requests_loaded, f"${summary.potential_monthly_savings_usd:,.2f}",

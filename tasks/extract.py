@@ -23,7 +23,6 @@ from tasks._common import retry_if_transient, settings
     retry_delay_seconds=[5, 30],
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
-    tags=["observatory"],
 )
 def extract_request_window(window: Window, staging_dir: Path) -> StagedWindow:
     logger = get_run_logger()
