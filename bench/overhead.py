@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,38 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES
+from bench.sandbox import point_at, start_sandbox
 
 WINDOW_END = datetime(2026, 11, 25, tzinfo=UTC)
 ANALYSIS = {"analysis_days": 14, "max_quality_drop": 0.02, "alpha": 0.05}
-
-
-def start_sandbox(port: int, requests_per_day: int) -> subprocess.Popen[bytes]:
-    command = [str(Path(sys.executable).with_name("auto-optimizer")), "sandbox", "serve", "--port", str(port),
-               "--requests-per-day", str(requests_per_day), "--now", "2026-11-25T11:00:00Z"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the sandbox did not start")
-
-
-def point_at(port: int, folder: Path) -> None:
-    base = f"http://127.0.0.1:{port}"
-    for service in SERVICES:
-        os.environ[f"AUTO_OPTIMIZER_{service.upper()}_URL"] = f"{base}/{service}/api/v1"
-    os.environ |= {
-        "AUTO_OPTIMIZER_EVENTS_URL": f"{base}/events", "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
-        "AUTO_OPTIMIZER_WAREHOUSE": str(folder / "w.duckdb"), "AUTO_OPTIMIZER_STAGING_DIR": str(folder / "staging"),
-        "AUTO_OPTIMIZER_REPORTS_DIR": str(folder / "reports"),
-    }
 
 
 def plain_nightly(backfill_days: int) -> None:

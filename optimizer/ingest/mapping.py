@@ -31,7 +31,8 @@ def record_from_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _raw_json(item: Any) -> str:
-    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    """The record as it came, for quarantine; parsed JSON always serialises, keys in wire order."""
+    return orjson.dumps(item).decode()
 
 
 def _first_present(attributes: Mapping[str, Any], aliases: tuple[str, ...]) -> Any:
@@ -48,9 +49,10 @@ def columns_from_logs(logs: Sequence[Any]) -> dict[str, list[Any]]:
     this is the extraction's hot path. A record that is not an object, or has no
     attributes object, keeps its raw text and gets an `_error` for quarantine.
     """
-    objects = [log if isinstance(log, Mapping) else {} for log in logs]
+    # JSON objects parse to dicts; the exact type check is several times cheaper than Mapping's.
+    objects = [log if type(log) is dict else {} for log in logs]
     attributes = [log.get("attributes") for log in objects]
-    usable = [a if isinstance(a, Mapping) else {} for a in attributes]
+    usable = [a if type(a) is dict else {} for a in attributes]
     columns: dict[str, list[Any]] = {
         column: [_first_present(a, aliases) for a in usable] if len(aliases) > 1 else [a.get(aliases[0]) for a in usable]
         for column, aliases in ATTRIBUTE_ALIASES.items()
@@ -65,8 +67,8 @@ def columns_from_logs(logs: Sequence[Any]) -> dict[str, list[Any]]:
     ]
     columns["_raw"] = [_raw_json(log) for log in logs]
     columns["_error"] = [
-        "log record is not a JSON object" if not isinstance(log, Mapping)
-        else "log record has no attributes object" if not isinstance(found, Mapping)
+        "log record is not a JSON object" if type(log) is not dict
+        else "log record has no attributes object" if type(found) is not dict
         else None
         for log, found in zip(logs, attributes, strict=True)
     ]

@@ -52,7 +52,7 @@ def as_text(value: Any) -> str | None:
 def staged_array(name: str, values: Sequence[Any]) -> pa.Array:
     """The column in its kind's type if every value has it, else as text."""
     arrow_type, accepted = _TYPED[_KIND.get(name, "string")]
-    if {type(v) for v in values} - {type(None)} <= accepted:
+    if set(map(type, values)) - {type(None)} <= accepted:
         return pa.array(values, arrow_type)
     return pa.array([as_text(v) for v in values], pa.string())
 

@@ -50,11 +50,11 @@ class LogSearchRequest(WireModel):
 class LogSearchPage(WireModel):
     """One page of `POST /logs/search`.
 
-    Records stay plain dicts: a malformed record must reach quarantine with its reason,
-    not fail the whole page at parse time.
+    Records stay as parsed, unchecked: a malformed record (even one that is not an object)
+    must reach quarantine with its reason, not fail the whole page at parse time.
     """
 
-    logs: list[dict[str, Any]]
+    logs: list[Any]
     next_cursor: str | None = None
     total: int | None = None
 

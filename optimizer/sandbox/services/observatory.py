@@ -247,9 +247,8 @@ def get_trace(trace_id: str, request: Request) -> Response:
     if len(trace_id) != 32 or day > state.now().date():
         return problem(404, f"trace {trace_id} not found")
     frame = state.traffic.day(day)
-    rows = list(rows_of(frame[frame["trace_id"].to_numpy() == trace_id]))
     now_ns = int(state.now().timestamp() * NS_PER_S)
-    rows = [row for row in rows if row["visible_ns"] <= now_ns]
+    rows = list(rows_of(frame[(frame["trace_id"].to_numpy() == trace_id) & (frame["visible_ns"].to_numpy() <= now_ns)]))
     if not rows:
         return problem(404, f"trace {trace_id} not found")
     root = next((row for row in rows if not row["shadow"]), rows[0])
