@@ -1,0 +1,69 @@
+"""Extraction from an Observatory whose pages hold records that are not request records."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from optimizer.catalog import load_catalog
+from optimizer.clients import ObservatoryClient
+from optimizer.ingest.observatory import extract_window
+from optimizer.ingest.windows import Window
+from optimizer.settings import DATA_DIR
+from optimizer.warehouse import LoadBatch, Warehouse
+
+GOOD = {
+    "timestamp": "2026-11-24T10:00:00.000Z", "severityNumber": 9,
+    "attributes": {
+        "llm.request_id": "req-1", "llm.application_name": "support-bot", "llm.team_id": "team-support",
+        "deployment.environment.name": "production", "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4o-2024-08-06", "gen_ai.usage.prompt_tokens": 100,
+        "gen_ai.usage.completion_tokens": 20, "llm.request.cost_usd": 0.0012, "llm.response.latency_ms": 900.0,
+    },
+}
+PAGE = {"logs": ["not a record", {"timestamp": "2026-11-24T10:00:01.000Z", "attributes": "flat text"}, GOOD],
+        "next_cursor": None, "total": 3}
+
+
+class OnePage(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps(PAGE).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def observatory() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OnePage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/observatory/api/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_records_that_are_not_objects_reach_quarantine_and_the_page_still_loads(
+    observatory: str, tmp_path: Path
+) -> None:
+    window = Window(datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))
+    with ObservatoryClient(observatory, None) as client:
+        staged = extract_window(client, window, tmp_path / "staging")
+    assert staged.rows == 3
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        result = store.load(LoadBatch(source="test", request_files=[staged.path]))
+        reasons = store.quarantine_reasons()
+    assert result.loaded == 1
+    assert reasons == {"log record is not a JSON object": 1, "log record has no attributes object": 1}
