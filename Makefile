@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-SOURCES := optimizer tasks flows deployments tests
+SOURCES := optimizer tasks flows deployments bench tests
 
-.PHONY: demo test lint typecheck sandbox serve serve-nightly clean
+.PHONY: demo test bench lint typecheck sandbox serve serve-nightly clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,17 @@ demo: $(INSTALLED)
 test: lint typecheck
 	$(BIN)/python -m pytest
 
+# Every stage at 1M, 10M and 50M rows against a pandas baseline, extraction over HTTP and
+# Prefect's overhead; about 10 minutes the first time (the data is generated once, in
+# bench/data/). Results in bench/results/. BENCH_ARGS="--sizes 1000000" for a quick look.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check $(SOURCES)
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy optimizer tasks flows deployments
+	$(BIN)/mypy optimizer tasks flows deployments bench
 
 # The platform sandbox on http://127.0.0.1:8700, for trying the CLI or a deployment against it.
 sandbox: $(INSTALLED)

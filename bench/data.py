@@ -7,7 +7,7 @@ so the file is in time order. Files are kept in `bench/data/` and reused.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,7 +31,8 @@ def pattern(seed: int) -> Path:
 
 
 def _copy(table: pa.Table, copy: int) -> pa.Table:
-    suffix = f"-{copy}"
+    """The pattern `copy` periods earlier (a negative copy is later), with ids of its own."""
+    suffix = f"-{copy}" if copy >= 0 else f"-next{-copy}"
     shift = pa.scalar(timedelta(days=PATTERN_DAYS * copy), pa.duration("us"))
     return (
         table.set_column(table.schema.get_field_index("request_id"), "request_id",
@@ -54,4 +55,15 @@ def dataset(rows: int, seed: int = 42) -> Path:
         for copy in range(copies - 1, -1, -1):
             writer.write_table(_copy(table, copy).cast(REQUEST_ARROW_SCHEMA), row_group_size=500_000)
     partial.rename(path)
+    return path
+
+
+def increment(seed: int = 42) -> Path:
+    """The day after every dataset ends, for a nightly load: the pattern's first day, one period later."""
+    path = DATA_DIR / f"increment-seed{seed}.parquet"
+    if not path.exists():
+        table = pq.read_table(pattern(seed)).cast(REQUEST_ARROW_SCHEMA)
+        second_day = datetime.combine(PATTERN_END - timedelta(days=PATTERN_DAYS - 1), time(), UTC)
+        table = table.filter(pc.less(table["ts"], pa.scalar(second_day, pa.timestamp("us", "UTC"))))
+        pq.write_table(_copy(table, -1).cast(REQUEST_ARROW_SCHEMA), path, compression="zstd")
     return path

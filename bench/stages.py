@@ -1,6 +1,7 @@
 """The optimizer's own stages, one per process so each gets its own peak memory figure.
 
-`python -m bench.stages STAGE --data FILE --warehouse FILE` prints one JSON object of timings.
+`python -m bench.stages STAGE --data FILE --warehouse FILE` prints one JSON object of timings
+(`--data` is the file to load; `analyses` ignores it).
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ MEMORY_LIMIT = "3GB"
 
 
 def load(data: Path, warehouse: Path) -> dict[str, Any]:
+    """The first night: everything into an empty warehouse."""
     warehouse.unlink(missing_ok=True)
     started = time.perf_counter()
     with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
         store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
         result = store.load(LoadBatch(source="bench", request_files=[data]))
     return {"load_s": time.perf_counter() - started, "rows": result.loaded}
+
+
+def increment(data: Path, warehouse: Path) -> dict[str, Any]:
+    """Every night after: one more day into the warehouse, checked against all it holds."""
+    started = time.perf_counter()
+    with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
+        result = store.load(LoadBatch(source="bench", request_files=[data]))
+    return {"increment_s": time.perf_counter() - started, "increment_rows": result.loaded}
 
 
 def analyses(warehouse: Path) -> dict[str, Any]:
@@ -65,12 +75,14 @@ def analyses(warehouse: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("stage", choices=["load", "analyses", "pipeline"])
+    parser.add_argument("stage", choices=["load", "increment", "analyses", "pipeline"])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--warehouse", type=Path, required=True)
     args = parser.parse_args()
     if args.stage == "load":
         result = load(args.data, args.warehouse)
+    elif args.stage == "increment":
+        result = increment(args.data, args.warehouse)
     elif args.stage == "analyses":
         result = analyses(args.warehouse)
     else:
