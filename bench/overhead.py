@@ -47,10 +47,14 @@ def plain_nightly(backfill_days: int) -> None:
             experiments = pool.submit(extract.fetch_experiments.fn)
             loaded = load.load_warehouse.fn(config.warehouse, windows, [s.path for s in staged], models.result(),
                                             costs.result(), experiments.result())
-        cascades = analyze.analyze_cascades.fn(config.warehouse, recent, 0.02, 0.05)
-        compression = analyze.analyze_compression.fn(config.warehouse, recent, 0.02, 0.05)
-        findings = analyze.analyze_experiments.fn(config.warehouse, 0.05)
-        profiles = analyze.profile_applications.fn(config.warehouse, recent)
+            inputs = analyze.export_for_analysis.fn(config.warehouse, recent, staging / "analysis")
+            per_application = [
+                pool.submit(analyze.analyze_application.fn, application, partition, inputs.input_prices, 0.02, 0.05)
+                for application, partition in inputs.partitions.items()
+            ]
+            findings = analyze.analyze_experiments.fn(config.warehouse, 0.05)
+            analyses = [future.result() for future in per_application]
+        cascades, compression, profiles = analyze.combine(analyses, max_quality_drop=0.02, alpha=0.05)
         recorded = publish.record_results.fn(config.warehouse, "plain", cascades, compression, findings, profiles,
                                              0.05, 0.02)
         delivery = publish.deliver_events.fn(config.warehouse)

@@ -8,16 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
 
+from flows.runners import task_runner
 from optimizer import telemetry
 from optimizer.ingest.windows import days_between, floor_to
 from optimizer.report import NightlySummary, ReportData, complete, summarize
 from tasks._common import as_is, settings
-from tasks.analyze import (
-    analyze_cascades,
-    analyze_compression,
-    analyze_experiments,
-    profile_applications,
-)
+from tasks.analyze import analyze_application, analyze_experiments, combine, export_for_analysis
 from tasks.budgets import check_budgets
 from tasks.extract import (
     extract_request_window,
@@ -30,7 +26,7 @@ from tasks.publish import deliver_events, record_results
 from tasks.report import publish_report
 
 
-@flow(name="nightly-optimization", log_prints=True)
+@flow(name="nightly-optimization", log_prints=True, task_runner=task_runner())
 def nightly_optimization(
     window_end: datetime | None = None,
     backfill_days: int = 7,
@@ -54,20 +50,26 @@ def nightly_optimization(
     with telemetry.operation("nightly-optimization", "nightly", **{"optimization.run_id": run_id}):
         recent = (end - timedelta(days=analysis_days), end)
         windows = plan_extraction(config.warehouse, end, backfill_days, lookback_hours)
-        staged = [extract_request_window.submit(window, staging_dir) for window in windows]
-        models = fetch_model_catalog.submit()
-        costs = fetch_cost_summaries.submit(days_between(min(recent[0], *(w.start for w in windows)), end))
-        experiments = fetch_experiments.submit()
         try:
+            # Fan out: each window, then each application, is a task any worker can run; what
+            # they share is Parquet under the staging folder. One step writes the warehouse.
+            staged = [extract_request_window.submit(window, staging_dir) for window in windows]
+            models = fetch_model_catalog.submit()
+            costs = fetch_cost_summaries.submit(days_between(min(recent[0], *(w.start for w in windows)), end))
+            experiments = fetch_experiments.submit()
             loaded = load_warehouse(config.warehouse, windows, [f.result().path for f in staged],
                                     as_is(models.result()), as_is(costs.result()), as_is(experiments.result()))
+
+            inputs = export_for_analysis(config.warehouse, recent, staging_dir / "analysis")
+            per_application = [
+                analyze_application.submit(application, partition, inputs.input_prices, max_quality_drop, alpha)
+                for application, partition in inputs.partitions.items()
+            ]
+            findings = analyze_experiments(config.warehouse, alpha)
+            analyses = [future.result() for future in per_application]
         finally:
             shutil.rmtree(staging_dir, ignore_errors=True)
-
-        cascades = analyze_cascades(config.warehouse, recent, max_quality_drop, alpha)
-        compression = analyze_compression(config.warehouse, recent, max_quality_drop, alpha)
-        findings = analyze_experiments(config.warehouse, alpha)
-        profiles = profile_applications(config.warehouse, recent)
+        cascades, compression, profiles = combine(analyses, max_quality_drop=max_quality_drop, alpha=alpha)
         recorded = record_results(config.warehouse, run_id, as_is(cascades), as_is(compression), as_is(findings),
                                   as_is(profiles), alpha, max_quality_drop)
         delivery = deliver_events(config.warehouse)

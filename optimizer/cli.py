@@ -100,8 +100,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run_nightly(args: argparse.Namespace) -> int:
     from flows.nightly import nightly_optimization
+    from flows.runners import dask_runner
 
-    summary = nightly_optimization(
+    flow = nightly_optimization
+    if args.dask or args.dask_address:
+        flow = flow.with_options(task_runner=dask_runner(args.dask_address, args.dask_workers))
+    summary = flow(
         window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
         analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
     )
@@ -270,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--analysis-days", type=int, default=14, help="days the analyses look back over")
     nightly.add_argument("--max-quality-drop", type=float, default=0.02)
     nightly.add_argument("--alpha", type=float, default=0.05)
+    nightly.add_argument("--dask", action="store_true",
+                         help="run extraction and analyses on a local Dask cluster instead of threads")
+    nightly.add_argument("--dask-address", metavar="ADDRESS",
+                         help="run them on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
+    nightly.add_argument("--dask-workers", type=int, default=2, metavar="N",
+                         help="worker processes of the local Dask cluster (default 2)")
     nightly.set_defaults(handler=cmd_run_nightly)
 
     sandbox = commands.add_parser("sandbox", help="the local stand-in for the platform services")

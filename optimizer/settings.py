@@ -7,7 +7,7 @@ port and a DuckDB file under `data/`, so a fresh checkout runs without any confi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     http_backoff_s: float = Field(default=0.5, ge=0)
     http_max_backoff_s: float = Field(default=30.0, ge=0)
     page_size: int = Field(default=5000, ge=1, le=10000)
+
+    # Where the nightly flow's fanned-out tasks (extraction windows, per-application
+    # analyses) run: threads of the flow's process, or a Dask cluster. With Dask and no
+    # address, a local cluster of `dask_workers` processes starts with the flow run.
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, ge=1)
 
     @field_validator("approvers", mode="before")
     @classmethod

@@ -1,7 +1,12 @@
-"""Analysis tasks: sufficient statistics from the warehouse, decisions from the pure analyses."""
+"""Analysis tasks: sufficient statistics from SQL, decisions from the pure analyses.
+
+Cascades and compression fan out one task per application over Parquet exported from
+the warehouse, so they can run on any worker; experiments read the warehouse directly.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +17,7 @@ from pydantic import BaseModel
 from optimizer import telemetry
 from optimizer.analysis import cascade, compression
 from optimizer.analysis.experiments import CONTROL, analyse_experiment
+from optimizer.analysis.partitions import merge_reports
 from optimizer.schemas.analysis import CascadeReport, CompressionReport, ExperimentAnalysis
 from optimizer.schemas.registry import StoredExperiment
 from optimizer.warehouse import Warehouse
@@ -25,25 +31,51 @@ class ExperimentFinding(BaseModel):
     analysis: ExperimentAnalysis
 
 
-@task(name="analyze-cascades", cache_policy=NO_CACHE)
-def analyze_cascades(warehouse: Path, window: Window, max_quality_drop: float, alpha: float) -> CascadeReport:
-    with telemetry.operation("analyze.cascade", "model_cascade"), Warehouse(warehouse) as store:
-        source = RequestSource.from_warehouse(store, window)
-        report = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha)
-    adopted = [r.application_id for r in report.recommendations if r.decision == "adopt"]
-    get_run_logger().info("cascades: %d applications, adopt for %s", len(report.recommendations), adopted or "none")
-    return report.model_copy(update={"input": source.summary})
+class AnalysisInputs(BaseModel):
+    """The analysis window, exported for workers: one Parquet folder per application."""
+
+    partitions: dict[str, Path]
+    input_prices: dict[str, float]
 
 
-@task(name="analyze-compression", cache_policy=NO_CACHE)
-def analyze_compression(warehouse: Path, window: Window, max_quality_drop: float, alpha: float) -> CompressionReport:
-    with telemetry.operation("analyze.compression", "prompt_compression"), Warehouse(warehouse) as store:
-        source = RequestSource.from_warehouse(store, window)
-        report = compression.recommend(
-            source.compression_data(store.input_prices()), max_quality_drop=max_quality_drop, alpha=alpha
+class ApplicationAnalysis(BaseModel):
+    cascades: CascadeReport
+    compression: CompressionReport
+    profiles: list[ApplicationProfile]
+
+
+@task(name="export-for-analysis", cache_policy=NO_CACHE)
+def export_for_analysis(warehouse: Path, window: Window, directory: Path) -> AnalysisInputs:
+    with Warehouse(warehouse) as store:
+        partitions = store.export_by_application(window, directory)
+        prices = store.input_prices()
+    get_run_logger().info("analysis window exported: %d applications", len(partitions))
+    return AnalysisInputs(partitions=partitions, input_prices=prices)
+
+
+@task(name="analyze-application", task_run_name="analyze-{application}", cache_policy=NO_CACHE)
+def analyze_application(
+    application: str, partition: Path, input_prices: dict[str, float], max_quality_drop: float, alpha: float
+) -> ApplicationAnalysis:
+    """Cascade, compression and usage profile of one application, from its Parquet folder alone."""
+    about = {"optimization.application_id": application}
+    source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
+    with telemetry.operation("analyze.cascade", "model_cascade", **about):
+        cascades = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha)
+    with telemetry.operation("analyze.compression", "prompt_compression", **about):
+        compressed = compression.recommend(
+            source.compression_data(input_prices), max_quality_drop=max_quality_drop, alpha=alpha
         )
-    get_run_logger().info("compression: %s", [(r.application_id, r.decision) for r in report.recommendations])
-    return report.model_copy(update={"input": source.summary})
+    profiles = source.application_profiles()
+    get_run_logger().info(
+        "%s: %d requests; cascade %s, compression %s", application, source.summary.rows,
+        [r.decision for r in cascades.recommendations] or "-", [r.decision for r in compressed.recommendations] or "-",
+    )
+    return ApplicationAnalysis(
+        cascades=cascades.model_copy(update={"input": source.summary}),
+        compression=compressed.model_copy(update={"input": source.summary}),
+        profiles=profiles,
+    )
 
 
 @task(name="analyze-experiments", cache_policy=NO_CACHE)
@@ -64,7 +96,13 @@ def analyze_experiments(warehouse: Path, alpha: float) -> list[ExperimentFinding
     return findings
 
 
-@task(name="profile-applications", cache_policy=NO_CACHE)
-def profile_applications(warehouse: Path, window: Window) -> list[ApplicationProfile]:
-    with Warehouse(warehouse) as store:
-        return RequestSource.from_warehouse(store, window).application_profiles()
+def combine(
+    analyses: Sequence[ApplicationAnalysis], *, max_quality_drop: float, alpha: float
+) -> tuple[CascadeReport, CompressionReport, list[ApplicationProfile]]:
+    """The per-application analyses as the nightly reports (see `optimizer.analysis.partitions`)."""
+    return (
+        merge_reports(CascadeReport, [a.cascades for a in analyses], max_quality_drop=max_quality_drop, alpha=alpha),
+        merge_reports(CompressionReport, [a.compression for a in analyses],
+                      max_quality_drop=max_quality_drop, alpha=alpha),
+        [profile for a in analyses for profile in a.profiles],
+    )

@@ -80,9 +80,8 @@ def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
     ).pointing_at_sandbox(sandbox.url)
 
 
-@pytest.fixture
-def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Export `settings` as AUTO_OPTIMIZER_* variables, the way flows and the CLI read them."""
+def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Export `settings` as AUTO_OPTIMIZER_* variables, the way flows, workers and the CLI read them."""
     for service in SERVICES:
         monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
     monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", settings.api_token.get_secret_value())
@@ -92,4 +91,9 @@ def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
     monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))
     monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_BACKOFF_S", str(settings.http_backoff_s))
     monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_MAX_BACKOFF_S", str(settings.http_max_backoff_s))
+
+
+@pytest.fixture
+def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    export_settings(monkeypatch, settings)
     return settings

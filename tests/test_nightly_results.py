@@ -18,8 +18,8 @@ from flows.nightly import nightly_optimization
 from optimizer.clients import PlatformClients
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
-from tests.conftest import DAY_END, sandbox_config
+from optimizer.settings import Settings
+from tests.conftest import DAY_END, export_settings, sandbox_config
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
@@ -32,21 +32,9 @@ class Night:
     spans: list[str]
 
 
-def export(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    for service in SERVICES:
-        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
-    monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
-    monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", SANDBOX_DEFAULT_TOKEN)
-    monkeypatch.setenv("AUTO_OPTIMIZER_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.setenv("AUTO_OPTIMIZER_STAGING_DIR", str(settings.staging_dir))
-    monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))
-    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_BACKOFF_S", "0.01")
-    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_MAX_BACKOFF_S", "0.05")
-
-
 def settings_for(sandbox: SandboxServer, folder: Path) -> Settings:
-    return Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
-                    reports_dir=folder / "reports").pointing_at_sandbox(sandbox.url)
+    return Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging", reports_dir=folder / "reports",
+                    http_backoff_s=0.01, http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +45,7 @@ def night(
     exporter, _ = telemetry_capture
     with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox, pytest.MonkeyPatch.context() as patch:
         settings = settings_for(sandbox, tmp_path_factory.mktemp("night"))
-        export(patch, settings)
+        export_settings(patch, settings)
         exporter.clear()
         summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
         yield Night(sandbox, settings, summary, [span.name for span in exporter.get_finished_spans()])
@@ -142,7 +130,7 @@ def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(
 ) -> None:
     with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox:
         settings = settings_for(sandbox, tmp_path)
-        export(monkeypatch, settings)
+        export_settings(monkeypatch, settings)
         monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", closed_port_url())
         first = nightly_optimization(window_end=DAY_END, backfill_days=7)
         assert first.events.delivered == 0 and first.events.pending == first.events.emitted > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 
@@ -493,6 +495,31 @@ class Warehouse:
         """List price per 1k input tokens of every model in the catalog."""
         rows = self._db.execute("SELECT model_id, input_cost_per_1k FROM models").fetchall()
         return {str(model): float(price) for model, price in rows}
+
+    def export_by_application(self, window: tuple[datetime, datetime], directory: Path) -> dict[str, Path]:
+        """The window's request records as Parquet, one folder per application.
+
+        Analyses then fan out to workers that need no access to this file (one process at a
+        time may write it; any number of workers can read Parquet from shared storage).
+        """
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        written = directory / "by-application"
+        target = str(written).replace("'", "''")
+        self._db.execute(
+            f"COPY (SELECT * FROM requests WHERE ts >= $start AND ts < $end) TO '{target}' "
+            "(FORMAT parquet, PARTITION_BY (application_id), WRITE_PARTITION_COLUMNS true, OVERWRITE_OR_IGNORE)",
+            {"start": window[0], "end": window[1]},
+        )
+        if not written.exists():  # nothing in the window
+            return {}
+        # Plain folder names: `key=value` folders would be read back as Hive partitions.
+        partitions = {}
+        for number, folder in enumerate(sorted(p for p in written.iterdir() if p.is_dir())):
+            application = unquote(folder.name.partition("=")[2])
+            partitions[application] = folder.rename(directory / f"application-{number:05d}")
+        written.rmdir()
+        return partitions
 
     def running_experiments(self) -> list[StoredExperiment]:
         rows = self._db.execute(

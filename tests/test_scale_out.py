@@ -1,0 +1,142 @@
+"""Scale-out: analyses fanned out by application agree with analysing everything at once,
+and the nightly flow on a local Dask cluster stores what it stores with threads."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from prefect.logging import disable_run_logger
+
+from flows.nightly import nightly_optimization
+from flows.runners import dask_runner, task_runner
+from optimizer.analysis import cascade, compression
+from optimizer.catalog import load_catalog
+from optimizer.report import NightlySummary
+from optimizer.sandbox import SandboxServer
+from optimizer.sandbox.export import export_requests
+from optimizer.schemas.analysis import CascadeReport, CompressionReport
+from optimizer.settings import DATA_DIR, Settings
+from optimizer.warehouse import LoadBatch, Warehouse
+from optimizer.warehouse.analytics import RequestSource
+from tasks.analyze import analyze_application, combine
+from tests.conftest import DAY_END, export_settings, sandbox_config
+
+
+def rounded(value: Any) -> Any:
+    """JSON with floats to 9 significant digits: parallel sums may differ in the last bits."""
+    if isinstance(value, float):
+        return float(f"{value:.9g}") if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(item) for item in value]
+    return value
+
+
+def test_analysing_applications_apart_gives_the_report_of_analysing_them_together(tmp_path: Path) -> None:
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=14, end=DAY_END.date(), config=sandbox_config(requests_per_day=3000))
+    window = (DAY_END - timedelta(days=14), DAY_END)
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        store.load(LoadBatch(source="test", request_files=[data]))
+        whole = RequestSource.from_warehouse(store, window)
+        together = (
+            cascade.recommend(whole.cascade_pairs()),
+            compression.recommend(whole.compression_data(store.input_prices())),
+            whole.application_profiles(),
+        )
+        partitions = store.export_by_application(window, tmp_path / "by-application")
+        prices = store.input_prices()
+        rows = store.request_count()  # the data is the window, exactly
+    with disable_run_logger():
+        apart = combine(
+            [analyze_application.fn(app, folder, prices, 0.02, 0.05) for app, folder in partitions.items()],
+            max_quality_drop=0.02, alpha=0.05,
+        )
+    assert sorted(partitions) == [p.application_id for p in together[2]]
+    assert len(partitions) >= 5 and {r.decision for r in together[0].recommendations} >= {"adopt"}
+    for merged, single in zip(apart[:2], together[:2], strict=True):
+        assert isinstance(merged, CascadeReport | CompressionReport)
+        assert rounded(merged.model_dump(exclude={"input"})) == rounded(single.model_dump(exclude={"input"}))
+    assert apart[0].input is not None and apart[0].input.rows == rows
+    assert rounded([vars(p) for p in apart[2]]) == rounded([vars(p) for p in together[2]])
+
+
+def test_partition_folders_round_trip_any_application_name(tmp_path: Path) -> None:
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=1, end=DAY_END.date(), config=sandbox_config(requests_per_day=200))
+    odd = "team a/bot=1 é"
+    with duckdb.connect() as db:
+        db.execute(f"COPY (SELECT * REPLACE (CASE WHEN application_id = 'support-bot' THEN '{odd}' "
+                   f"ELSE application_id END AS application_id) FROM '{data}') TO '{tmp_path / 'odd.parquet'}'")
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        store.load(LoadBatch(source="test", request_files=[tmp_path / "odd.parquet"]))
+        partitions = store.export_by_application((DAY_END - timedelta(days=1), DAY_END), tmp_path / "out")
+        counts = dict(store._db.execute("SELECT application_id, count(*) FROM requests GROUP BY 1").fetchall())
+    assert odd in partitions and "=" not in partitions[odd].name
+    for application, folder in partitions.items():
+        with duckdb.connect() as db:
+            found = db.execute(f"SELECT DISTINCT application_id, count(*) OVER () FROM '{folder}/*.parquet'").fetchall()
+        assert found == [(application, counts[application])]
+
+
+def stored(warehouse: Path) -> dict[str, Any]:
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        recommendations = db.execute(
+            "SELECT kind, application_id, decision, payload FROM recommendations ORDER BY kind, application_id"
+        ).fetchall()
+        experiments = db.execute(
+            "SELECT experiment_id, recommendation, winner, payload FROM experiment_results ORDER BY experiment_id"
+        ).fetchall()
+        requests = db.execute("SELECT count(*), sum(cost_usd) FROM requests").fetchone()
+    return rounded({
+        "recommendations": [[*row[:3], json.loads(row[3])] for row in recommendations],
+        "experiments": [[*row[:3], json.loads(row[3])] for row in experiments],
+        "requests": list(requests or ()),
+    })
+
+
+def night(folder: Path, runner: Any = None) -> tuple[NightlySummary, dict[str, Any]]:
+    """A nightly run against a sandbox of its own (the same seed each time)."""
+    with SandboxServer(sandbox_config(requests_per_day=2000)) as sandbox, pytest.MonkeyPatch.context() as patch:
+        settings = Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
+                            reports_dir=folder / "reports", http_backoff_s=0.01,
+                            http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
+        export_settings(patch, settings)
+        flow = nightly_optimization if runner is None else nightly_optimization.with_options(task_runner=runner)
+        summary = flow(window_end=DAY_END, backfill_days=14)
+    return summary, stored(settings.warehouse)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_the_nightly_flow_on_a_local_dask_cluster_stores_what_threads_store(tmp_path: Path) -> None:
+    threads_summary, with_threads = night(tmp_path / "threads")
+    dask_summary, with_dask = night(tmp_path / "dask", dask_runner(workers=2))
+    assert with_threads["experiments"] and "adopt" in {row[2] for row in with_threads["recommendations"]}
+    assert with_dask == with_threads
+    for field in ("requests_loaded", "quarantined", "windows", "experiments", "budgets_flagged"):
+        assert getattr(dask_summary, field) == getattr(threads_summary, field), field
+    outcomes = {"recommendations": {"__all__": {"recommendation_id"}}}  # ids carry the run's id
+    assert rounded(dask_summary.model_dump(include={"recommendations", "experiment_outcomes"}, exclude=outcomes)) == (
+        rounded(threads_summary.model_dump(include={"recommendations", "experiment_outcomes"}, exclude=outcomes)))
+    assert dask_summary.potential_monthly_savings_usd == pytest.approx(threads_summary.potential_monthly_savings_usd)
+
+
+def test_the_task_runner_follows_settings() -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    assert isinstance(task_runner(Settings()), ThreadPoolTaskRunner)
+    remote = task_runner(Settings(task_runner="dask", dask_address="tcp://127.0.0.1:8786"))
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://127.0.0.1:8786"
+    local = task_runner(Settings(task_runner="dask", dask_workers=3))
+    assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
