@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -25,21 +26,27 @@ def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_prefect_deploy_accepts_the_nightly_deployment() -> None:
-    prefect_cli("work-pool", "create", "optimizer-process", "--type", "process", "--overwrite")
+def test_prefect_deploy_accepts_the_deployments_on_pools_made_from_our_templates() -> None:
+    for pool, kind in (("optimizer-process", "process"), ("optimizer-kubernetes", "kubernetes")):
+        prefect_cli("work-pool", "create", pool, "--type", kind, "--overwrite",
+                    "--base-job-template", f"deployments/work-pools/{kind}.json")
     prefect_cli("--no-prompt", "deploy", "--all")
 
-    async def nightly() -> tuple[list[str], list[str], dict[str, object], str | None]:
+    async def read() -> tuple[Any, Any, Any]:
         async with get_client() as client:
-            deployment = await client.read_deployment_by_name("nightly-optimization/nightly")
-            crons = [getattr(s.schedule, "cron", "") for s in deployment.schedules]
-            zones = [getattr(s.schedule, "timezone", "") for s in deployment.schedules]
-            return crons, zones, deployment.parameters, deployment.work_pool_name
+            return (await client.read_deployment_by_name("nightly-optimization/nightly"),
+                    await client.read_deployment_by_name("nightly-optimization/nightly-kubernetes"),
+                    await client.read_work_pool("optimizer-kubernetes"))
 
-    crons, zones, parameters, pool = asyncio.run(nightly())
-    assert crons == ["0 2 * * *"] and zones == ["UTC"]
-    assert parameters["backfill_days"] == 7 and parameters["lookback_hours"] == 6
-    assert pool == "optimizer-process"
+    nightly, on_kubernetes, kubernetes_pool = asyncio.run(read())
+    assert [getattr(s.schedule, "cron", "") for s in nightly.schedules] == ["0 2 * * *"]
+    assert [getattr(s.schedule, "timezone", "") for s in nightly.schedules] == ["UTC"]
+    assert nightly.parameters["backfill_days"] == 7 and nightly.parameters["lookback_hours"] == 6
+    assert nightly.work_pool_name == "optimizer-process"
+    assert on_kubernetes.work_pool_name == "optimizer-kubernetes" and not on_kubernetes.schedules
+    assert on_kubernetes.job_variables["env"]["AUTO_OPTIMIZER_TASK_RUNNER"] == "dask"
+    variables = kubernetes_pool.base_job_template["variables"]["properties"]
+    assert {"staging_claim", "warehouse_claim", "platform_secret"} <= set(variables)
 
 
 def test_make_serve_starts_the_ui_the_receiver_and_the_deployments(tmp_path: Path) -> None:
