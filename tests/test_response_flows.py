@@ -17,8 +17,7 @@ from flows.respond import anomaly_response, budget_response
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
 from optimizer.settings import Settings
-from tests.conftest import DAY_END, sandbox_config
-from tests.test_nightly_results import export
+from tests.conftest import DAY_END, export_settings, sandbox_config
 from tests.test_rollout import answer
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
@@ -31,8 +30,9 @@ def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxS
     with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, pytest.MonkeyPatch.context() as patch:
         folder = tmp_path_factory.mktemp("responses")
         settings = Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
-                            reports_dir=folder / "reports").pointing_at_sandbox(sandbox.url)
-        export(patch, settings)
+                            reports_dir=folder / "reports", http_backoff_s=0.01,
+                            http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
+        export_settings(patch, settings)
         patch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
         nightly_optimization(window_end=DAY_END, backfill_days=7)
         yield sandbox
