@@ -58,7 +58,7 @@ def plain_nightly(backfill_days: int) -> None:
         recorded = publish.record_results.fn(config.warehouse, "plain", cascades, compression, findings, profiles,
                                              0.05, 0.02)
         delivery = publish.deliver_events.fn(config.warehouse)
-        statuses = budgets.check_budgets.fn(WINDOW_END, recorded.savings_by_team)
+        statuses = budgets.check_budgets.fn(WINDOW_END, recorded.savings_by_team, config.warehouse)
         summary = complete(summarize(loaded, windows, WINDOW_END, "plain"), recorded, delivery, statuses)
         report.publish_report.fn(ReportData(summary=summary, analysis_start=recent[0], budgets=statuses,
                                             cascades=cascades, compression=compression,

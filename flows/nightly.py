@@ -73,7 +73,7 @@ def nightly_optimization(
         recorded = record_results(config.warehouse, run_id, as_is(cascades), as_is(compression), as_is(findings),
                                   as_is(profiles), alpha, max_quality_drop)
         delivery = deliver_events(config.warehouse)
-        budgets = check_budgets(end, recorded.savings_by_team)
+        budgets = check_budgets(end, recorded.savings_by_team, config.warehouse)
 
         summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets)
         report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,

@@ -24,6 +24,9 @@ def sandbox_url(service: str, host: str = "127.0.0.1", port: int = SANDBOX_DEFAU
     return f"http://{host}:{port}/{service}/api/v1"
 
 
+ApiStyle = Literal["spec", "upstream", "auto"]
+
+
 class Settings(BaseSettings):
     """Where the platform lives, how to authenticate, and where local state goes."""
 
@@ -36,6 +39,18 @@ class Settings(BaseSettings):
     sentinel_url: str = Field(default_factory=lambda: sandbox_url("sentinel"))
     api_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
     events_url: str = f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/events"
+
+    # Which API each service speaks: the platform specification's (`spec`), the upstream
+    # services' own (`upstream`: Observatory's analytics API, the policy engine, Sentinel
+    # without a report endpoint), or `auto`: the spec's until the service says it has no
+    # such route. The policy engine is its own service, at `policy_engine_url`.
+    observatory_api_style: ApiStyle = "spec"
+    policy_api_style: ApiStyle = "spec"
+    sentinel_api_style: ApiStyle = "spec"
+    policy_engine_url: str = f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/policy-engine/api"
+    # Shared secret of Sentinel's signed webhooks (HMAC-SHA256 in X-Sentinel-Signature);
+    # unset, the receiver refuses them.
+    sentinel_webhook_secret: SecretStr | None = None
 
     # Who may approve a rollout: comma-separated names, as typed in the approval form.
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -85,5 +100,5 @@ class Settings(BaseSettings):
         base = base_url.rstrip("/")
         return self.model_copy(
             update={f"{service}_url": f"{base}/{service}/api/v1" for service in SERVICES}
-            | {"events_url": f"{base}/events"}
+            | {"events_url": f"{base}/events", "policy_engine_url": f"{base}/policy-engine/api"}
         )

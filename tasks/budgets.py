@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -11,12 +12,15 @@ from prefect.cache_policies import NO_CACHE
 from optimizer.analysis.budgets import TeamBudget, budget_statuses
 from optimizer.clients import PlatformClients
 from optimizer.schemas.analysis import TeamBudgetStatus
+from optimizer.warehouse import Warehouse
 from tasks._common import retry_if_transient, settings
 
 
 @task(name="check-budgets", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
-def check_budgets(window_end: datetime, savings_by_team: dict[str, float]) -> list[TeamBudgetStatus]:
+def check_budgets(window_end: datetime, savings_by_team: dict[str, float], warehouse: Path) -> list[TeamBudgetStatus]:
+    """Each team's month so far (Governance's team breakdown, else the team's request costs
+    in the warehouse) against its monthly cost-limit policy."""
     last_day = (window_end - timedelta(microseconds=1)).date()
     month_start = last_day.replace(day=1)
     with PlatformClients.from_settings(settings()) as clients:
@@ -29,10 +33,15 @@ def check_budgets(window_end: datetime, savings_by_team: dict[str, float]) -> li
             and p.conditions.parameters.get("period", "monthly") == "monthly" and "limit_usd" in p.conditions.parameters
             for team in p.scope.teams
         ]
-        month = clients.governance.cost_summary(month_start, last_day, group_by=["team"])
+        month = clients.cost_summary(month_start, last_day, group_by=["team"])
+    spend = {t.team_id: t.cost_usd for t in month.breakdown.by_team}
+    if not spend and budgets:
+        with Warehouse(warehouse) as store:
+            spend = store.team_spend(month_start, last_day)
+        get_run_logger().info("no team breakdown from the cost source: team spend from the request records")
     statuses = budget_statuses(
         budgets,
-        {t.team_id: t.cost_usd for t in month.breakdown.by_team},
+        spend,
         days_elapsed=(window_end - datetime(month_start.year, month_start.month, 1, tzinfo=UTC)).total_seconds() / 86400,
         days_in_month=calendar.monthrange(month_start.year, month_start.month)[1],
         monthly_savings_usd=savings_by_team,

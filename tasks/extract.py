@@ -46,7 +46,7 @@ def fetch_model_catalog() -> list[ModelProfile]:
 @task(name="fetch-cost-summaries", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def fetch_cost_summaries(days: list[date]) -> dict[date, CostSummary]:
     with PlatformClients.from_settings(settings()) as clients:
-        summaries = {day: clients.governance.cost_summary(day, day) for day in days}
+        summaries = {day: clients.cost_summary(day, day) for day in days}
     get_run_logger().info("cost summaries: %d days", len(summaries))
     return summaries
 

@@ -97,4 +97,7 @@ def report_to_sentinel(outcome: ResponseOutcome) -> ResponseOutcome:
     )
     with PlatformClients.from_settings(settings()) as clients:
         reported = clients.sentinel.report_anomaly(report)
+    if reported is None:
+        get_run_logger().info("Sentinel takes no reports in its upstream API: outcome kept in this run")
+        return outcome
     return outcome.model_copy(update={"reported_anomaly_id": reported.anomaly_id})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -21,7 +21,6 @@ from optimizer.rollout.events import outcome_event
 from optimizer.rollout.guardrails import judge
 from optimizer.schemas.analysis import CascadeRecommendation
 from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
-from optimizer.schemas.observatory import Aggregation
 from optimizer.schemas.rollout import (
     GuardrailReading,
     Guardrails,
@@ -86,17 +85,19 @@ def build_proposal(warehouse: Path, changes: Sequence[ProposedChange] | None) ->
 @task(name="check-policies", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
 def check_policies(rollout_id: str, changes: Sequence[ProposedChange]) -> list[PolicyCheck]:
-    """Governance's verdict on every model each change would send an application's traffic to."""
+    """The verdict of Governance (or the policy engine) on every model each change would send
+    an application's traffic to."""
     checks = []
     with PlatformClients.from_settings(settings()) as clients:
+        providers = {m.model_id: m.provider for m in clients.registry.list_models().models}
         for change in changes:
             for model in dict.fromkeys(change.models()):
-                verdict = clients.governance.evaluate(PolicyEvaluationRequest(
+                verdict = clients.evaluate_policy(PolicyEvaluationRequest(
                     request_id=f"rollout-{rollout_id}-{change.application_id}-{model}",
                     context=RequestContext(team_id=change.team_id, application_id=change.application_id,
                                            environment="production"),
                     llm_request=LLMRequestSpec(model=model),
-                ))
+                ), provider=providers.get(model))
                 checks.append(PolicyCheck(
                     application_id=change.application_id, model=model, allowed=verdict.allowed,
                     blocking=[f"{v.policy_name}: {v.description}" for v in verdict.blocking_violations()],
@@ -118,46 +119,35 @@ def apply_routing(config: RoutingConfig, version: str) -> RoutingConfigApplied:
     return applied
 
 
-def _reading(
-    clients: PlatformClients, app: str, window: Literal["baseline", "canary"], start: datetime, end: datetime
-) -> GuardrailReading:
-    filters = {"llm.application_name": app, "llm.shadow": "false"}
-
-    def value(metric: str, aggregation: Aggregation) -> float | None:
-        points = clients.observatory.query_metrics(metric, start, end, aggregation, filters=filters).data_points
-        return points[0].value if points else None
-
-    return GuardrailReading(
-        application_id=app, window=window,
-        requests=int(value("llm.request.count", "sum") or 0),
-        error_rate=value("llm.request.errors", "avg"),
-        p95_latency_ms=value("gen_ai.client.operation.duration", "p95"),
-        quality=value("llm.quality_score", "avg"),
-        evaluated=int(value("llm.quality_score", "count") or 0),
-    )
-
-
 @task(name="watch-guardrails", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
 def watch_guardrails(
-    applications: Sequence[str], started: datetime, watch_minutes: float, guardrails: Guardrails,
+    scopes: Mapping[str, Sequence[str]], started: datetime, watch_minutes: float, guardrails: Guardrails,
     baseline_minutes: float = 60.0, poll_seconds: float = 2.0,
 ) -> GuardrailVerdict:
     """Wait until the Observatory holds `watch_minutes` of canary traffic (by the platform's
-    clock), then compare each application with the hour before the canary."""
+    clock), then compare each application with the hour before the canary. `scopes` maps
+    each application to the models its changed routing sends traffic to (what an Observatory
+    without an application dimension is asked about)."""
     logger = get_run_logger()
     end = started + timedelta(minutes=watch_minutes)
     deadline = time.monotonic() + watch_minutes * 60 * 1.5 + 120
     with PlatformClients.from_settings(settings()) as clients, telemetry.operation("watch.guardrails", "rollout"):
         while True:
-            covered = clients.observatory.query_metrics("llm.request.count", started, end, "sum").time_range.end
+            covered = clients.observatory.data_until(started, end)
             if covered >= end or time.monotonic() > deadline:
                 break
             logger.info("canary watched up to %s of %s", covered.isoformat(), end.isoformat())
             time.sleep(poll_seconds)
-        baseline = {a: _reading(clients, a, "baseline", started - timedelta(minutes=baseline_minutes), started)
-                    for a in applications}
-        canary = {a: _reading(clients, a, "canary", started, end) for a in applications}
+
+        def reading(app: str, window: Literal["baseline", "canary"], start: datetime, stop: datetime) -> GuardrailReading:
+            stats = clients.observatory.traffic(start, stop, application=app, models=scopes[app])
+            return GuardrailReading(application_id=app, window=window, requests=stats.requests,
+                                    error_rate=stats.error_rate, p95_latency_ms=stats.p95_latency_ms,
+                                    quality=stats.quality, evaluated=stats.evaluated or 0)
+
+        baseline = {a: reading(a, "baseline", started - timedelta(minutes=baseline_minutes), started) for a in scopes}
+        canary = {a: reading(a, "canary", started, end) for a in scopes}
     verdict = judge(baseline, canary, guardrails)
     logger.info("guardrails: %s", "healthy" if verdict.healthy else "; ".join(verdict.breaches))
     return verdict

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -119,12 +119,15 @@ class ServiceClient:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        attempts: int | None = None,
     ) -> httpx.Response:
         """Send one logical request, retrying transient failures; return the 2xx response.
 
         `json` is serialised here; `content` with its own `headers` is sent as given (a
-        CloudEvent in structured mode, say).
+        CloudEvent in structured mode, say). `attempts` overrides the retry policy's count
+        (1 for a probe, whose failure is an answer).
         """
+        max_attempts = attempts or self._retry.max_attempts
         headers = dict(headers or {})
         if json is not None:
             content = orjson.dumps(json)
@@ -134,7 +137,7 @@ class ServiceClient:
         url = path.lstrip("/")
         query = urlencode(params) if params else None
         last_problem = "no attempt made"
-        for attempt in range(1, self._retry.max_attempts + 1):
+        for attempt in range(1, max_attempts + 1):
             self.attempts_made += 1
             retry_after = None
             try:
@@ -150,18 +153,16 @@ class ServiceClient:
                     raise self._refusal(method, path, response)
                 last_problem = f"HTTP {response.status_code}"
                 retry_after = _retry_after_seconds(response)
-            if attempt == self._retry.max_attempts:
+            if attempt == max_attempts:
                 break
             wait = self._retry.delay(attempt, retry_after, self._rng)
             logger.warning(
                 "%s %s %s failed (%s); retry %d/%d in %.2fs",
-                self.service, method, path, last_problem, attempt,
-                self._retry.max_attempts - 1, wait,
+                self.service, method, path, last_problem, attempt, max_attempts - 1, wait,
             )
             self._sleep(wait)
         raise PlatformUnavailableError(
-            f"{self.service}: {method} {path} failed after {self._retry.max_attempts} "
-            f"attempts ({last_problem})",
+            f"{self.service}: {method} {path} failed after {max_attempts} attempts ({last_problem})",
             service=self.service,
         )
 
@@ -218,3 +219,34 @@ class ServiceClient:
 
 
 _Self = TypeVar("_Self", bound=ServiceClient)
+
+Style = Literal["spec", "upstream"]
+
+
+class StyleChoice:
+    """Which API a service speaks: as configured, or for `auto` what one probe finds, asked
+    once and only when first needed. Services that exist in the public repositories answer
+    differently from the platform specification; the same clients speak both."""
+
+    def __init__(self, service: str, configured: str, detect: Callable[[], Style]) -> None:
+        if configured not in {"spec", "upstream", "auto"}:
+            raise ValueError(f"{service}: API style must be spec, upstream or auto, not {configured!r}")
+        self.service = service
+        self._resolved: Style | None = None if configured == "auto" else configured  # type: ignore[assignment]
+        self._detect = detect
+
+    @property
+    def style(self) -> Style:
+        if self._resolved is None:
+            self._resolved = self._detect()
+            logger.info("%s speaks the %s API", self.service, self._resolved)
+        return self._resolved
+
+    @property
+    def upstream(self) -> bool:
+        return self.style == "upstream"
+
+
+def no_such_route(exc: PlatformRequestError) -> bool:
+    """A refusal that says the path or method does not exist, not that the request was bad."""
+    return exc.status_code in {404, 405, 501}

@@ -1,18 +1,48 @@
-"""Sentinel: report anomalies the optimizer sees and read Sentinel's insights."""
+"""Sentinel: report what the optimizer did about an anomaly, and read Sentinel's insights.
+
+The upstream Sentinel takes no reports (it sends its anomalies out by webhook, which the
+receiver accepts); in that style a report is not sent.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
 
-from optimizer.clients._http import ServiceClient
+from optimizer.clients._http import ServiceClient, Style, StyleChoice, no_such_route
 from optimizer.clients.observatory import _iso
+from optimizer.errors import PlatformRequestError
 from optimizer.schemas.sentinel import AnomalyInsights, AnomalyReport, AnomalyReported
 
 
 class SentinelClient(ServiceClient):
     service = "sentinel"
 
-    def report_anomaly(self, report: AnomalyReport) -> AnomalyReported:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.style = StyleChoice(self.service, "spec", self._detect_style)
+
+    def speaking(self, style: str) -> Self:
+        """This client, speaking `style` (spec, upstream, or auto: detected on first use)."""
+        self.style = StyleChoice(self.service, style, self._detect_style)
+        return self
+
+    def _detect_style(self) -> Style:
+        """The spec's if it answers for its insights, else upstream's."""
+        end = datetime.now(UTC)
+        try:
+            self.request("GET", "anomalies/insights", attempts=1,
+                         params={"start_time": _iso(end - timedelta(hours=1)), "end_time": _iso(end)})
+        except PlatformRequestError as exc:
+            if no_such_route(exc):
+                return "upstream"
+            raise
+        return "spec"
+
+    def report_anomaly(self, report: AnomalyReport) -> AnomalyReported | None:
+        """Sentinel's acknowledgement, or None where Sentinel takes no reports."""
+        if self.style.upstream:
+            return None
         return self.call("POST", "anomalies", AnomalyReported, json=report.to_wire())
 
     def insights(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from optimizer.schemas._base import WireModel
 
@@ -239,3 +239,79 @@ class BudgetAlertData(WireModel):
     projected_end_of_period_spend_usd: float | None = None
     days_remaining_in_period: int | None = None
     recommendations: list[BudgetRecommendation] = Field(default_factory=list)
+
+
+# ---- the upstream policy engine ---------------------------------------------------------
+
+
+class PolicyEngineContext(WireModel):
+    llm: dict[str, Any]
+    user: dict[str, Any] | None = None
+    team: dict[str, Any] | None = None
+    project: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyEngineRequest(WireModel):
+    """Body of the policy engine's `POST /api/evaluate`."""
+
+    context: PolicyEngineContext
+    dry_run: bool = Field(default=True, alias="dryRun")
+
+    def to_wire(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    @classmethod
+    def for_request(cls, request: PolicyEvaluationRequest, provider: str | None = None) -> PolicyEngineRequest:
+        """The specification's evaluation request in the policy engine's terms (a dry run:
+        asking about a routing change must not count as traffic)."""
+        model = request.llm_request.model
+        context = request.context
+        llm = {"model": model, **request.llm_request.parameters} | ({"provider": provider} if provider else {})
+        return cls(
+            context=PolicyEngineContext(
+                llm=llm,
+                user={"id": context.user_id} if context.user_id else None,
+                team={"id": context.team_id} if context.team_id else None,
+                project={"id": context.application_id} if context.application_id else None,
+                request={"id": request.request_id, "environment": context.environment},
+                metadata={"source": "llm-auto-optimizer"},
+            ),
+            dryRun=True,
+        )
+
+
+class PolicyDecision(WireModel):
+    """The policy engine's answer. It comes flat (`{decision, allowed, reason, ...}`) or, as
+    the service sends it, nested under `decision` with camelCase names; both are read."""
+
+    decision: str
+    allowed: bool
+    reason: str | None = None
+    matched_policies: list[str] = Field(default_factory=list, alias="matchedPolicies")
+    matched_rules: list[str] = Field(default_factory=list, alias="matchedRules")
+    modifications: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unnest(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("decision"), dict):
+            return {**data["decision"], "request_id": data.get("requestId", data.get("request_id"))}
+        return data
+
+    def as_evaluation(self, request_id: str) -> PolicyEvaluation:
+        """In the specification's terms: a denial blocks, a warning warns."""
+        policies = ", ".join(self.matched_policies) or "policy engine"
+        reason = self.reason or f"decision: {self.decision}"
+        violations = []
+        if not self.allowed:
+            violations.append(PolicyViolation(policy_id=self.matched_policies[0] if self.matched_policies else "policy-engine",
+                                              policy_name=policies, violation_type=self.decision,
+                                              description=reason, severity="blocking"))
+        elif self.decision.lower() == "warn":
+            violations.append(PolicyViolation(policy_id=self.matched_policies[0] if self.matched_policies else "policy-engine",
+                                              policy_name=policies, violation_type="warn",
+                                              description=reason, severity="warning"))
+        return PolicyEvaluation(request_id=request_id, allowed=self.allowed, violations=violations,
+                                warnings=[v.description for v in violations if v.severity == "warning"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -99,3 +99,82 @@ class SentinelAlertData(WireModel):
     recommended_actions: list[AlertAction] = Field(default_factory=list)
     affected_services: list[str] = Field(default_factory=list)
     notification_targets: list[str] = Field(default_factory=list)
+
+
+# ---- Sentinel's own webhook (the upstream service) ------------------------------------
+
+AnomalyType = Literal[
+    "latency_spike", "throughput_degradation", "error_rate_increase", "token_usage_spike", "cost_anomaly",
+    "input_drift", "output_drift", "concept_drift", "embedding_drift", "hallucination", "quality_degradation",
+    "security_threat", "custom",
+]
+
+
+class AnomalyMeasure(WireModel):
+    metric: str
+    value: float
+    baseline: float | None = None
+    threshold: float | None = None
+    deviation_sigma: float | None = None
+    additional: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnomalyContext(WireModel):
+    trace_id: str | None = None
+    user_id: str | None = None
+    region: str | None = None
+    time_window: str | None = None
+    sample_count: int | None = None
+    additional: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnomalyEvent(WireModel):
+    """An anomaly as upstream Sentinel describes it (`data` of its webhook)."""
+
+    alert_id: str
+    timestamp: datetime
+    service_name: str
+    model: str
+    severity: Literal["low", "medium", "high", "critical"]
+    anomaly_type: AnomalyType
+    detection_method: str
+    confidence: float
+    details: AnomalyMeasure
+    context: AnomalyContext = Field(default_factory=AnomalyContext)
+    root_cause: str | None = None
+    remediation: list[str] = Field(default_factory=list)
+    related_alerts: list[str] = Field(default_factory=list)
+    runbook_url: str | None = None
+
+    def as_alert(self) -> SentinelAlertData:
+        """The same anomaly as the specification's alert, which the response flows answer.
+
+        Sentinel's `service_name` is the application whose traffic it watched; a latency
+        spike's value is the degraded latency the faster-model strategy has to beat.
+        """
+        details: dict[str, Any] = {
+            "affected_model": self.model, "application_id": self.service_name, "metric": self.details.metric,
+            "actual_value": self.details.value, "baseline_value": self.details.baseline,
+            "threshold": self.details.threshold, "deviation_sigma": self.details.deviation_sigma,
+            "detection_method": self.detection_method, "confidence": self.confidence,
+        }
+        if self.anomaly_type == "latency_spike":
+            details["current_p95_ms"] = self.details.value
+        return SentinelAlertData(
+            alert_id=self.alert_id, severity=self.severity, category=self.anomaly_type,
+            alert_type=self.anomaly_type, title=f"{self.anomaly_type} on {self.service_name} ({self.model})",
+            description=self.root_cause, detection_time=self.timestamp,
+            anomaly_details={k: v for k, v in details.items() if v is not None},
+            root_cause_analysis=RootCauseAnalysis(likely_cause=self.root_cause) if self.root_cause else None,
+            recommended_actions=[AlertAction(action_type="remediation", description=step) for step in self.remediation],
+            affected_services=[self.service_name],
+        )
+
+
+class SentinelWebhook(WireModel):
+    """Body of Sentinel's webhook; `signature` repeats the header's HMAC when present."""
+
+    event_type: str
+    timestamp: datetime
+    data: AnomalyEvent
+    signature: str | None = None

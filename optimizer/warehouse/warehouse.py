@@ -536,6 +536,16 @@ class Warehouse:
         ).fetchall()
         return [(day, str(key), float(cost)) for day, key, cost in rows]
 
+    def team_spend(self, first_day: date, last_day: date) -> dict[str, float]:
+        """Each team's spend over whole UTC days, both inclusive, from the request records:
+        for budgets where the cost source breaks spend down by model only."""
+        rows = self._db.execute(
+            "SELECT team_id, sum(cost_usd) FROM requests WHERE team_id IS NOT NULL "
+            "AND ts >= CAST($first AS TIMESTAMPTZ) AND ts < CAST($last AS TIMESTAMPTZ) + INTERVAL 1 DAY GROUP BY 1",
+            {"first": first_day.isoformat(), "last": last_day.isoformat()},
+        ).fetchall()
+        return {str(team): float(cost) for team, cost in rows}
+
     def spend_labels(self, dimension: str) -> dict[str, str]:
         rows = self._db.execute(
             "SELECT key, any_value(label) FROM cost_summaries WHERE dimension = ? AND label IS NOT NULL GROUP BY key",
