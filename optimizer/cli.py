@@ -149,7 +149,9 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
     token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
     if token is None and not args.no_auth:
         raise BadInputError("set AUTO_OPTIMIZER_WEBHOOK_TOKEN, or pass --no-auth to accept events without a token")
-    config = ReceiverConfig(token=None if args.no_auth else token, max_body_bytes=settings.webhook_max_bytes)
+    secret = settings.sentinel_webhook_secret.get_secret_value() if settings.sentinel_webhook_secret else None
+    config = ReceiverConfig(token=None if args.no_auth else token, max_body_bytes=settings.webhook_max_bytes,
+                            sentinel_secret=secret)
     app = create_receiver(config, Inbox(settings.webhook_inbox), PrefectStarter())
     sys.stderr.write(f"webhook receiver on http://{args.host}:{args.port}/events (inbox {settings.webhook_inbox})\n")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException
 
 from optimizer.sandbox.faults import FaultSettings
 from optimizer.sandbox.services import (
+    analytics,
     events,
     governance,
     observatory,
     orchestrator,
+    policy_engine,
     registry,
     sentinel,
 )
@@ -27,7 +29,7 @@ from optimizer.sandbox.world import Incident
 from optimizer.settings import SERVICES
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
-FAULTY_PREFIXES = frozenset({*SERVICES, "events"})  # what faults apply to; admin routes stay healthy
+FAULTY_PREFIXES = frozenset({*SERVICES, "policy-engine", "events"})  # what faults apply to; admin routes stay healthy
 ADMIN_PREFIX = "/_sandbox"
 
 
@@ -38,11 +40,12 @@ class ClockSetting(BaseModel):
 def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(
         title="LLM platform sandbox",
-        description="Local stand-in for the Observatory, Governance, Registry, Orchestrator and Sentinel APIs.",
+        description="Local stand-in for the Observatory, Governance, Registry, Orchestrator and Sentinel APIs, "
+                    "in the platform specification's shapes and the upstream services' (analytics API, policy engine).",
         version="1.0",
     )
     app.state.sandbox = SandboxState(config or SandboxConfig())
-    for module in (observatory, governance, registry, orchestrator, sentinel, events):
+    for module in (observatory, analytics, governance, registry, orchestrator, sentinel, policy_engine, events):
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)

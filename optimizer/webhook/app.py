@@ -1,9 +1,10 @@
-"""`POST /events`: CloudEvents in structured, binary or batch mode (contracts/events.md).
+"""`POST /events`: CloudEvents in structured, binary or batch mode (contracts/events.md), and
+Sentinel's own signed webhook (optimizer/webhook/sentinel.py).
 
-Order of business for every request: credential (401), size (413), a valid CloudEvent whose
-`data` fits its type (400, nothing accepted), then per event: duplicate (200), not ours
-(200, ignored), or accepted: committed to the inbox first, then its flow run started and
-its id returned (202). A run that cannot start yet (Prefect unreachable, a deployment not
+Order of business for every request: credential (401: the bearer token, or for a Sentinel
+webhook its HMAC signature), size (413), a valid event whose `data` fits its type (400,
+nothing accepted), then per event: duplicate (200), not ours (200, ignored), or accepted:
+committed to the inbox first, then its flow run started and its id returned (202). A run that cannot start yet (Prefect unreachable, a deployment not
 registered) leaves the event accepted; the dispatcher keeps trying, and the answer says
 `flow_run_id: null`.
 """
@@ -24,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from optimizer.errors import BadInputError
 from optimizer.events import event_as_dict, parse_http_events
+from optimizer.webhook import sentinel
 from optimizer.webhook.inbox import Inbox, InboxEntry
 from optimizer.webhook.routes import route_event
 from optimizer.webhook.starter import FlowStarter
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 class ReceiverConfig:
     token: str | None  # None only when authentication is explicitly disabled
     max_body_bytes: int = 1024 * 1024
+    sentinel_secret: str | None = None  # HMAC secret of Sentinel's webhooks; None refuses them
     retry_seconds: float = 5.0  # how soon a run that could not start is tried again
     answer_wait_s: float = 5.0  # how long a request waits for its run before answering without its id
 
@@ -124,19 +127,37 @@ def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) 
     async def health() -> Response:
         return _json({"status": "ok", "events": await run_in_threadpool(inbox.count)}, 200)
 
+    def unauthorized(reason: str) -> Response:
+        response = _error(401, reason)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def bearer_ok(request: Request) -> bool:
+        if config.token is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {config.token}".encode())
+
     @app.post("/events")
     async def receive(request: Request) -> Response:
-        if config.token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {config.token}".encode()):
-                response = _error(401, "missing or invalid bearer token")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
+        from_sentinel = sentinel.is_sentinel_webhook(request.headers)
+        signature = request.headers.get(sentinel.SIGNATURE_HEADER)
+        # A signed Sentinel webhook authenticates by its signature, checked once the body is read.
+        if signature is None and not bearer_ok(request):
+            return unauthorized("missing or invalid bearer token")
         body = await _read_limited(request, config.max_body_bytes)
         if body is None:
             return _error(413, f"body larger than {config.max_body_bytes} bytes")
+        if signature is not None:
+            if config.sentinel_secret is None:
+                return unauthorized("Sentinel webhooks are not accepted here: no signing secret is configured")
+            if not sentinel.signature_valid(body, signature, config.sentinel_secret):
+                return unauthorized("X-Sentinel-Signature does not match the body")
         try:
-            events = [event_as_dict(e) for e in parse_http_events(dict(request.headers), body)]
+            if from_sentinel:
+                events = [sentinel.event_from_webhook(body)]
+            else:
+                events = [event_as_dict(e) for e in parse_http_events(dict(request.headers), body)]
             routed = [(event, route_event(event)) for event in events]
         except BadInputError as exc:
             return _error(400, str(exc))

@@ -226,7 +226,12 @@ def _judge(state: SandboxState, policy: Policy, body: PolicyEvaluationRequest) -
 
 @router.post("/policies/evaluate")
 def evaluate(body: PolicyEvaluationRequest, request: Request) -> Response:
-    state = state_of(request)
+    return reply(evaluate_policies(state_of(request), body))
+
+
+def evaluate_policies(state: SandboxState, body: PolicyEvaluationRequest) -> PolicyEvaluation:
+    """Every enabled policy in scope, by priority: what Governance (and the policy engine,
+    over the same policies) answers."""
     evaluated, violations, warnings = [], [], []
     for policy, _, _ in sorted(state.policies().values(), key=lambda item: item[0].priority):
         if not policy.enabled or (body.policy_ids and policy.policy_id not in body.policy_ids):
@@ -262,9 +267,8 @@ def evaluate(body: PolicyEvaluationRequest, request: Request) -> Response:
                 message=f"Consider using {cheaper.model_id} for {100 * saving:.0f}% cost savings",
                 estimated_savings_usd=round(estimated, 6),
             ))
-    result = PolicyEvaluation(
+    return PolicyEvaluation(
         request_id=body.request_id,
         allowed=not any(v.severity == "blocking" for v in violations),
         evaluated_policies=evaluated, violations=violations, warnings=warnings, recommendations=advice,
     )
-    return reply(result)
