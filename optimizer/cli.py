@@ -93,6 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         requests_per_day=args.requests_per_day,
         backfill_days=args.days,
+        api_style=args.api_style,
     )
     _emit(summary, args.json, _nightly_text)
     return EXIT_OK
@@ -122,6 +123,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         requests_per_day=args.requests_per_day,
         malformed_share=args.malformed_share,
         now=args.now,
+        api_style=args.api_style,
         faults=FaultSettings(
             rate_limit_share=args.rate_limit_share,
             server_error_share=args.server_error_share,
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=7, help="days of traffic to backfill (default 7)")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--requests-per-day", type=int, default=12_000)
+    demo.add_argument("--api-style", choices=["spec", "upstream"], default="spec",
+                      help="the APIs the sandbox serves and the optimizer speaks (default spec)")
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser("run", help="run a flow against the configured platform")
@@ -299,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--server-error-share", type=_share, default=0.0, help="share answered 5xx")
     serve.add_argument("--slow-share", type=_share, default=0.0, help="share answered slowly")
     serve.add_argument("--slow-seconds", type=float, default=2.0)
+    serve.add_argument("--api-style", choices=["both", "spec", "upstream"], default="both",
+                       help="serve the specification's APIs, the upstream services', or both (default)")
     serve.set_defaults(handler=cmd_sandbox_serve)
 
     export = sandbox_commands.add_parser("export", help="write generated request records to a Parquet file")

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from optimizer.ingest.windows import floor_to
 from optimizer.report import NightlySummary
@@ -32,7 +33,7 @@ def environment(overrides: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def demo_environment(sandbox_url: str, workdir: Path) -> dict[str, str]:
+def demo_environment(sandbox_url: str, workdir: Path, api_style: str = "spec") -> dict[str, str]:
     variables = {
         f"AUTO_OPTIMIZER_{service.upper()}_URL": f"{sandbox_url}/{service}/api/v1" for service in SERVICES
     }
@@ -43,7 +44,9 @@ def demo_environment(sandbox_url: str, workdir: Path) -> dict[str, str]:
         "AUTO_OPTIMIZER_WAREHOUSE": str(workdir / "warehouse.duckdb"),
         "AUTO_OPTIMIZER_STAGING_DIR": str(workdir / "staging"),
         "AUTO_OPTIMIZER_REPORTS_DIR": str(workdir / "reports"),
+        "AUTO_OPTIMIZER_POLICY_ENGINE_URL": f"{sandbox_url}/policy-engine/api",
     }
+    variables |= {f"AUTO_OPTIMIZER_{service}_API_STYLE": api_style for service in ("OBSERVATORY", "POLICY", "SENTINEL")}
     return variables
 
 
@@ -53,8 +56,10 @@ def run_demo(
     seed: int = 42,
     requests_per_day: int = 12_000,
     backfill_days: int = 7,
+    api_style: Literal["spec", "upstream"] = "spec",
 ) -> NightlySummary:
-    """Start a sandbox on a free loopback port and run the nightly flow against it.
+    """Start a sandbox on a free loopback port and run the nightly flow against it, both
+    speaking the specification's APIs or the upstream services' (`api_style`).
 
     The sandbox's clock stands at least as late as today 00:00 UTC plus the longest
     delivery delay, so yesterday is complete and a second run the same day finds the same
@@ -66,6 +71,7 @@ def run_demo(
     now = datetime.now(UTC)
     window_end = floor_to(now, timedelta(days=1))
     settled = max(now, window_end + timedelta(seconds=MAX_LATE_S + 60))
-    config = SandboxConfig(seed=seed, requests_per_day=requests_per_day, now=settled, anchor=window_end.date())
-    with SandboxServer(config) as sandbox, environment(demo_environment(sandbox.url, workdir)):
+    config = SandboxConfig(seed=seed, requests_per_day=requests_per_day, now=settled, anchor=window_end.date(),
+                           api_style=api_style)
+    with SandboxServer(config) as sandbox, environment(demo_environment(sandbox.url, workdir, api_style)):
         return nightly_optimization(window_end=window_end, backfill_days=backfill_days)

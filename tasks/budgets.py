@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from optimizer.analysis.budgets import TeamBudget, budget_statuses
+from optimizer.analysis.budgets import TeamBudget, budget_statuses, split_by_share
 from optimizer.clients import PlatformClients
 from optimizer.schemas.analysis import TeamBudgetStatus
 from optimizer.warehouse import Warehouse
@@ -19,8 +19,12 @@ from tasks._common import retry_if_transient, settings
 @task(name="check-budgets", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
 def check_budgets(window_end: datetime, savings_by_team: dict[str, float], warehouse: Path) -> list[TeamBudgetStatus]:
-    """Each team's month so far (Governance's team breakdown, else the team's request costs
-    in the warehouse) against its monthly cost-limit policy."""
+    """Each team's month so far against its monthly cost-limit policy.
+
+    Where the cost source has no team breakdown (the Observatory's analytics API), the
+    month's total is split by each team's share of the request costs the warehouse holds
+    for the month: the total stays the platform's, the split is an estimate.
+    """
     last_day = (window_end - timedelta(microseconds=1)).date()
     month_start = last_day.replace(day=1)
     with PlatformClients.from_settings(settings()) as clients:
@@ -37,8 +41,10 @@ def check_budgets(window_end: datetime, savings_by_team: dict[str, float], wareh
     spend = {t.team_id: t.cost_usd for t in month.breakdown.by_team}
     if not spend and budgets:
         with Warehouse(warehouse) as store:
-            spend = store.team_spend(month_start, last_day)
-        get_run_logger().info("no team breakdown from the cost source: team spend from the request records")
+            held = store.team_spend(month_start, last_day)
+        spend = split_by_share(month.total_cost_usd, held)
+        get_run_logger().info("no team breakdown from the cost source: the month's %.2f USD split by the "
+                              "teams' shares of request costs in the warehouse", month.total_cost_usd)
     statuses = budget_statuses(
         budgets,
         spend,

@@ -51,3 +51,9 @@ def budget_statuses(
             )
         )
     return statuses
+
+
+def split_by_share(total: float, parts: Mapping[str, float]) -> dict[str, float]:
+    """`total` divided in proportion to `parts` (nothing to divide by: nothing)."""
+    whole = sum(parts.values())
+    return {key: total * value / whole for key, value in parts.items()} if whole > 0 else {}

@@ -31,6 +31,17 @@ from optimizer.settings import SERVICES
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FAULTY_PREFIXES = frozenset({*SERVICES, "policy-engine", "events"})  # what faults apply to; admin routes stay healthy
 ADMIN_PREFIX = "/_sandbox"
+# Where the specification and the upstream services differ: each side's routes, which a
+# sandbox serving one style only leaves out.
+SPEC_ROUTES = frozenset({
+    ("GET", "/observatory/api/v1/metrics/query"), ("GET", "/governance/api/v1/costs/summary"),
+    ("POST", "/governance/api/v1/policies/evaluate"), ("POST", "/sentinel/api/v1/anomalies"),
+    ("GET", "/sentinel/api/v1/anomalies/insights"),
+})
+UPSTREAM_ROUTES = frozenset({
+    ("POST", "/observatory/api/v1/metrics/query"), ("GET", "/observatory/api/v1/costs/summary"),
+    ("POST", "/policy-engine/api/evaluate"),
+})
 
 
 class ClockSetting(BaseModel):
@@ -47,6 +58,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = SandboxState(config or SandboxConfig())
     for module in (observatory, analytics, governance, registry, orchestrator, sentinel, policy_engine, events):
         app.include_router(module.router)
+    left_out = {"spec": UPSTREAM_ROUTES, "upstream": SPEC_ROUTES, "both": frozenset()}[app.state.sandbox.config.api_style]
+    app.router.routes[:] = [
+        route for route in app.router.routes
+        if not any((method, getattr(route, "path", "")) in left_out for method in getattr(route, "methods", ()) or ())
+    ]
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:

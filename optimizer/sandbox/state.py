@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -44,6 +45,9 @@ class SandboxConfig(BaseModel):
     anchor: date | None = None  # the day experiments and incidents are placed from
     catalog_path: Path = DATA_DIR / "model_catalog.json"
     faults: FaultSettings = Field(default_factory=FaultSettings)
+    # Which APIs it serves where the specification and the upstream services differ: both
+    # (the default), or only one, so a client speaking the other fails as it would for real.
+    api_style: Literal["both", "spec", "upstream"] = "both"
 
 
 class SandboxState:
