@@ -91,6 +91,9 @@ def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None
     monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))
     monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_BACKOFF_S", str(settings.http_backoff_s))
     monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_MAX_BACKOFF_S", str(settings.http_max_backoff_s))
+    monkeypatch.setenv("AUTO_OPTIMIZER_POLICY_ENGINE_URL", settings.policy_engine_url)
+    for service in ("observatory", "policy", "sentinel"):
+        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_API_STYLE", getattr(settings, f"{service}_api_style"))
 
 
 @pytest.fixture

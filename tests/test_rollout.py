@@ -22,7 +22,7 @@ from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.world import Incident
 from optimizer.schemas.rollout import Guardrails, ProposedChange, RolloutOutcome
 from optimizer.settings import Settings
-from tests.conftest import sandbox_config
+from tests.conftest import export_settings, sandbox_config
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
@@ -36,19 +36,30 @@ GUARDRAILS = Guardrails(max_p95_latency_increase_pct=60)
 
 
 @pytest.fixture
-def busy_sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(sandbox_config(requests_per_day=30_000, clock_speed=240)) as server:
+def api_style(request: pytest.FixtureRequest) -> str:
+    """The APIs the sandbox serves and the optimizer speaks; tests opt into both styles."""
+    return str(getattr(request, "param", "spec"))
+
+
+@pytest.fixture
+def busy_sandbox(api_style: str) -> Iterator[SandboxServer]:
+    # A sandbox of one style only: the optimizer must really speak it.
+    with SandboxServer(sandbox_config(requests_per_day=30_000, clock_speed=240, api_style=api_style)) as server:
         yield server
 
 
 @pytest.fixture
-def approvers(platform_env: Settings, monkeypatch: pytest.MonkeyPatch, busy_sandbox: SandboxServer) -> Settings:
-    settings = platform_env.pointing_at_sandbox(busy_sandbox.url)
-    for service in ("observatory", "governance", "registry", "orchestrator", "sentinel"):
-        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
-    monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
+def approvers(
+    platform_env: Settings, monkeypatch: pytest.MonkeyPatch, busy_sandbox: SandboxServer, api_style: str
+) -> Settings:
+    settings = platform_env.pointing_at_sandbox(busy_sandbox.url).model_copy(update={
+        "observatory_api_style": api_style, "policy_api_style": api_style, "sentinel_api_style": api_style})
+    export_settings(monkeypatch, settings)
     monkeypatch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
     return settings
+
+
+BOTH_STYLES = pytest.mark.parametrize("api_style", ["spec", "upstream"], indirect=True)
 
 
 @dataclass
@@ -108,6 +119,7 @@ def audit(settings: Settings, rollout_id: str) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in rows]
 
 
+@BOTH_STYLES
 def test_approved_change_goes_out_as_canary_then_is_promoted(approvers: Settings, busy_sandbox: SandboxServer) -> None:
     running = start(changes=[CASCADE], requested_by="test", watch_minutes=15, guardrails=GUARDRAILS)
     answer("approve", "mallory", "not an approver")  # recorded, ignored
@@ -147,6 +159,7 @@ def test_no_answer_in_time_is_a_rejection(approvers: Settings, busy_sandbox: San
     assert audit(approvers, outcome.rollout_id) == [("nobody", "approval_timeout"), ("nobody", "timed_out")]
 
 
+@BOTH_STYLES
 def test_guardrail_breach_during_the_canary_restores_the_previous_version(
     approvers: Settings, busy_sandbox: SandboxServer
 ) -> None:
@@ -167,6 +180,7 @@ def test_guardrail_breach_during_the_canary_restores_the_previous_version(
     assert event["type"] == "io.llm-platform.optimization.failed" and event["data"]["reason"] == "rolled_back"
 
 
+@BOTH_STYLES
 def test_policy_violation_is_never_paused_and_never_applied(approvers: Settings, busy_sandbox: SandboxServer) -> None:
     outside_eu = CASCADE.model_copy(update={"primary_model": "claude-3-5-haiku-20241022"})
     started = time.monotonic()

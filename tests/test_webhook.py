@@ -4,6 +4,8 @@ start response flow runs, once per event, under concurrent load; bad input is re
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -216,3 +218,96 @@ def test_a_thousand_events_from_fifty_senders_are_each_accepted_once(
         time.sleep(0.5)
     assert inbox.unstarted() == []
     assert asyncio.run(_runs_of("anomaly-response")) - before == 1000
+
+
+SECRET = "sentinel-shared-secret"
+ANOMALY = {
+    "alert_id": "9f1c2d3e-0000-4000-8000-000000000001", "timestamp": "2026-11-25T10:15:30Z",
+    "service_name": "support-bot", "model": "gpt-4o-2024-08-06", "severity": "high",
+    "anomaly_type": "latency_spike", "detection_method": "zscore", "confidence": 0.97,
+    "details": {"metric": "latency_ms", "value": 6850.0, "baseline": 2100.0, "threshold": 4000.0,
+                "deviation_sigma": 4.2, "additional": {}},
+    "context": {"trace_id": None, "user_id": None, "region": "eu-west-1", "time_window": "5m",
+                "sample_count": 412, "additional": {}},
+    "root_cause": "provider latency", "remediation": ["route to an alternative model"], "related_alerts": [],
+    "runbook_url": None,
+}
+
+
+def sentinel_webhook(anomaly: dict[str, Any] | None = None, event_type: str = "anomaly.detected",
+                     secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+    """A webhook as Sentinel sends it: signed before the `signature` member is added, which the
+    body then carries too, and the signature repeated in X-Sentinel-Signature."""
+    payload = {"event_type": event_type, "timestamp": "2026-11-25T10:15:31Z", "data": anomaly or ANOMALY}
+    unsigned = json.dumps(payload, separators=(",", ":")).encode()
+    signature = hmac.new(secret.encode(), unsigned, hashlib.sha256).hexdigest()
+    body = json.dumps(payload | {"signature": signature}, separators=(",", ":")).encode()
+    return body, {"Content-Type": "application/json", "X-Sentinel-Signature": signature}
+
+
+@pytest.fixture
+def sentinel_receiver(tmp_path: Path) -> Iterator[BackgroundServer]:
+    register_deployments()
+    app = create_receiver(ReceiverConfig(token=TOKEN, retry_seconds=0.5, sentinel_secret=SECRET),
+                          Inbox(tmp_path / "inbox.sqlite"), PrefectStarter())
+    with BackgroundServer(app, lifespan="on") as server:
+        yield server
+
+
+def test_a_signed_sentinel_webhook_starts_the_anomaly_response_once(sentinel_receiver: BackgroundServer) -> None:
+    body, headers = sentinel_webhook()
+    first = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers, timeout=30)
+    assert first.status_code == 202, first.text
+    (accepted,) = first.json()["accepted"]
+    assert accepted["id"] == ANOMALY["alert_id"] and accepted["source"] == "llm-sentinel"
+    run = flow_run(accepted["flow_run_id"])
+    assert run.parameters["event_type"] == "io.llm-platform.sentinel.alert"
+    alert = run.parameters["alert"]
+    assert alert["alert_type"] == "latency_spike" and alert["severity"] == "high"
+    assert alert["anomaly_details"]["affected_model"] == "gpt-4o-2024-08-06"
+    assert alert["anomaly_details"]["application_id"] == "support-bot"
+    assert alert["anomaly_details"]["current_p95_ms"] == 6850.0
+    replay = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers, timeout=30)
+    assert replay.status_code == 200 and replay.json()["duplicates"][0]["flow_run_id"] == accepted["flow_run_id"]
+
+
+def test_a_webhook_signed_over_its_whole_body_is_accepted_too(sentinel_receiver: BackgroundServer) -> None:
+    body = json.dumps({"event_type": "anomaly.detected", "timestamp": "2026-11-25T10:16:00Z",
+                       "data": ANOMALY | {"alert_id": "whole-body"}}).encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = httpx.post(f"{sentinel_receiver.url}/events", content=body,
+                          headers={"Content-Type": "application/json", "X-Sentinel-Signature": signature})
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize("tamper", ["signature", "body", "unsigned", "other-secret"])
+def test_a_webhook_that_does_not_prove_its_sender_is_refused(
+    sentinel_receiver: BackgroundServer, tamper: str
+) -> None:
+    body, headers = sentinel_webhook(secret="not-the-secret" if tamper == "other-secret" else SECRET)
+    if tamper == "signature":
+        headers["X-Sentinel-Signature"] = "0" * 64
+    elif tamper == "body":
+        body = body.replace(b"6850.0", b"9999.0")
+    elif tamper == "unsigned":
+        del headers["X-Sentinel-Signature"]
+    response = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers)
+    assert response.status_code == 401
+
+
+def test_without_a_configured_secret_sentinel_webhooks_are_refused(receiver: BackgroundServer) -> None:
+    body, headers = sentinel_webhook()
+    response = httpx.post(f"{receiver.url}/events", content=body, headers=headers)
+    assert response.status_code == 401 and "no signing secret" in response.json()["error"]
+
+
+def test_sentinel_webhooks_that_are_not_anomalies_are_ignored(sentinel_receiver: BackgroundServer) -> None:
+    body, headers = sentinel_webhook(ANOMALY | {"alert_id": "resolved-1"}, event_type="anomaly.resolved")
+    response = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers)
+    assert response.status_code == 200 and response.json()["ignored"] is True
+
+
+def test_a_malformed_sentinel_webhook_is_refused_with_its_field(sentinel_receiver: BackgroundServer) -> None:
+    body, headers = sentinel_webhook(ANOMALY | {"alert_id": "bad", "anomaly_type": "solar_flare"})
+    response = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers)
+    assert response.status_code == 400 and "anomaly_type" in response.json()["error"]
