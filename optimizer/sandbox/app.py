@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -56,13 +56,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         version="1.0",
     )
     app.state.sandbox = SandboxState(config or SandboxConfig())
-    for module in (observatory, analytics, governance, registry, orchestrator, sentinel, policy_engine, events):
-        app.include_router(module.router)
     left_out = {"spec": UPSTREAM_ROUTES, "upstream": SPEC_ROUTES, "both": frozenset()}[app.state.sandbox.config.api_style]
-    app.router.routes[:] = [
-        route for route in app.router.routes
-        if not any((method, getattr(route, "path", "")) in left_out for method in getattr(route, "methods", ()) or ())
-    ]
+    served = APIRouter()
+    for module in (observatory, analytics, governance, registry, orchestrator, sentinel, policy_engine, events):
+        served.routes.extend(
+            route for route in module.router.routes
+            if not any((method, getattr(route, "path", "")) in left_out for method in getattr(route, "methods", ()))
+        )
+    app.include_router(served)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:
