@@ -17,7 +17,7 @@ from tests.conftest import DAY_END
 pytestmark = pytest.mark.slow
 
 
-def run_demo(workdir: Path, prefect_home: Path) -> dict[str, object]:
+def run_demo(workdir: Path, prefect_home: Path, *options: str) -> dict[str, object]:
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home),
@@ -26,7 +26,7 @@ def run_demo(workdir: Path, prefect_home: Path) -> dict[str, object]:
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "optimizer.cli", "demo", "--json", "--workdir", str(workdir),
-         "--days", "2", "--requests-per-day", "1500"],
+         "--days", "2", "--requests-per-day", "1500", *options],
         capture_output=True, text=True, env=env, timeout=240, check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -53,3 +53,9 @@ def test_run_nightly_prints_one_json_document(platform_env: Settings, capsys: py
     summary = json.loads(out)
     assert summary["requests_loaded"] == summary["requests_total"] > 0
     assert {"requests_loaded", "requests_total", "quarantined", "report"} <= set(summary)
+
+
+def test_the_demo_speaks_the_upstream_apis_too(tmp_path: Path) -> None:
+    upstream = run_demo(tmp_path / "demo", tmp_path / "prefect", "--api-style", "upstream")
+    assert int(upstream["requests_loaded"]) > 2000 and int(upstream["cost_days"]) == 14  # type: ignore[call-overload]
+    assert Path(str(upstream["report"])).is_file()
