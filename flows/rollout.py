@@ -83,7 +83,8 @@ def rollout(
     if verdict.healthy:
         apply_routing(proposal.proposed, final_version)
         return finish(outcome.model_copy(update={"status": "applied", "applied_version": final_version,
-                                                 "guardrails": verdict, "message": f"promoted {final_version}"}),
+                                                 "guardrails": verdict,
+                                                 "message": "; ".join([f"promoted {final_version}", *verdict.unchecked])}),
                       answer.approver or "", "applied")
     restored = f"restore-{proposal.current.version}-{rollout_id}"
     apply_routing(proposal.current, restored)

@@ -150,6 +150,8 @@ def watch_guardrails(
         canary = {a: reading(a, "canary", started, end) for a in scopes}
     verdict = judge(baseline, canary, guardrails)
     logger.info("guardrails: %s", "healthy" if verdict.healthy else "; ".join(verdict.breaches))
+    for note in verdict.unchecked:
+        logger.warning(note)
     return verdict
 
 

@@ -120,12 +120,21 @@ def audit(settings: Settings, rollout_id: str) -> list[tuple[str, str]]:
 
 
 @BOTH_STYLES
-def test_approved_change_goes_out_as_canary_then_is_promoted(approvers: Settings, busy_sandbox: SandboxServer) -> None:
+def test_approved_change_goes_out_as_canary_then_is_promoted(
+    approvers: Settings, busy_sandbox: SandboxServer, api_style: str
+) -> None:
     running = start(changes=[CASCADE], requested_by="test", watch_minutes=15, guardrails=GUARDRAILS)
     answer("approve", "mallory", "not an approver")  # recorded, ignored
     answer("approve", "alice", "shadow pairs look good")
     outcome = running.outcome()
     assert outcome.status == "applied", outcome.message
+    assert outcome.guardrails is not None
+    # Too few scored requests in a 15-minute canary (and none at all where the analytics API has
+    # no quality metric): the promotion must not read as if quality was watched.
+    assert any("support-bot: quality not checked" in note for note in outcome.guardrails.unchecked)
+    assert "quality not checked" in outcome.message
+    scored = [r.evaluated for r in outcome.guardrails.readings if r.window == "canary"]
+    assert (max(scored) == 0) == (api_style == "upstream"), scored
     assert outcome.approval is not None and outcome.approval.approver == "alice"
     assert outcome.approval.ignored == ["mallory: approve"]
     versions = [v.version for v in busy_sandbox.state.routing_versions]

@@ -31,7 +31,8 @@ def judge(
     Too little traffic is not health: a canary nobody used has shown nothing, so it is
     not promoted.
     """
-    breaches = []
+    breaches: list[str] = []
+    unchecked: list[str] = []
     for app, after in sorted(canary.items()):
         before = baseline.get(app)
         if after.requests < guardrails.min_requests:
@@ -49,12 +50,10 @@ def judge(
             if change > guardrails.max_p95_latency_increase_pct:
                 breaches.append(f"{app}: p95 latency rose {change:.0f}% "
                                 f"({before.p95_latency_ms:.0f} to {after.p95_latency_ms:.0f} ms)")
-        if (
-            after.quality is not None
-            and before.quality is not None
-            and after.evaluated >= guardrails.min_evaluated
-            and before.quality - after.quality > guardrails.max_quality_drop
-        ):
+        if after.quality is None or before.quality is None or after.evaluated < guardrails.min_evaluated:
+            unchecked.append(f"{app}: quality not checked ({after.evaluated} scored requests during the canary, "
+                             f"{guardrails.min_evaluated} needed)")
+        elif before.quality - after.quality > guardrails.max_quality_drop:
             breaches.append(f"{app}: quality fell from {before.quality:.3f} to {after.quality:.3f}")
     readings = [*baseline.values(), *canary.values()]
-    return GuardrailVerdict(healthy=not breaches, breaches=breaches, readings=readings)
+    return GuardrailVerdict(healthy=not breaches, breaches=breaches, unchecked=unchecked, readings=readings)

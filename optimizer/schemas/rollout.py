@@ -61,6 +61,9 @@ class GuardrailReading(BaseModel):
 class GuardrailVerdict(BaseModel):
     healthy: bool
     breaches: list[str] = Field(default_factory=list)
+    # Guardrails that could not be judged (e.g. no quality scores), so nobody reads the
+    # verdict as covering them.
+    unchecked: list[str] = Field(default_factory=list)
     readings: list[GuardrailReading] = Field(default_factory=list)
 
 
