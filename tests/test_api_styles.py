@@ -16,6 +16,7 @@ from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from optimizer.clients import PlatformClients
 from optimizer.report import NightlySummary
+from optimizer.rollout.strategies import affected, strategy_for
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.governance import (
     LLMRequestSpec,
@@ -26,9 +27,10 @@ from optimizer.schemas.governance import (
 from optimizer.schemas.observatory import AnalyticsMetric, AnalyticsQuery
 from optimizer.schemas.sentinel import AnomalyEvent
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
+from optimizer.webhook.sentinel import event_from_webhook
 from tests.conftest import DAY_END, export_settings, sandbox_config
 from tests.test_response_flows import respond_and_reject
-from tests.test_webhook import ANOMALY
+from tests.test_webhook import ANOMALY, sentinel_webhook
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_DEFAULT_TOKEN}"}
 DAY_START = DAY_END - timedelta(days=1)
@@ -182,3 +184,17 @@ def test_upstream_cost_summaries_keep_the_total_and_the_model_split() -> None:
     assert summary.total_cost_usd == 12.5 and summary.period == "daily"
     assert [(m.model, m.cost_usd) for m in summary.breakdown.by_model] == [("gpt-4o", 10.0), ("gpt-4o-mini", 2.5)]
     assert summary.breakdown.by_team == []
+
+
+@pytest.mark.parametrize(("anomaly_type", "strategy"), [
+    ("latency_spike", "faster_model"), ("throughput_degradation", "faster_model"),
+    ("cost_anomaly", "compression_and_caching"), ("token_usage_spike", "compression_and_caching"),
+    ("quality_degradation", "higher_quality_model"), ("hallucination", "higher_quality_model"),
+    ("input_drift", "monitor"), ("security_threat", "monitor"),
+])
+def test_each_kind_of_sentinel_anomaly_gets_its_response(anomaly_type: str, strategy: str) -> None:
+    body, _ = sentinel_webhook(ANOMALY | {"anomaly_type": anomaly_type})
+    event = event_from_webhook(body)
+    assert event["type"] == "io.llm-platform.sentinel.alert"
+    assert strategy_for(event["type"], event["data"]) == strategy
+    assert affected(event["data"]) == ("gpt-4o-2024-08-06", "support-bot")
