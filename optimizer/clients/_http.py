@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -250,3 +250,31 @@ class StyleChoice:
 def no_such_route(exc: PlatformRequestError) -> bool:
     """A refusal that says the path or method does not exist, not that the request was bad."""
     return exc.status_code in {404, 405, 501}
+
+
+class StyledClient(ServiceClient):
+    """A client of a service whose upstream build answers differently from the specification:
+    it speaks the spec's API unless told otherwise, and for `auto` asks `detect_style`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.style = StyleChoice(self.service, "spec", self.detect_style)
+
+    def speaking(self, style: str) -> Self:
+        """This client, speaking `style` (spec, upstream, or auto: detected on first use)."""
+        self.style = StyleChoice(self.service, style, self.detect_style)
+        return self
+
+    def detect_style(self) -> Style:
+        raise NotImplementedError
+
+    def probe(self, method: str, path: str, *, answered: Style, missing: Style, **request: Any) -> Style:
+        """`answered` if one attempt at the route succeeds, `missing` if the service has no such
+        route; any other failure is raised, not guessed around."""
+        try:
+            self.request(method, path, attempts=1, **request)
+        except PlatformRequestError as exc:
+            if no_such_route(exc):
+                return missing
+            raise
+        return answered

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Self
+from typing import Any
 
-from optimizer.clients._http import ServiceClient, Style, StyleChoice, no_such_route
-from optimizer.errors import PlatformRequestError
+from optimizer.clients._http import Style, StyledClient
 from optimizer.schemas.observatory import (
     Aggregation,
     AnalyticsFilter,
@@ -46,30 +45,15 @@ def _weighted(rows: Sequence[Mapping[str, Any]], key: str, weight: str) -> float
     return sum(v * w for v, w in pairs) / total if total else sum(v for v, _ in pairs) / len(pairs)
 
 
-class ObservatoryClient(ServiceClient):
+class ObservatoryClient(StyledClient):
     service = "observatory"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.style = StyleChoice(self.service, "spec", self._detect_style)
-
-    def speaking(self, style: str) -> Self:
-        """This client, speaking `style` (spec, upstream, or auto: detected on first use)."""
-        self.style = StyleChoice(self.service, style, self._detect_style)
-        return self
-
-    def _detect_style(self) -> Style:
+    def detect_style(self) -> Style:
         """Upstream if the analytics API answers a one-metric query, else the spec's."""
         end = datetime.now(UTC)
-        probe = AnalyticsQuery(metrics=[AnalyticsMetric(metric="request_count", aggregation="sum")],
+        query = AnalyticsQuery(metrics=[AnalyticsMetric(metric="request_count", aggregation="sum")],
                                start_time=end - timedelta(minutes=5), end_time=end, limit=1)
-        try:
-            self.request("POST", "metrics/query", json=probe.to_wire(), attempts=1)
-        except PlatformRequestError as exc:
-            if no_such_route(exc):
-                return "spec"
-            raise
-        return "upstream"
+        return self.probe("POST", "metrics/query", answered="upstream", missing="spec", json=query.to_wire())
 
     # ---- the specification's API ---------------------------------------------------
 

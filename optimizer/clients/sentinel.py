@@ -7,37 +7,20 @@ receiver accepts); in that style a report is not sent.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
 
-from optimizer.clients._http import ServiceClient, Style, StyleChoice, no_such_route
+from optimizer.clients._http import Style, StyledClient
 from optimizer.clients.observatory import _iso
-from optimizer.errors import PlatformRequestError
 from optimizer.schemas.sentinel import AnomalyInsights, AnomalyReport, AnomalyReported
 
 
-class SentinelClient(ServiceClient):
+class SentinelClient(StyledClient):
     service = "sentinel"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.style = StyleChoice(self.service, "spec", self._detect_style)
-
-    def speaking(self, style: str) -> Self:
-        """This client, speaking `style` (spec, upstream, or auto: detected on first use)."""
-        self.style = StyleChoice(self.service, style, self._detect_style)
-        return self
-
-    def _detect_style(self) -> Style:
+    def detect_style(self) -> Style:
         """The spec's if it answers for its insights, else upstream's."""
         end = datetime.now(UTC)
-        try:
-            self.request("GET", "anomalies/insights", attempts=1,
-                         params={"start_time": _iso(end - timedelta(hours=1)), "end_time": _iso(end)})
-        except PlatformRequestError as exc:
-            if no_such_route(exc):
-                return "upstream"
-            raise
-        return "spec"
+        return self.probe("GET", "anomalies/insights", answered="spec", missing="upstream",
+                          params={"start_time": _iso(end - timedelta(hours=1)), "end_time": _iso(end)})
 
     def report_anomaly(self, report: AnomalyReport) -> AnomalyReported | None:
         """Sentinel's acknowledgement, or None where Sentinel takes no reports."""
