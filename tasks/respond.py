@@ -11,14 +11,13 @@ from prefect.cache_policies import NO_CACHE
 
 from optimizer.analysis import compression
 from optimizer.clients import PlatformClients
-from optimizer.report import NightlySummary
-from optimizer.rollout import plan, strategies
-from optimizer.schemas.analysis import CascadeRecommendation
+from optimizer.rollout import strategies
 from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
 from optimizer.schemas.sentinel import AnomalyReport
 from optimizer.warehouse import Warehouse
 from optimizer.warehouse.analytics import RequestSource
 from tasks._common import retry_if_transient, settings
+from tasks.rollout import adopted_changes
 
 
 @task(name="propose-response", cache_policy=NO_CACHE)
@@ -59,23 +58,8 @@ def propose_response(
 def team_changes(warehouse: Path, team_id: str) -> tuple[list[str], list[ProposedChange]]:
     """The latest nightly run's adopted recommendations for one team's applications."""
     with Warehouse(warehouse) as store:
-        run_id, adopted = store.latest_adopted()
-        teams = store.application_teams()
-        summary = store.run_summary(run_id) if run_id else None
-    recorded = {(r.application_id, r.kind): r for r in NightlySummary.model_validate_json(summary).recommendations} if summary else {}
-    apps = sorted(a for a, t in teams.items() if t == team_id)
-    changes = []
-    for entry in adopted:
-        if entry.application_id not in apps:
-            continue
-        kind = "model_cascade" if isinstance(entry, CascadeRecommendation) else "prompt_compression"
-        known = recorded.get((entry.application_id, kind))
-        change = plan.change_from_recommendation(
-            entry, team_id=team_id, monthly_savings_usd=known.monthly_savings_usd if known else None,
-            recommendation_id=known.recommendation_id if known else None,
-        )
-        if change is not None:
-            changes.append(change)
+        apps = sorted(a for a, t in store.application_teams().items() if t == team_id)
+    changes = adopted_changes(warehouse, team_id)
     get_run_logger().info("team %s: %d application(s), %d change(s) to propose", team_id, len(apps), len(changes))
     return apps, changes
 

@@ -40,6 +40,31 @@ from optimizer.warehouse import Warehouse
 from tasks._common import retry_if_transient, settings
 
 
+def adopted_changes(warehouse: Path, team_id: str | None = None) -> list[ProposedChange]:
+    """The routing changes the latest nightly run's adopted recommendations ask for (only
+    `team_id`'s applications, if given), with the savings and Registry ids it recorded."""
+    with Warehouse(warehouse) as store:
+        run_id, adopted = store.latest_adopted()
+        teams = store.application_teams()
+        summary = store.run_summary(run_id) if run_id else None
+    recorded = ({(r.application_id, r.kind): r for r in NightlySummary.model_validate_json(summary).recommendations}
+                if summary else {})
+    changes = []
+    for entry in adopted:
+        team = teams.get(entry.application_id)
+        if team_id is not None and team != team_id:
+            continue
+        kind = "model_cascade" if isinstance(entry, CascadeRecommendation) else "prompt_compression"
+        known = recorded.get((entry.application_id, kind))
+        change = plan.change_from_recommendation(
+            entry, team_id=team, monthly_savings_usd=known.monthly_savings_usd if known else None,
+            recommendation_id=known.recommendation_id if known else None,
+        )
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
 class Proposal(BaseModel):
     changes: list[ProposedChange]
     current: RoutingConfigState
@@ -54,23 +79,7 @@ def build_proposal(warehouse: Path, changes: Sequence[ProposedChange] | None) ->
     """The routing configuration the changes lead to (by default, the latest nightly run's
     adopted recommendations), checked and diffed against the one in force."""
     if changes is None:
-        with Warehouse(warehouse) as store:
-            run_id, adopted = store.latest_adopted()
-            teams = store.application_teams()
-            summary = store.run_summary(run_id) if run_id else None
-        savings = {r.application_id + r.kind: r for r in NightlySummary.model_validate_json(summary).recommendations} if summary else {}
-        found = []
-        for entry in adopted:
-            kind = "model_cascade" if isinstance(entry, CascadeRecommendation) else "prompt_compression"
-            recorded = savings.get(entry.application_id + kind)
-            change = plan.change_from_recommendation(
-                entry, team_id=teams.get(entry.application_id),
-                monthly_savings_usd=recorded.monthly_savings_usd if recorded else None,
-                recommendation_id=recorded.recommendation_id if recorded else None,
-            )
-            if change is not None:
-                found.append(change)
-        changes = found
+        changes = adopted_changes(warehouse)
     with PlatformClients.from_settings(settings()) as clients:
         current = clients.orchestrator.routing()
         known = [m.model_id for m in clients.registry.list_models().models]
