@@ -77,8 +77,7 @@ def rollout(
     audit_step(config.warehouse, rollout_id, "rollout", "canary_applied",
                {"version": canary_version, "percent": canary_percent, "effective_time": started.effective_time})
     outcome = outcome.model_copy(update={"canary_version": canary_version})
-    changed = set(plan.changed_applications(proposal.diff))
-    scopes = {c.application_id: c.models() for c in proposal.changes if c.application_id in changed}
+    scopes = plan.watched_models(proposal.proposed, plan.changed_applications(proposal.diff))
     verdict = watch_guardrails(scopes, started.effective_time, watch_minutes, guardrails)
     if verdict.healthy:
         apply_routing(proposal.proposed, final_version)

@@ -148,6 +148,17 @@ def diff(current: RoutingConfig, proposed: RoutingConfig) -> list[RuleChange]:
     return changes
 
 
+def watched_models(proposed: RoutingConfig, applications: Iterable[str]) -> dict[str, list[str]]:
+    """Each application's models under the proposed rules: what a canary's guardrails watch
+    where the Observatory cannot filter by application. Every change to an application counts
+    (a cascade and a compression hint together), not only the last one named."""
+    watched = {}
+    for application in applications:
+        rule = _rule_for(proposed, application)
+        watched[application] = list(dict.fromkeys(rule.target_selection.models())) if rule else []
+    return watched
+
+
 def changed_applications(changes: Sequence[RuleChange]) -> list[str]:
     return sorted({str(c.after.get("conditions", {}).get("application_id")) for c in changes
                    if c.after.get("conditions", {}).get("application_id")})
