@@ -280,7 +280,7 @@ def test_a_webhook_signed_over_its_whole_body_is_accepted_too(sentinel_receiver:
     assert response.status_code == 202, response.text
 
 
-@pytest.mark.parametrize("tamper", ["signature", "body", "unsigned", "other-secret"])
+@pytest.mark.parametrize("tamper", ["signature", "body", "unsigned", "unsigned-with-bearer-token", "other-secret"])
 def test_a_webhook_that_does_not_prove_its_sender_is_refused(
     sentinel_receiver: BackgroundServer, tamper: str
 ) -> None:
@@ -291,6 +291,9 @@ def test_a_webhook_that_does_not_prove_its_sender_is_refused(
         body = body.replace(b"6850.0", b"9999.0")
     elif tamper == "unsigned":
         del headers["X-Sentinel-Signature"]
+    elif tamper == "unsigned-with-bearer-token":  # the receiver's token is not Sentinel's proof
+        del headers["X-Sentinel-Signature"]
+        headers |= AUTH
     response = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers)
     assert response.status_code == 401
 

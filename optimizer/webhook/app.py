@@ -140,17 +140,20 @@ def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) 
 
     @app.post("/events")
     async def receive(request: Request) -> Response:
+        # Sentinel's webhooks authenticate by their signature alone (checked once the body is
+        # read), whatever else they carry; CloudEvents by the bearer token.
         from_sentinel = sentinel.is_sentinel_webhook(request.headers)
-        signature = request.headers.get(sentinel.SIGNATURE_HEADER)
-        # A signed Sentinel webhook authenticates by its signature, checked once the body is read.
-        if signature is None and not bearer_ok(request):
+        if not from_sentinel and not bearer_ok(request):
             return unauthorized("missing or invalid bearer token")
         body = await _read_limited(request, config.max_body_bytes)
         if body is None:
             return _error(413, f"body larger than {config.max_body_bytes} bytes")
-        if signature is not None:
+        if from_sentinel:
+            signature = request.headers.get(sentinel.SIGNATURE_HEADER)
             if config.sentinel_secret is None:
                 return unauthorized("Sentinel webhooks are not accepted here: no signing secret is configured")
+            if signature is None:
+                return unauthorized(f"a Sentinel webhook needs its {sentinel.SIGNATURE_HEADER} header")
             if not sentinel.signature_valid(body, signature, config.sentinel_secret):
                 return unauthorized("X-Sentinel-Signature does not match the body")
         try:
