@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from optimizer.catalog import load_catalog
 from optimizer.clients import ObservatoryClient
-from optimizer.ingest.observatory import extract_window
+from optimizer.ingest.observatory import extract_window, prefetched
 from optimizer.ingest.windows import Window
 from optimizer.settings import DATA_DIR
 from optimizer.warehouse import LoadBatch, Warehouse
@@ -67,3 +68,21 @@ def test_records_that_are_not_objects_reach_quarantine_and_the_page_still_loads(
         reasons = store.quarantine_reasons()
     assert result.loaded == 1
     assert reasons == {"log record is not a JSON object": 1, "log record has no attributes object": 1}
+
+
+def test_a_consumer_that_fails_stops_the_prefetching_producer() -> None:
+    """A writer failing mid-window must not leave a thread blocked on a full queue, holding
+    the log search open."""
+    closed = threading.Event()
+
+    def pages() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    with pytest.raises(RuntimeError, match="writer failed"), closing(prefetched(pages())) as items:
+        for n in items:
+            if n == 3:
+                raise RuntimeError("the writer failed")
+    assert closed.wait(5), "the producer still waits to hand over its next page"

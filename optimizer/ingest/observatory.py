@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -20,27 +21,49 @@ Item = TypeVar("Item")
 _DONE = object()
 
 
-def prefetched(items: Iterator[Item], depth: int = 2) -> Iterator[Item]:
+def prefetched(items: Iterator[Item], depth: int = 2) -> Generator[Item, None, None]:
     """The same items, produced on a background thread up to `depth` ahead: the next page is
-    on its way while this one is mapped and written. An error in the producer is re-raised."""
+    on its way while this one is mapped and written. An error in the producer is re-raised.
+
+    Close it (`contextlib.closing`) when the consumer may stop early: the producer then
+    stops too and closes `items`, instead of waiting forever on a full queue.
+    """
     ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for item in items:
-                ready.put(item)
-            ready.put(_DONE)
+                if not offer(item):
+                    return
+            offer(_DONE)
         except BaseException as exc:
-            ready.put(exc)
+            offer(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     threading.Thread(target=produce, daemon=True, name="prefetch").start()
-    while True:
-        item = ready.get()
-        if item is _DONE:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item  # type: ignore[misc]
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 @dataclass(frozen=True)
@@ -66,8 +89,10 @@ def extract_window(
     """
     path = staging_dir / f"requests-{window.label}"
     pages = 0
-    with StagingWriter(path) as writer:
-        for page in prefetched(client.search_logs(window.start, window.end, page_size=page_size)):
+    with StagingWriter(path) as writer, closing(prefetched(
+        client.search_logs(window.start, window.end, page_size=page_size)
+    )) as log_pages:
+        for page in log_pages:
             writer.write_columns(columns_from_logs(page.logs))
             pages += 1
             if progress and page.total:
