@@ -108,6 +108,7 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
     ({"prompt_tokens": -3}, "prompt_tokens is below 0"),
     ({"prompt_tokens": 12.5}, "prompt_tokens is not a valid integer"),
     ({"completion_tokens": "many"}, "completion_tokens is not a valid integer"),
+    ({"completion_tokens": 2**70}, "completion_tokens is not a valid integer"),  # beyond int64
     ({"cost_usd": "n/a"}, "cost_usd is not a valid number"),
     ({"cost_usd": -0.1}, "cost_usd is below 0"),
     ({"latency_ms": "slow"}, "latency_ms is not a valid number"),

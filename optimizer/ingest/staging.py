@@ -50,10 +50,14 @@ def as_text(value: Any) -> str | None:
 
 
 def staged_array(name: str, values: Sequence[Any]) -> pa.Array:
-    """The column in its kind's type if every value has it, else as text."""
+    """The column in its kind's type if every value has it and fits, else as text (where
+    validation quarantines what does not fit, rather than the whole page failing)."""
     arrow_type, accepted = _TYPED[_KIND.get(name, "string")]
     if set(map(type, values)) - {type(None)} <= accepted:
-        return pa.array(values, arrow_type)
+        try:
+            return pa.array(values, arrow_type)
+        except (OverflowError, pa.ArrowInvalid):
+            pass
     return pa.array([as_text(v) for v in values], pa.string())
 
 
