@@ -39,7 +39,7 @@ from optimizer.schemas.routing import (
     TargetSelection,
 )
 from optimizer.schemas.sentinel import AnomalyReport
-from optimizer.settings import Settings
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
 from tests.conftest import DAY_END, SANDBOX_NOW, sandbox_config
 
 DAY_START = DAY_END - timedelta(days=1)
@@ -293,3 +293,22 @@ def test_malformed_request_body_is_a_400_with_reasons(sandbox: SandboxServer, se
     )
     assert response.status_code == 400
     assert any(e["field"].endswith("llm_request") for e in response.json()["details"]["errors"])
+
+
+def test_incidents_name_what_the_world_has_and_reach_the_utc_days_they_touch(sandbox: SandboxServer) -> None:
+    url, auth = f"{sandbox.url}/_sandbox/incidents", {"Authorization": f"Bearer {SANDBOX_DEFAULT_TOKEN}"}
+    incident = {"incident_id": "errors-late-evening", "anomaly_type": "error_rate_increase", "category": "reliability",
+                "severity": 0.8, "application_id": "support-bot", "error_factor": 50.0,
+                # 21:00-23:00 UTC on the 24th, written in an offset whose date is already the 25th
+                "start": "2026-11-25T02:00:00+05:00", "end": "2026-11-25T04:00:00+05:00"}
+    for wrong in ({"model": "no-such-model"}, {"application_id": "no-such-app"}, {"start": "2026-11-24T21:00:00"}):
+        assert httpx.post(url, json=incident | wrong, headers=auth).status_code == 400, wrong
+
+    def support_bot_errors() -> int:
+        frame = sandbox.state.visible_requests(DAY_END - timedelta(hours=3), DAY_END - timedelta(hours=1))
+        return int(((frame["application_id"] == "support-bot") & (frame["status"] == "error")).sum())
+
+    before = support_bot_errors()  # the day is generated, and kept, without the incident
+    assert httpx.post(url, json=incident, headers=auth).status_code == 201
+    assert sandbox.state.traffic.incidents[-1].start == DAY_END - timedelta(hours=3)
+    assert support_bot_errors() > before + 5

@@ -43,9 +43,11 @@ class FaultInjector:
         self.configure(self.settings)
 
     def next_fault(self) -> Fault:
-        fault = self._draw()
-        if fault.status:
-            with self._lock:
+        """The fault for the next request, counted under the same lock as it is drawn, so a
+        `configure` in between cannot count it against the new settings."""
+        with self._lock:
+            fault = self._draw()
+            if fault.status:
                 self.served[fault.status] += 1
         return fault
 
@@ -57,16 +59,15 @@ class FaultInjector:
             self.served: Counter[int] = Counter()
 
     def _draw(self) -> Fault:
-        with self._lock:
-            s = self.settings
-            if self._queue:
-                status = self._queue.popleft()
-                return Fault(status=status, retry_after_s=s.retry_after_seconds if status == 429 else None)
-            draw = self._rng.random()
-            if draw < s.rate_limit_share:
-                return Fault(status=429, retry_after_s=s.retry_after_seconds)
-            if draw < s.rate_limit_share + s.server_error_share:
-                return Fault(status=self._rng.choice((500, 502, 503)))
-            if self._rng.random() < s.slow_share:
-                return Fault(delay_s=s.slow_seconds)
-            return Fault()
+        s = self.settings
+        if self._queue:
+            status = self._queue.popleft()
+            return Fault(status=status, retry_after_s=s.retry_after_seconds if status == 429 else None)
+        draw = self._rng.random()
+        if draw < s.rate_limit_share:
+            return Fault(status=429, retry_after_s=s.retry_after_seconds)
+        if draw < s.rate_limit_share + s.server_error_share:
+            return Fault(status=self._rng.choice((500, 502, 503)))
+        if self._rng.random() < s.slow_share:
+            return Fault(delay_s=s.slow_seconds)
+        return Fault()
