@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, sandbox_environment
 
 SANDBOX_NOW = "2026-11-25T11:00:00Z"
 
@@ -32,11 +32,9 @@ def start_sandbox(port: int, requests_per_day: int) -> subprocess.Popen[bytes]:
 
 def point_at(port: int, folder: Path) -> None:
     """Aim the optimizer's settings at the sandbox, with a warehouse of this run's own."""
-    base = f"http://127.0.0.1:{port}"
-    for service in SERVICES:
-        os.environ[f"AUTO_OPTIMIZER_{service.upper()}_URL"] = f"{base}/{service}/api/v1"
+    os.environ |= sandbox_environment(f"http://127.0.0.1:{port}")
     os.environ |= {
-        "AUTO_OPTIMIZER_EVENTS_URL": f"{base}/events", "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
+        "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
         "AUTO_OPTIMIZER_WAREHOUSE": str(folder / "w.duckdb"), "AUTO_OPTIMIZER_STAGING_DIR": str(folder / "staging"),
         "AUTO_OPTIMIZER_REPORTS_DIR": str(folder / "reports"),
     }

@@ -13,7 +13,7 @@ from optimizer.ingest.windows import floor_to
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.sandbox.traffic import MAX_LATE_S
-from optimizer.settings import DATA_DIR, SANDBOX_DEFAULT_TOKEN, SERVICES
+from optimizer.settings import DATA_DIR, SANDBOX_DEFAULT_TOKEN, sandbox_environment
 
 DEMO_DIR = DATA_DIR / "demo"
 
@@ -34,17 +34,13 @@ def environment(overrides: Mapping[str, str]) -> Iterator[None]:
 
 
 def demo_environment(sandbox_url: str, workdir: Path, api_style: str = "spec") -> dict[str, str]:
-    variables = {
-        f"AUTO_OPTIMIZER_{service.upper()}_URL": f"{sandbox_url}/{service}/api/v1" for service in SERVICES
-    }
+    variables = sandbox_environment(sandbox_url)
     variables |= {
-        "AUTO_OPTIMIZER_EVENTS_URL": f"{sandbox_url}/events",
         "AUTO_OPTIMIZER_TELEMETRY_FILE": str(workdir / "telemetry" / "spans.jsonl"),
         "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
         "AUTO_OPTIMIZER_WAREHOUSE": str(workdir / "warehouse.duckdb"),
         "AUTO_OPTIMIZER_STAGING_DIR": str(workdir / "staging"),
         "AUTO_OPTIMIZER_REPORTS_DIR": str(workdir / "reports"),
-        "AUTO_OPTIMIZER_POLICY_ENGINE_URL": f"{sandbox_url}/policy-engine/api",
     }
     variables |= {f"AUTO_OPTIMIZER_{service}_API_STYLE": api_style for service in ("OBSERVATORY", "POLICY", "SENTINEL")}
     return variables

@@ -19,9 +19,24 @@ SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
 
 
-def sandbox_url(service: str, host: str = "127.0.0.1", port: int = SANDBOX_DEFAULT_PORT) -> str:
-    """Base URL of one platform service as the sandbox serves it."""
-    return f"http://{host}:{port}/{service}/api/v1"
+ENV_PREFIX = "AUTO_OPTIMIZER_"
+
+
+def sandbox_endpoints(base_url: str) -> dict[str, str]:
+    """Every URL setting, by name, for a sandbox served at `base_url`: the one place that
+    knows where the sandbox puts each service."""
+    base = base_url.rstrip("/")
+    return {f"{service}_url": f"{base}/{service}/api/v1" for service in SERVICES} | {
+        "events_url": f"{base}/events", "policy_engine_url": f"{base}/policy-engine/api",
+    }
+
+
+def sandbox_environment(base_url: str) -> dict[str, str]:
+    """The same, as the environment variables a subprocess or a flow run reads."""
+    return {f"{ENV_PREFIX}{name.upper()}": url for name, url in sandbox_endpoints(base_url).items()}
+
+
+_DEFAULT_ENDPOINTS = sandbox_endpoints(f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}")
 
 
 ApiStyle = Literal["spec", "upstream", "auto"]
@@ -30,15 +45,15 @@ ApiStyle = Literal["spec", "upstream", "auto"]
 class Settings(BaseSettings):
     """Where the platform lives, how to authenticate, and where local state goes."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTO_OPTIMIZER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    observatory_url: str = Field(default_factory=lambda: sandbox_url("observatory"))
-    governance_url: str = Field(default_factory=lambda: sandbox_url("governance"))
-    registry_url: str = Field(default_factory=lambda: sandbox_url("registry"))
-    orchestrator_url: str = Field(default_factory=lambda: sandbox_url("orchestrator"))
-    sentinel_url: str = Field(default_factory=lambda: sandbox_url("sentinel"))
+    observatory_url: str = _DEFAULT_ENDPOINTS["observatory_url"]
+    governance_url: str = _DEFAULT_ENDPOINTS["governance_url"]
+    registry_url: str = _DEFAULT_ENDPOINTS["registry_url"]
+    orchestrator_url: str = _DEFAULT_ENDPOINTS["orchestrator_url"]
+    sentinel_url: str = _DEFAULT_ENDPOINTS["sentinel_url"]
     api_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
-    events_url: str = f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/events"
+    events_url: str = _DEFAULT_ENDPOINTS["events_url"]
 
     # Which API each service speaks: the platform specification's (`spec`), the upstream
     # services' own (`upstream`: Observatory's analytics API, the policy engine, Sentinel
@@ -47,7 +62,7 @@ class Settings(BaseSettings):
     observatory_api_style: ApiStyle = "spec"
     policy_api_style: ApiStyle = "spec"
     sentinel_api_style: ApiStyle = "spec"
-    policy_engine_url: str = f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/policy-engine/api"
+    policy_engine_url: str = _DEFAULT_ENDPOINTS["policy_engine_url"]
     # Shared secret of Sentinel's signed webhooks (HMAC-SHA256 in X-Sentinel-Signature);
     # unset, the receiver refuses them.
     sentinel_webhook_secret: SecretStr | None = None
@@ -97,8 +112,4 @@ class Settings(BaseSettings):
 
     def pointing_at_sandbox(self, base_url: str) -> Settings:
         """A copy whose five service URLs point at a sandbox served at `base_url`."""
-        base = base_url.rstrip("/")
-        return self.model_copy(
-            update={f"{service}_url": f"{base}/{service}/api/v1" for service in SERVICES}
-            | {"events_url": f"{base}/events", "policy_engine_url": f"{base}/policy-engine/api"}
-        )
+        return self.model_copy(update=sandbox_endpoints(base_url))

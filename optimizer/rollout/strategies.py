@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from optimizer.rollout import plan
 from optimizer.schemas.analysis import CompressionReport
 from optimizer.schemas.registry import ModelProfile
 from optimizer.schemas.rollout import ProposedChange
@@ -98,15 +99,14 @@ def cost_reductions(
 ) -> list[ProposedChange]:
     """Adopted compression where the evidence allows it, and response caching, per application."""
     changes = []
-    adopted = {r.application_id: r for r in compression.recommendations if r.decision == "adopt"}
+    found = {r.application_id: r for r in compression.recommendations}
     for app in applications:
-        found = adopted.get(app)
-        if found is not None:
-            changes.append(ProposedChange(
-                application_id=app, kind="prompt_compression", team_id=teams.get(app), technique=found.technique,
-                min_prompt_tokens=found.min_prompt_tokens, monthly_savings_usd=found.estimated_monthly_savings_usd,
-                quality_change=found.quality_change, quality_change_ci=found.quality_change_ci, reason=found.reason,
-            ))
+        result = found.get(app)
+        if result is not None and (adopted := plan.change_from_recommendation(
+            result, team_id=teams.get(app), monthly_savings_usd=result.estimated_monthly_savings_usd,
+            recommendation_id=None,
+        )):
+            changes.append(adopted)
         changes.append(ProposedChange(application_id=app, kind="caching", team_id=teams.get(app),
                                       reason="repeated prompts are answered from cache for 5 minutes"))
     return changes
