@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from optimizer.analysis.compression import DAYS_PER_MONTH
 from optimizer.events import (
     EXPERIMENT_COMPLETED,
     EXPERIMENTS_SOURCE,
@@ -39,7 +40,6 @@ from optimizer.schemas.registry import (
 )
 from optimizer.warehouse.analytics import ApplicationProfile
 
-DAYS_PER_MONTH = 30.0
 CONCLUDED = {"deploy_to_production": "completed", "keep_control": "completed", "invalid_srm": "failed"}
 
 

@@ -127,6 +127,6 @@ def deliver_events(warehouse: Path) -> EventDelivery:
                     break
                 store.mark_event_delivered(event.id)
                 delivered += 1
-        remaining = len(store.pending_events())
+        remaining = len(pending) - delivered
     logger.info("events: %d delivered, %d pending", delivered, remaining)
     return EventDelivery(emitted=len(pending), delivered=delivered, pending=remaining, last_error=last_error)

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from optimizer import telemetry
-from optimizer.report import NightlySummary, ReportData, render_markdown, spend_lines, write_report
+from optimizer.report import NightlySummary, ReportData, spend_lines, write_report
 from optimizer.warehouse import Warehouse
 
 
@@ -18,18 +18,17 @@ from optimizer.warehouse import Warehouse
 def publish_report(data: ReportData, warehouse: Path, reports_dir: Path) -> NightlySummary:
     with telemetry.operation("report", "reporting"), Warehouse(warehouse) as store:
         first, last = data.analysis_start.date(), (data.summary.window_end - timedelta(days=1)).date()
+        spend = {dimension: store.daily_spend(dimension, first, last) for dimension in ("team", "application", "model")}
         data = data.model_copy(update={
-            "spend_by_model": store.daily_spend("model", first, last),
-            "spend_totals": {
-                dimension: spend_lines(store.daily_spend(dimension, first, last), store.spend_labels(dimension))
-                for dimension in ("team", "application", "model")
-            },
+            "spend_by_model": spend["model"],
+            "spend_totals": {dimension: spend_lines(daily, store.spend_labels(dimension))
+                             for dimension, daily in spend.items()},
         })
         html_path, markdown_path = write_report(data, reports_dir)
         summary = data.summary.model_copy(update={"report": str(html_path), "report_markdown": str(markdown_path)})
         store.save_run(summary.run_id, summary.started_at or summary.window_end,
                        (summary.window_start, summary.window_end), summary.model_dump_json())
-    create_markdown_artifact(key="nightly-optimization", markdown=render_markdown(data),
+    create_markdown_artifact(key="nightly-optimization", markdown=markdown_path.read_text(encoding="utf-8"),
                              description="What the nightly optimization found and recommends")
     create_table_artifact(
         key="nightly-recommendations",

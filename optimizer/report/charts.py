@@ -73,10 +73,10 @@ class _Frame:
         return parts
 
 
-def _svg(title: str, parts: list[str]) -> str:
+def _svg(title: str, parts: list[str], height: int = HEIGHT) -> str:
     body = "\n  ".join(parts)
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-label="{escape(title)}" class="chart">\n  <title>{escape(title)}</title>\n  {body}\n</svg>'
     )
 
@@ -179,8 +179,4 @@ def forest_plot(rows: Sequence[tuple[str, float, float, float]], *, title: str, 
     parts.append(
         f'<text x="{left + span / 2:.0f}" y="{height - 8}" text-anchor="middle" class="label">{escape(x_label)}</text>'
     )
-    body = "\n  ".join(parts)
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" '
-        f'aria-label="{escape(title)}" class="chart">\n  <title>{escape(title)}</title>\n  {body}\n</svg>'
-    )
+    return _svg(title, parts, height)

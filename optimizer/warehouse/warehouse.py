@@ -80,6 +80,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _insert_events(db: duckdb.DuckDBPyConnection, events: Sequence[OutgoingEvent], now: datetime) -> None:
+    """Into the outbox, inside the caller's transaction; an event already queued stays as it was."""
+    for event in events:
+        db.execute(
+            "INSERT OR IGNORE INTO events_outbox (event_id, type, source, subject, event_time, data,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [event.id, event.type, event.source, event.subject, event.time, json.dumps(event.data), now],
+        )
+
+
 def _memory_setting(value: str) -> str:
     """A DuckDB memory size such as 3GB or 512MB; anything else is refused."""
     number, unit = value[:-2], value[-2:].upper()
@@ -443,12 +453,7 @@ class Warehouse:
                     [analysis.experiment_id, run_id, now, analysis.recommendation, analysis.winner,
                      analysis.srm_detected, analysis.model_dump_json()],
                 )
-            for event in events:
-                db.execute(
-                    "INSERT OR IGNORE INTO events_outbox (event_id, type, source, subject, event_time, data,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [event.id, event.type, event.source, event.subject, event.time, json.dumps(event.data), now],
-                )
+            _insert_events(db, events, now)
 
     def pending_events(self) -> list[OutgoingEvent]:
         """Events not yet accepted by a sink, oldest first."""
@@ -557,12 +562,7 @@ class Warehouse:
         """Put events in the outbox; `deliver` them afterwards. An event already queued is kept as it was."""
         now = _now()
         with self._transaction() as db:
-            for event in events:
-                db.execute(
-                    "INSERT OR IGNORE INTO events_outbox (event_id, type, source, subject, event_time, data,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [event.id, event.type, event.source, event.subject, event.time, json.dumps(event.data), now],
-                )
+            _insert_events(db, events, now)
 
     # ---- rollouts and the audit log --------------------------------------------------
 
@@ -601,13 +601,6 @@ class Warehouse:
             "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
             [uuid.uuid4().hex, _now(), actor, action, subject, json.dumps(details or {}, default=str)],
         )
-
-    def audit_trail(self, subject: str) -> list[tuple[datetime, str, str, dict[str, object]]]:
-        rows = self._db.execute(
-            "SELECT occurred_at, actor, action, details FROM audit_log WHERE subject = ? ORDER BY occurred_at",
-            [subject],
-        ).fetchall()
-        return [(at, str(actor), str(action), json.loads(details)) for at, actor, action, details in rows]
 
     def save_rollout(self, outcome: RolloutOutcome, flow_run_id: str | None) -> None:
         now = _now()
