@@ -38,10 +38,10 @@ def test_demo_runs_end_to_end_and_a_second_run_loads_nothing(tmp_path: Path) -> 
     first = run_demo(workdir, prefect_home)
     assert int(first["requests_loaded"]) > 2000  # type: ignore[call-overload]
     assert first["requests_total"] == first["requests_loaded"]
-    assert int(first["quarantined"]) >= 0  # type: ignore[call-overload]
+    assert int(first["quarantined"]) > 0  # type: ignore[call-overload]  # the sandbox serves some malformed records
     assert Path(str(first["report"])).is_file()
     second = run_demo(workdir, prefect_home)
-    assert second["requests_loaded"] == 0
+    assert second["requests_loaded"] == 0 and second["quarantined"] == 0
     assert second["requests_total"] == first["requests_total"]
 
 

@@ -75,6 +75,9 @@ def test_spans_go_to_a_file_when_one_is_named(tmp_path: Path) -> None:
 
 
 def test_nothing_is_written_or_sent_by_default(tmp_path: Path, collector: str) -> None:
-    run_script({"HOME": str(tmp_path)})
+    # Per-signal endpoints alone do not switch export on; they only make sure that an exporter
+    # created anyway would be caught by the collector.
+    run_script({"HOME": str(tmp_path), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector}/v1/traces",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{collector}/v1/metrics"})
     assert Collector.received == []
     assert list(tmp_path.iterdir()) == []
