@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The tests read flow runs, states and artifacts, never the event stream; on the test API's
@@ -14,6 +15,7 @@ os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "fals
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
@@ -66,18 +68,35 @@ def sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-@pytest.fixture
-def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
-    """Settings aimed at the sandbox, with a fresh warehouse and quick retries."""
+def settings_for(sandbox: SandboxServer, folder: Path, **overrides: Any) -> Settings:
+    """Settings aimed at `sandbox`, with a warehouse of their own in `folder` and quick retries."""
     return Settings(
         api_token=SANDBOX_DEFAULT_TOKEN,
-        warehouse=tmp_path / "warehouse.duckdb",
-        staging_dir=tmp_path / "staging",
-        reports_dir=tmp_path / "reports",
+        warehouse=folder / "warehouse.duckdb",
+        staging_dir=folder / "staging",
+        reports_dir=folder / "reports",
         http_backoff_s=0.01,
         http_max_backoff_s=0.05,
         http_timeout_s=10,
+        **overrides,
     ).pointing_at_sandbox(sandbox.url)
+
+
+def closed_port_url(path: str) -> str:
+    """A loopback URL where nothing listens: a service that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}{path}"
+
+
+def speaking(style: str) -> dict[str, str]:
+    """Settings overrides for every service to speak one API style."""
+    return {"observatory_api_style": style, "policy_api_style": style, "sentinel_api_style": style}
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    return settings_for(sandbox, tmp_path)
 
 
 def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:

@@ -28,7 +28,7 @@ from optimizer.schemas.observatory import AnalyticsMetric, AnalyticsQuery
 from optimizer.schemas.sentinel import AnomalyEvent
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
 from optimizer.webhook.sentinel import event_from_webhook
-from tests.conftest import DAY_END, export_settings, sandbox_config
+from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for, speaking
 from tests.test_response_flows import respond_and_reject
 from tests.test_webhook import ANOMALY, sentinel_webhook
 
@@ -37,8 +37,7 @@ DAY_START = DAY_END - timedelta(days=1)
 
 
 def styled(sandbox: SandboxServer, style: str) -> Settings:
-    return Settings(observatory_api_style=style, policy_api_style=style, sentinel_api_style=style,
-                    http_backoff_s=0.01, http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
+    return Settings(http_backoff_s=0.01, http_max_backoff_s=0.05, **speaking(style)).pointing_at_sandbox(sandbox.url)
 
 
 def test_the_analytics_api_counts_the_same_traffic_as_the_specifications_queries(sandbox: SandboxServer) -> None:
@@ -130,8 +129,7 @@ def upstream_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstrea
     with SandboxServer(sandbox_config(requests_per_day=12_000, api_style="upstream")) as sandbox, \
             pytest.MonkeyPatch.context() as patch:
         folder = tmp_path_factory.mktemp("upstream")
-        settings = styled(sandbox, "upstream").model_copy(update={
-            "warehouse": folder / "w.duckdb", "staging_dir": folder / "staging", "reports_dir": folder / "reports"})
+        settings = settings_for(sandbox, folder, **speaking("upstream"))
         export_settings(patch, settings)
         patch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
         summary = nightly_optimization(window_end=DAY_END, backfill_days=7)

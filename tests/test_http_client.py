@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
@@ -12,6 +10,7 @@ from optimizer.clients.registry import RegistryClient
 from optimizer.errors import AuthenticationError, PlatformRequestError, PlatformUnavailableError
 from optimizer.sandbox import FaultSettings, SandboxServer
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN
+from tests.conftest import closed_port_url
 
 
 class SleepLog:
@@ -81,11 +80,8 @@ def test_unknown_model_is_a_request_error_not_an_outage(sandbox: SandboxServer) 
 
 
 def test_unreachable_service_is_unavailable() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     sleeps = SleepLog()
-    client = RegistryClient(f"http://127.0.0.1:{port}/registry/api/v1", "t",
+    client = RegistryClient(closed_port_url("/registry/api/v1"), "t",
                             retry=RetryPolicy(max_attempts=3), sleep=sleeps)
     with client, pytest.raises(PlatformUnavailableError, match="ConnectError"):
         client.list_models()

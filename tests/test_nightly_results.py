@@ -4,7 +4,6 @@ and the optimizer's own telemetry."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from optimizer.clients import PlatformClients
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.settings import Settings
-from tests.conftest import DAY_END, export_settings, sandbox_config
+from tests.conftest import DAY_END, closed_port_url, export_settings, sandbox_config, settings_for
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
@@ -30,11 +29,6 @@ class Night:
     settings: Settings
     summary: NightlySummary
     spans: list[str]
-
-
-def settings_for(sandbox: SandboxServer, folder: Path) -> Settings:
-    return Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging", reports_dir=folder / "reports",
-                    http_backoff_s=0.01, http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
 
 
 @pytest.fixture(scope="module")
@@ -119,19 +113,13 @@ def test_the_run_traces_and_measures_itself(night: Night, telemetry_capture: tup
     assert runs[(("optimization.status", "success"), ("optimization.type", "model_cascade"))] >= 1
 
 
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/events"
-
-
 def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox:
         settings = settings_for(sandbox, tmp_path)
         export_settings(monkeypatch, settings)
-        monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", closed_port_url())
+        monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", closed_port_url("/events"))
         first = nightly_optimization(window_end=DAY_END, backfill_days=7)
         assert first.events.delivered == 0 and first.events.pending == first.events.emitted > 0
         assert sandbox.state.events == {}

@@ -16,8 +16,7 @@ from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
-from optimizer.settings import Settings
-from tests.conftest import DAY_END, export_settings, sandbox_config
+from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for
 from tests.test_rollout import answer
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
@@ -29,9 +28,7 @@ def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxS
     """A sandbox and a warehouse holding a week of traffic and one night's recommendations."""
     with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, pytest.MonkeyPatch.context() as patch:
         folder = tmp_path_factory.mktemp("responses")
-        settings = Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
-                            reports_dir=folder / "reports", http_backoff_s=0.01,
-                            http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
+        settings = settings_for(sandbox, folder)
         export_settings(patch, settings)
         patch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
         nightly_optimization(window_end=DAY_END, backfill_days=7)

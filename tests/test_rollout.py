@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,7 +23,7 @@ from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.world import Incident
 from optimizer.schemas.rollout import Guardrails, ProposedChange, RolloutOutcome
 from optimizer.settings import Settings
-from tests.conftest import export_settings, sandbox_config
+from tests.conftest import export_settings, sandbox_config, settings_for, speaking
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
@@ -50,10 +51,9 @@ def busy_sandbox(api_style: str) -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def approvers(
-    platform_env: Settings, monkeypatch: pytest.MonkeyPatch, busy_sandbox: SandboxServer, api_style: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, busy_sandbox: SandboxServer, api_style: str
 ) -> Settings:
-    settings = platform_env.pointing_at_sandbox(busy_sandbox.url).model_copy(update={
-        "observatory_api_style": api_style, "policy_api_style": api_style, "sentinel_api_style": api_style})
+    settings = settings_for(busy_sandbox, tmp_path, **speaking(api_style))
     export_settings(monkeypatch, settings)
     monkeypatch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
     return settings

@@ -25,7 +25,7 @@ from optimizer.settings import DATA_DIR, Settings
 from optimizer.warehouse import LoadBatch, Warehouse
 from optimizer.warehouse.analytics import RequestSource
 from tasks.analyze import analyze_application, combine
-from tests.conftest import DAY_END, export_settings, sandbox_config
+from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for
 
 
 def rounded(value: Any) -> Any:
@@ -107,9 +107,7 @@ def stored(warehouse: Path) -> dict[str, Any]:
 def night(folder: Path, runner: Any = None) -> tuple[NightlySummary, dict[str, Any]]:
     """A nightly run against a sandbox of its own (the same seed each time)."""
     with SandboxServer(sandbox_config(requests_per_day=2000)) as sandbox, pytest.MonkeyPatch.context() as patch:
-        settings = Settings(warehouse=folder / "w.duckdb", staging_dir=folder / "staging",
-                            reports_dir=folder / "reports", http_backoff_s=0.01,
-                            http_max_backoff_s=0.05).pointing_at_sandbox(sandbox.url)
+        settings = settings_for(sandbox, folder)
         export_settings(patch, settings)
         flow = nightly_optimization if runner is None else nightly_optimization.with_options(task_runner=runner)
         summary = flow(window_end=DAY_END, backfill_days=14)
