@@ -1,5 +1,5 @@
 """The DuckDB warehouse: schema migrations, atomic idempotent loads, and reads."""
 
-from optimizer.warehouse.warehouse import LoadBatch, LoadResult, Warehouse, reason_kind
+from optimizer.warehouse.warehouse import LoadBatch, LoadResult, Warehouse
 
-__all__ = ["LoadBatch", "LoadResult", "Warehouse", "reason_kind"]
+__all__ = ["LoadBatch", "LoadResult", "Warehouse"]

@@ -31,7 +31,7 @@ from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary
 from optimizer.schemas.records import REQUEST_COLUMNS, REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import typed_projection
-from optimizer.warehouse.warehouse import Warehouse, reason_kind
+from optimizer.warehouse.warehouse import Warehouse, count_reasons
 
 # DuckDB type names each kind of column accepts in an input file.
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
@@ -49,6 +49,13 @@ _KIND_NAMES = {"integer": "an integer", "number": "a number", "boolean": "a bool
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 IN_WINDOW = "ts >= $start AND ts < $end"
+# The model serving most of each application's own (non-shadow) traffic in the window; ties
+# go to the first model by name.
+CURRENT_MODEL = f"""current_model AS (
+    SELECT application_id, model FROM requests WHERE NOT shadow AND {IN_WINDOW}
+    GROUP BY application_id, model
+    QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
+)"""
 
 
 def _variance(value: object) -> float:
@@ -142,10 +149,7 @@ class RequestSource:
         rows, excluded = int(counts[0]), int(counts[1])
         if rows == 0:
             raise BadInputError(f"{path}: no rows")
-        reasons: dict[str, int] = {}
-        for (problems,) in db.execute("SELECT _problems FROM checked WHERE _problems IS NOT NULL").fetchall():
-            for part in str(problems).split("; "):
-                reasons[reason_kind(part)] = reasons.get(reason_kind(part), 0) + 1
+        reasons = count_reasons(db, "SELECT _problems AS reason FROM checked")
         db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
         return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))
 
@@ -188,13 +192,12 @@ class RequestSource:
         """Each application's served traffic (shadow calls excluded) in the window."""
         rows = self._rows(
             f"""
-            WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW})
-            SELECT application_id, mode(team_id),
-                   (SELECT s2.model FROM served AS s2 WHERE s2.application_id = s.application_id
-                    GROUP BY s2.model ORDER BY count(*) DESC, s2.model LIMIT 1),
-                   count(*), sum(cost_usd), avg(prompt_tokens), avg(completion_tokens),
-                   greatest(epoch(max(ts)) - epoch(min(ts)), 3600) / 86400
-            FROM served AS s GROUP BY application_id ORDER BY application_id
+            WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW}), {CURRENT_MODEL}
+            SELECT application_id, mode(s.team_id), any_value(c.model),
+                   count(*), sum(s.cost_usd), avg(s.prompt_tokens), avg(s.completion_tokens),
+                   greatest(epoch(max(s.ts)) - epoch(min(s.ts)), 3600) / 86400
+            FROM served AS s JOIN current_model AS c USING (application_id)
+            GROUP BY application_id ORDER BY application_id
             """
         )
         return [
@@ -210,11 +213,7 @@ class RequestSource:
         by the other model's confidence on the threshold grid."""
         rows = self._rows(
             f"""
-            WITH current_model AS (
-                SELECT application_id, model FROM requests WHERE NOT shadow AND {IN_WINDOW}
-                GROUP BY application_id, model
-                QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
-            ),
+            WITH {CURRENT_MODEL},
             -- Only paired rows (a small share) and only the columns the join reads, scanned once:
             -- three times faster than joining the whole window with itself.
             paired AS MATERIALIZED (

@@ -98,9 +98,18 @@ def _memory_setting(value: str) -> str:
     return f"{number}{unit}"
 
 
-def reason_kind(reason: str) -> str:
-    """'prompt_tokens is below 0: -12' -> 'prompt_tokens is below 0' (the rule, not the value)."""
-    return reason.split(":", 1)[0].strip()
+def count_reasons(
+    db: duckdb.DuckDBPyConnection, reasons_query: str, params: Mapping[str, object] | None = None
+) -> dict[str, int]:
+    """How many rows broke each rule, from a query of one `reason` column ('prompt_tokens is
+    below 0: -12; model is missing' counts once for each rule, without the values)."""
+    rows = db.execute(
+        "SELECT trim(split_part(part, ':', 1)) AS rule, count(*) FROM ("
+        f" SELECT unnest(string_split(reason, '; ')) AS part FROM ({reasons_query}) WHERE reason IS NOT NULL)"
+        " GROUP BY rule ORDER BY rule",
+        params,
+    ).fetchall()
+    return {str(rule): int(n) for rule, n in rows}
 
 
 class Warehouse:
@@ -325,11 +334,7 @@ class Warehouse:
             """,
             {"files": files, "load_id": load_id, "source": source, "now": now},
         ).fetchone()
-        reasons: dict[str, int] = {}
-        for (reason,) in db.execute("SELECT reason FROM quarantine WHERE load_id = ?", [load_id]).fetchall():
-            for part in str(reason).split("; "):
-                kind = reason_kind(part)
-                reasons[kind] = reasons.get(kind, 0) + 1
+        reasons = count_reasons(db, "SELECT reason FROM quarantine WHERE load_id = $load_id", {"load_id": load_id})
         return (int(inserted[0]) if inserted else 0), reasons
 
     def _upsert_models(self, db: duckdb.DuckDBPyConnection, models: Sequence[ModelProfile]) -> None:
@@ -409,12 +414,7 @@ class Warehouse:
 
     def quarantine_reasons(self) -> dict[str, int]:
         """How many quarantined rows broke each rule (a row may break several)."""
-        rows = self._db.execute(
-            "SELECT trim(split_part(part, ':', 1)) AS rule, count(*) FROM ("
-            " SELECT unnest(string_split(reason, '; ')) AS part FROM quarantine)"
-            " GROUP BY rule ORDER BY rule"
-        ).fetchall()
-        return {str(rule): int(n) for rule, n in rows}
+        return count_reasons(self._db, "SELECT reason FROM quarantine")
 
     def model_ids(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT model_id FROM models ORDER BY 1").fetchall()]
