@@ -42,9 +42,10 @@ def change_from_recommendation(
                           min_prompt_tokens=entry.min_prompt_tokens, **common)
 
 
-def _rule_for(config: RoutingConfig, application_id: str) -> RoutingRule | None:
+def _rule_index(rules: Sequence[RoutingRule], application_id: str) -> int | None:
+    """Where the application's own rule (not a canary beside it) is, if it has one."""
     return next(
-        (r for r in config.routing_rules
+        (i for i, r in enumerate(rules)
          if r.conditions.get("application_id") == application_id and "traffic_percentage" not in r.conditions),
         None,
     )
@@ -76,17 +77,17 @@ def apply_changes(current: RoutingConfig, changes: Iterable[ProposedChange]) -> 
     """The configuration with every change applied; an application without a rule gets one."""
     rules = list(current.routing_rules)
     for change in changes:
-        existing = _rule_for(RoutingConfig(routing_rules=rules), change.application_id)
-        if existing is None:
-            existing = RoutingRule(
+        index = _rule_index(rules, change.application_id)
+        if index is None:
+            rules.append(RoutingRule(
                 id=f"rule-{change.application_id}", name=f"{change.application_id} routing",
                 priority=max((r.priority for r in rules), default=90) + 10,
                 conditions={"application_id": change.application_id},
                 target_selection=TargetSelection(strategy="capability_match",
                                                  preferred_models=[change.fallback_model] if change.fallback_model else []),
-            )
-            rules.append(existing)
-        rules[rules.index(existing)] = _changed_rule(existing, change)
+            ))
+            index = len(rules) - 1
+        rules[index] = _changed_rule(rules[index], change)
     return RoutingConfig(routing_rules=rules, default_policy=current.default_policy)
 
 
@@ -154,8 +155,9 @@ def watched_models(proposed: RoutingConfig, applications: Iterable[str]) -> dict
     (a cascade and a compression hint together), not only the last one named."""
     watched = {}
     for application in applications:
-        rule = _rule_for(proposed, application)
-        watched[application] = list(dict.fromkeys(rule.target_selection.models())) if rule else []
+        index = _rule_index(proposed.routing_rules, application)
+        models = proposed.routing_rules[index].target_selection.models() if index is not None else []
+        watched[application] = list(dict.fromkeys(models))
     return watched
 
 

@@ -92,7 +92,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 response = problem(401, "missing or invalid bearer token")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="llm-platform"'
                 return response
-        service = path.split("/", 2)[1] if path.count("/") >= 1 else ""
+        service = path.split("/", 2)[1]  # paths start with "/"
         if service not in FAULTY_PREFIXES:
             return await call_next(request)
         with state.lock:
