@@ -1,4 +1,4 @@
-"""The `auto-optimizer` command (contracts/cli.md): a thin layer over library functions.
+"""The `auto-optimizer` command (docs/cli.md): a thin layer over library functions.
 
 With `--json` exactly one JSON document goes to stdout; progress and logs go to stderr.
 Exit status: 0 success, 2 bad usage or bad input, 1 any other failure.

@@ -1,4 +1,4 @@
-"""CloudEvents the optimizer emits and receives (contracts/events.md), on the cloudevents SDK.
+"""CloudEvents the optimizer emits and receives (docs/events.md), on the cloudevents SDK.
 
 Outgoing events get ids derived from what they announce, so a resend after a failed
 delivery is recognisably the same event and a receiver that deduplicates by source and id

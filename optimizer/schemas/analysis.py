@@ -1,4 +1,4 @@
-"""Results of the analyses, shaped as the `analyze` commands print them (contracts/cli.md).
+"""Results of the analyses, shaped as the `analyze` commands print them (docs/cli.md).
 
 Named fields keep their names and meaning; fields beyond the contract's are additions.
 """

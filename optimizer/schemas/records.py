@@ -1,4 +1,4 @@
-"""The request record (contracts/telemetry.md): one row per LLM request.
+"""The request record (docs/request-record.md): one row per LLM request.
 
 `RequestRecord` is the single definition. The warehouse's column types, the Parquet/Arrow
 schema and the validation rules that send bad rows to quarantine are all derived from it,

@@ -1,4 +1,4 @@
-"""OpenTelemetry attribute names that carry request-record columns (contracts/telemetry.md).
+"""OpenTelemetry attribute names that carry request-record columns (docs/request-record.md).
 
 The first name of each entry is the one the optimizer (and its sandbox) writes, as in the
 platform specification's examples; readers accept every alias, in order, because producers

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from optimizer.schemas.records import REQUEST_COLUMNS, Column
 
-# cost_usd may be absent when the model's list price can compute it (contracts/telemetry.md).
+# cost_usd may be absent when the model's list price can compute it (docs/request-record.md).
 DERIVABLE = frozenset({"cost_usd"})
 
 

@@ -1,4 +1,4 @@
-"""`POST /events`: CloudEvents in structured, binary or batch mode (contracts/events.md), and
+"""`POST /events`: CloudEvents in structured, binary or batch mode (docs/events.md), and
 Sentinel's own signed webhook (optimizer/webhook/sentinel.py).
 
 Order of business for every request: credential (401: the bearer token, or for a Sentinel

@@ -1,4 +1,4 @@
--- The request record (contracts/telemetry.md), one row per request, stored once per request_id.
+-- The request record (docs/request-record.md), one row per request, stored once per request_id.
 -- No primary key: loads deduplicate with a bounded anti-join, which is several times faster
 -- than a unique index at this volume and keeps the file small.
 CREATE TABLE requests (
