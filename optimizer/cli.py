@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
 from optimizer.settings import SANDBOX_DEFAULT_PORT, SANDBOX_DEFAULT_TOKEN, Settings
 
@@ -252,6 +253,11 @@ def cmd_sandbox_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Commands that run flows or start flow runs: with no PREFECT_API_URL they need Prefect's
+# embedded API, whose first start on a new PREFECT_HOME is slow.
+USES_PREFECT = frozenset({cmd_demo, cmd_run_nightly, cmd_webhook_serve})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auto-optimizer",
@@ -364,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        if args.handler in USES_PREFECT:
+            embedded_prefect.prepare()
         return int(args.handler(args))
     except BadInputError as exc:
         sys.stderr.write(f"auto-optimizer: {exc}\n")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from optimizer import embedded_prefect
 from optimizer.ingest.windows import floor_to
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxConfig, SandboxServer
@@ -61,9 +62,9 @@ def run_demo(
     delivery delay, so yesterday is complete and a second run the same day finds the same
     window with nothing new in it.
     """
+    embedded_prefect.prepare()  # before Prefect is imported: it reads its settings then
     from flows.nightly import nightly_optimization
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     now = datetime.now(UTC)
     window_end = floor_to(now, timedelta(days=1))
     settled = max(now, window_end + timedelta(seconds=MAX_LATE_S + 60))
