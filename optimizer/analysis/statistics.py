@@ -3,6 +3,11 @@
 A group of observations enters as `SampleMean(n, mean, variance)` or `Proportion(n,
 successes)`, which the warehouse computes in SQL; every test here works on those few
 numbers, so a test of ten million rows costs what a test of ten does. No I/O, no clock.
+
+Distributions are evaluated with `scipy.special`, the functions behind `scipy.stats`'s
+normal, t and chi-square distributions: the same numbers, without the distribution
+objects' per-call overhead (about 1 ms each), which simulations of thousands of
+analyses and the nightly run's many comparisons would otherwise spend.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 Interval = tuple[float, float]
 
@@ -97,8 +102,20 @@ class Difference:
     relative_ci: Interval | None
 
 
-def _two_sided_p(statistic: float, distribution: stats.rv_continuous | stats.rv_frozen) -> float:
-    return float(2 * distribution.sf(abs(statistic)))
+def normal_quantile(probability: float) -> float:
+    return float(special.ndtri(probability))
+
+
+def normal_cdf(x: float) -> float:
+    return float(special.ndtr(x))
+
+
+def _two_sided_normal_p(statistic: float) -> float:
+    return 2 * normal_cdf(-abs(statistic))
+
+
+def _two_sided_t_p(statistic: float, df: float) -> float:
+    return float(2 * special.stdtr(df, -abs(statistic)))
 
 
 def _degenerate_p(difference: float) -> float:
@@ -117,7 +134,7 @@ def relative_difference(
     spread = math.hypot(
         math.sqrt(treatment.variance_of_mean), ratio * math.sqrt(control.variance_of_mean)
     ) / abs(control.mean)
-    half = float(stats.norm.ppf(1 - alpha / 2)) * spread
+    half = normal_quantile(1 - alpha / 2) * spread
     return ratio - 1, (ratio - 1 - half, ratio - 1 + half)
 
 
@@ -133,9 +150,8 @@ def welch(control: SampleMean, treatment: SampleMean, alpha: float = 0.05) -> Di
         # Welch-Satterthwaite; when the variances are so small their squares underflow,
         # the pooled degrees of freedom are the limit it tends to.
         df = (v_c + v_t) ** 2 / denominator if denominator > 0 else max(control.n + treatment.n - 2, 1)
-        distribution = stats.t(df)
-        p_value = _two_sided_p(difference / se, distribution)
-        half = float(distribution.ppf(1 - alpha / 2)) * se
+        p_value = _two_sided_t_p(difference / se, df)
+        half = float(special.stdtrit(df, 1 - alpha / 2)) * se
         ci = (difference - half, difference + half)
     relative, relative_ci = relative_difference(control, treatment, alpha)
     return Difference(control.mean, treatment.mean, difference, se, ci, p_value, relative, relative_ci)
@@ -146,9 +162,9 @@ def two_proportions(control: Proportion, treatment: Proportion, alpha: float = 0
     difference = treatment.rate - control.rate
     pooled = (control.successes + treatment.successes) / (control.n + treatment.n)
     se_null = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
-    p_value = _degenerate_p(difference) if se_null == 0 else _two_sided_p(difference / se_null, stats.norm)
+    p_value = _degenerate_p(difference) if se_null == 0 else _two_sided_normal_p(difference / se_null)
     se = math.sqrt(control.variance_of_rate + treatment.variance_of_rate)
-    half = float(stats.norm.ppf(1 - alpha / 2)) * se
+    half = normal_quantile(1 - alpha / 2) * se
     relative, relative_ci = relative_difference(control.as_sample_mean(), treatment.as_sample_mean(), alpha)
     return Difference(
         control.rate, treatment.rate, difference, se, (difference - half, difference + half),
@@ -160,7 +176,7 @@ def mean_interval(sample: SampleMean, alpha: float = 0.05) -> Interval:
     """Two-sided t interval for one mean (used for paired differences)."""
     if sample.n < 2 or sample.variance == 0:
         return (sample.mean, sample.mean)
-    half = float(stats.t.ppf(1 - alpha / 2, sample.n - 1)) * math.sqrt(sample.variance_of_mean)
+    half = float(special.stdtrit(sample.n - 1, 1 - alpha / 2)) * math.sqrt(sample.variance_of_mean)
     return (sample.mean - half, sample.mean + half)
 
 
@@ -183,21 +199,22 @@ def sample_ratio_p_value(observed: Mapping[str, int], expected_shares: Mapping[s
     if counts.sum() == 0 or len(names) < 2:
         return 1.0
     expected = counts.sum() * shares / shares.sum()
-    return float(stats.chisquare(counts, expected).pvalue)
+    statistic = float(((counts - expected) ** 2 / expected).sum())
+    return float(special.chdtrc(len(names) - 1, statistic))
 
 
 def minimum_detectable_effect(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """Smallest true |difference| a two-sided test at `alpha` detects with `power`."""
-    return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * standard_error
+    return (normal_quantile(1 - alpha / 2) + normal_quantile(power)) * standard_error
 
 
 def power_against(effect: float, standard_error: float, alpha: float = 0.05) -> float:
     """Probability that a two-sided test at `alpha` detects a true difference `effect`."""
     if standard_error == 0:
         return 1.0 if effect else alpha
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = normal_quantile(1 - alpha / 2)
     shift = abs(effect) / standard_error
-    return float(stats.norm.cdf(shift - z) + stats.norm.cdf(-shift - z))
+    return normal_cdf(shift - z) + normal_cdf(-shift - z)
 
 
 @dataclass(frozen=True)
