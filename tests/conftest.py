@@ -82,6 +82,23 @@ def settings_for(sandbox: SandboxServer, folder: Path, **overrides: Any) -> Sett
     ).pointing_at_sandbox(sandbox.url)
 
 
+def assert_same_numbers(actual: Any, expected: Any, rel: float = 1e-9, where: str = "") -> None:
+    """Equal structures (dicts, lists, strings, ints) whose floats agree to `rel`: sums over
+    the same rows in another order may differ in their last bits."""
+    if isinstance(expected, float) and isinstance(actual, float | int):
+        assert actual == pytest.approx(expected, rel=rel, abs=1e-300, nan_ok=True), where
+    elif isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys(), where
+        for key, value in expected.items():
+            assert_same_numbers(actual[key], value, rel, f"{where}.{key}")
+    elif isinstance(expected, list | tuple):
+        assert isinstance(actual, list | tuple) and len(actual) == len(expected), where
+        for index, (left, right) in enumerate(zip(actual, expected, strict=True)):
+            assert_same_numbers(left, right, rel, f"{where}[{index}]")
+    else:
+        assert actual == expected, where
+
+
 def closed_port_url(path: str) -> str:
     """A loopback URL where nothing listens: a service that is down."""
     with socket.socket() as probe:

@@ -184,7 +184,7 @@ def test_cascade_statistics_from_duckdb_equal_the_direct_computation(tmp_path: P
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 2**32 - 1))
-def test_decisions_do_not_change_when_rows_are_shuffled(tmp_path: Path, seed: int) -> None:
+def test_shuffled_rows_give_the_same_output_to_the_bit(tmp_path: Path, seed: int) -> None:
     from optimizer.analyze import analyze_cascade, analyze_experiments
 
     rows = pair_rows(draw(FINE, 600, np.random.default_rng(5))) + [
@@ -199,8 +199,9 @@ def test_decisions_do_not_change_when_rows_are_shuffled(tmp_path: Path, seed: in
         (r.decision, r.confidence_threshold) for r in second.recommendations]
     one, two = analyze_experiments(ordered), analyze_experiments(shuffled)
     assert [(e.recommendation, e.winner) for e in one.experiments] == [(e.recommendation, e.winner) for e in two.experiments]
-    for a, b in zip(one.experiments[0].comparisons, two.experiments[0].comparisons, strict=True):
-        assert a.p_value == pytest.approx(b.p_value, rel=1e-9, abs=1e-300)
+    # Compensated sums do not depend on the order rows are added in: the same output, to the bit.
+    assert first.model_dump_json() == second.model_dump_json()
+    assert one.model_dump_json() == two.model_dump_json()
 
 
 def test_rows_that_break_the_record_rules_are_left_out_and_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,6 @@ and the nightly flow on a local Dask cluster stores what it stores with threads.
 from __future__ import annotations
 
 import json
-import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,17 @@ from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.export import export_requests
 from optimizer.schemas.analysis import CascadeReport, CompressionReport
-from optimizer.settings import DATA_DIR, Settings
+from optimizer.settings import MODEL_CATALOG, Settings
 from optimizer.warehouse import LoadBatch, Warehouse
 from optimizer.warehouse.analytics import RequestSource
 from tasks.analyze import analyze_application, combine
-from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for
-
-
-def rounded(value: Any) -> Any:
-    """JSON with floats to 9 significant digits: parallel sums may differ in the last bits."""
-    if isinstance(value, float):
-        return float(f"{value:.9g}") if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {key: rounded(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [rounded(item) for item in value]
-    return value
+from tests.conftest import (
+    DAY_END,
+    assert_same_numbers,
+    export_settings,
+    sandbox_config,
+    settings_for,
+)
 
 
 def test_analysing_applications_apart_gives_the_report_of_analysing_them_together(tmp_path: Path) -> None:
@@ -44,7 +38,7 @@ def test_analysing_applications_apart_gives_the_report_of_analysing_them_togethe
     export_requests(data, days=14, end=DAY_END.date(), config=sandbox_config(requests_per_day=3000))
     window = (DAY_END - timedelta(days=14), DAY_END)
     with Warehouse(tmp_path / "w.duckdb") as store:
-        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        store.ensure_models(load_catalog(MODEL_CATALOG))
         store.load(LoadBatch(source="test", request_files=[data]))
         whole = RequestSource.from_warehouse(store, window)
         together = (
@@ -64,9 +58,9 @@ def test_analysing_applications_apart_gives_the_report_of_analysing_them_togethe
     assert len(partitions) >= 5 and {r.decision for r in together[0].recommendations} >= {"adopt"}
     for merged, single in zip(apart[:2], together[:2], strict=True):
         assert isinstance(merged, CascadeReport | CompressionReport)
-        assert rounded(merged.model_dump(exclude={"input"})) == rounded(single.model_dump(exclude={"input"}))
+        assert_same_numbers(merged.model_dump(exclude={"input"}), single.model_dump(exclude={"input"}))
     assert apart[0].input is not None and apart[0].input.rows == rows
-    assert rounded([vars(p) for p in apart[2]]) == rounded([vars(p) for p in together[2]])
+    assert_same_numbers([vars(p) for p in apart[2]], [vars(p) for p in together[2]])
 
 
 def test_partition_folders_round_trip_any_application_name(tmp_path: Path) -> None:
@@ -77,7 +71,7 @@ def test_partition_folders_round_trip_any_application_name(tmp_path: Path) -> No
         db.execute(f"COPY (SELECT * REPLACE (CASE WHEN application_id = 'support-bot' THEN '{odd}' "
                    f"ELSE application_id END AS application_id) FROM '{data}') TO '{tmp_path / 'odd.parquet'}'")
     with Warehouse(tmp_path / "w.duckdb") as store:
-        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        store.ensure_models(load_catalog(MODEL_CATALOG))
         store.load(LoadBatch(source="test", request_files=[tmp_path / "odd.parquet"]))
         partitions = store.export_by_application((DAY_END - timedelta(days=1), DAY_END), tmp_path / "out")
         counts = dict(store._db.execute("SELECT application_id, count(*) FROM requests GROUP BY 1").fetchall())
@@ -97,16 +91,16 @@ def stored(warehouse: Path) -> dict[str, Any]:
             "SELECT experiment_id, recommendation, winner, payload FROM experiment_results ORDER BY experiment_id"
         ).fetchall()
         requests = db.execute("SELECT count(*), sum(cost_usd) FROM requests").fetchone()
-    return rounded({
+    return {
         "recommendations": [[*row[:3], json.loads(row[3])] for row in recommendations],
         "experiments": [[*row[:3], json.loads(row[3])] for row in experiments],
         "requests": list(requests or ()),
-    })
+    }
 
 
-def night(folder: Path, runner: Any = None) -> tuple[NightlySummary, dict[str, Any]]:
-    """A nightly run against a sandbox of its own (the same seed each time)."""
-    with SandboxServer(sandbox_config(requests_per_day=2000)) as sandbox, pytest.MonkeyPatch.context() as patch:
+def night(sandbox: SandboxServer, folder: Path, runner: Any = None) -> tuple[NightlySummary, dict[str, Any]]:
+    """A nightly run against `sandbox` into a warehouse of its own."""
+    with pytest.MonkeyPatch.context() as patch:
         settings = settings_for(sandbox, folder)
         export_settings(patch, settings)
         flow = nightly_optimization if runner is None else nightly_optimization.with_options(task_runner=runner)
@@ -117,15 +111,16 @@ def night(folder: Path, runner: Any = None) -> tuple[NightlySummary, dict[str, A
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
 def test_the_nightly_flow_on_a_local_dask_cluster_stores_what_threads_store(tmp_path: Path) -> None:
-    threads_summary, with_threads = night(tmp_path / "threads")
-    dask_summary, with_dask = night(tmp_path / "dask", dask_runner(workers=2))
+    with SandboxServer(sandbox_config(requests_per_day=2000)) as sandbox:
+        threads_summary, with_threads = night(sandbox, tmp_path / "threads")
+        dask_summary, with_dask = night(sandbox, tmp_path / "dask", dask_runner(workers=2))
     assert with_threads["experiments"] and "adopt" in {row[2] for row in with_threads["recommendations"]}
-    assert with_dask == with_threads
+    assert_same_numbers(with_dask, with_threads)
     for field in ("requests_loaded", "quarantined", "windows", "experiments", "budgets_flagged"):
         assert getattr(dask_summary, field) == getattr(threads_summary, field), field
     outcomes = {"recommendations": {"__all__": {"recommendation_id"}}}  # ids carry the run's id
-    assert rounded(dask_summary.model_dump(include={"recommendations", "experiment_outcomes"}, exclude=outcomes)) == (
-        rounded(threads_summary.model_dump(include={"recommendations", "experiment_outcomes"}, exclude=outcomes)))
+    assert_same_numbers(dask_summary.model_dump(include={"recommendations", "experiment_outcomes"}, exclude=outcomes),
+                        threads_summary.model_dump(include={"recommendations", "experiment_outcomes"}, exclude=outcomes))
     assert dask_summary.potential_monthly_savings_usd == pytest.approx(threads_summary.potential_monthly_savings_usd)
 
 

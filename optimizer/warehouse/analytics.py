@@ -8,7 +8,6 @@ would, with rows that break its rules left out and counted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,10 +55,6 @@ CURRENT_MODEL = f"""current_model AS (
     GROUP BY application_id, model
     QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
 )"""
-
-
-def _variance(value: object) -> float:
-    return float(value) if value is not None else 0.0  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -166,8 +161,8 @@ class RequestSource:
         rows = self._rows(
             f"""
             SELECT variant_id, count(*),
-                   avg(cost_usd), var_samp(cost_usd), avg(latency_ms), var_samp(latency_ms),
-                   count(quality_score), avg(quality_score), var_samp(quality_score),
+                   fsum(cost_usd), fsum(cost_usd * cost_usd), fsum(latency_ms), fsum(latency_ms * latency_ms),
+                   count(quality_score), fsum(quality_score), fsum(quality_score * quality_score),
                    count(*) FILTER (WHERE status = 'error')
             FROM requests
             WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
@@ -178,12 +173,12 @@ class RequestSource:
         return [
             VariantStatistics(
                 variant_id=str(variant),
-                cost_usd=SampleMean(int(n), float(cost), _variance(cost_var)),
-                latency_ms=SampleMean(int(n), float(latency), _variance(latency_var)),
-                quality_score=SampleMean(int(nq), float(q) if q is not None else math.nan, _variance(q_var)),
+                cost_usd=SampleMean.from_sums(int(n), float(cost), float(cost2)),
+                latency_ms=SampleMean.from_sums(int(n), float(latency), float(latency2)),
+                quality_score=SampleMean.from_sums(int(nq), float(q or 0.0), float(q2 or 0.0)),
                 errors=Proportion(int(n), int(errors)),
             )
-            for variant, n, cost, cost_var, latency, latency_var, nq, q, q_var, errors in rows
+            for variant, n, cost, cost2, latency, latency2, nq, q, q2, errors in rows
         ]
 
     # ---- applications ----------------------------------------------------------------
@@ -194,7 +189,7 @@ class RequestSource:
             f"""
             WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW}), {CURRENT_MODEL}
             SELECT application_id, mode(s.team_id), any_value(c.model),
-                   count(*), sum(s.cost_usd), avg(s.prompt_tokens), avg(s.completion_tokens),
+                   count(*), fsum(s.cost_usd), avg(s.prompt_tokens), avg(s.completion_tokens),
                    greatest(epoch(max(s.ts)) - epoch(min(s.ts)), 3600) / 86400
             FROM served AS s JOIN current_model AS c USING (application_id)
             GROUP BY application_id ORDER BY application_id
@@ -233,8 +228,8 @@ class RequestSource:
                 WHERE f.status = 'ok' AND f.quality_score IS NOT NULL
                   AND (c.status = 'error' OR (c.quality_score IS NOT NULL AND c.confidence_score IS NOT NULL))
             )
-            SELECT m.application_id, m.model, p.primary_model, p.bin, count(p.bin), sum(p.diff), sum(p.diff * p.diff),
-                   sum(p.primary_cost), sum(p.fallback_cost), sum(p.primary_latency), sum(p.fallback_latency)
+            SELECT m.application_id, m.model, p.primary_model, p.bin, count(p.bin), fsum(p.diff), fsum(p.diff * p.diff),
+                   fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency), fsum(p.fallback_latency)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
             GROUP BY ALL ORDER BY ALL
             """
@@ -283,7 +278,7 @@ class RequestSource:
                 f"""
                 SELECT {floor_case} AS floor, compression_technique IS NOT NULL AS compressed,
                        coalesce(experiment_id, '') AS experiment, count(*),
-                       count(quality_score), avg(quality_score), var_samp(quality_score),
+                       count(quality_score), fsum(quality_score), fsum(quality_score * quality_score),
                        sum(prompt_tokens), sum(coalesce(original_prompt_tokens, prompt_tokens))
                 FROM requests
                 WHERE application_id = $app AND model = $model AND NOT shadow AND {IN_WINDOW}
@@ -302,10 +297,10 @@ class RequestSource:
                         PromptBucket(
                             floor=int(floor), compressed=bool(compressed), experiment_id=str(experiment),
                             requests=int(n),
-                            quality=SampleMean(int(nq), float(q) if q is not None else 0.0, _variance(q_var)),
+                            quality=SampleMean.from_sums(int(nq), float(q or 0.0), float(q2 or 0.0)),
                             prompt_tokens=int(sent), original_prompt_tokens=int(original),
                         )
-                        for floor, compressed, experiment, n, nq, q, q_var, sent, original in rows
+                        for floor, compressed, experiment, n, nq, q, q2, sent, original in rows
                     ),
                 )
             )

@@ -545,7 +545,7 @@ class Warehouse:
         """Each team's spend over whole UTC days, both inclusive, from the request records:
         for budgets where the cost source breaks spend down by model only."""
         rows = self._db.execute(
-            "SELECT team_id, sum(cost_usd) FROM requests WHERE team_id IS NOT NULL "
+            "SELECT team_id, fsum(cost_usd) FROM requests WHERE team_id IS NOT NULL "
             "AND ts >= CAST($first AS TIMESTAMPTZ) AND ts < CAST($last AS TIMESTAMPTZ) + INTERVAL 1 DAY GROUP BY 1",
             {"first": first_day.isoformat(), "last": last_day.isoformat()},
         ).fetchall()
