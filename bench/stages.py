@@ -18,7 +18,7 @@ from optimizer.analysis import cascade, compression
 from optimizer.analysis.experiments import analyse_experiment
 from optimizer.catalog import load_catalog
 from optimizer.report import NightlySummary, ReportData, render_html
-from optimizer.settings import DATA_DIR
+from optimizer.settings import MODEL_CATALOG
 from optimizer.warehouse import LoadBatch, Warehouse
 from optimizer.warehouse.analytics import RequestSource
 
@@ -30,7 +30,7 @@ def load(data: Path, warehouse: Path) -> dict[str, Any]:
     warehouse.unlink(missing_ok=True)
     started = time.perf_counter()
     with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
-        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        store.ensure_models(load_catalog(MODEL_CATALOG))
         result = store.load(LoadBatch(source="bench", request_files=[data]))
     return {"load_s": time.perf_counter() - started, "rows": result.loaded}
 

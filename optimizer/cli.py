@@ -87,10 +87,10 @@ def _ingest_text(summary: Any) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from optimizer.demo import DEMO_DIR, run_demo
+    from optimizer.demo import run_demo
 
     summary = run_demo(
-        workdir=args.workdir or DEMO_DIR,
+        workdir=args.workdir,
         seed=args.seed,
         requests_per_day=args.requests_per_day,
         backfill_days=args.days,
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the nightly optimization against the bundled sandbox")
     demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    demo.add_argument("--workdir", type=Path, help="where the demo keeps its warehouse and reports")
+    demo.add_argument("--workdir", type=Path, help="where the demo keeps its warehouse and reports (default: demo/ in the data folder)")
     demo.add_argument("--days", type=int, default=7, help="days of traffic to backfill (default 7)")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--requests-per-day", type=int, default=12_000)

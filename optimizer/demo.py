@@ -14,9 +14,7 @@ from optimizer.ingest.windows import floor_to
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.sandbox.traffic import MAX_LATE_S
-from optimizer.settings import DATA_DIR, SANDBOX_DEFAULT_TOKEN, sandbox_environment
-
-DEMO_DIR = DATA_DIR / "demo"
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, sandbox_environment
 
 
 @contextmanager
@@ -49,7 +47,7 @@ def demo_environment(sandbox_url: str, workdir: Path, api_style: str = "spec") -
 
 def run_demo(
     *,
-    workdir: Path = DEMO_DIR,
+    workdir: Path | None = None,
     seed: int = 42,
     requests_per_day: int = 12_000,
     backfill_days: int = 7,
@@ -60,8 +58,10 @@ def run_demo(
 
     The sandbox's clock stands at least as late as today 00:00 UTC plus the longest
     delivery delay, so yesterday is complete and a second run the same day finds the same
-    window with nothing new in it.
+    window with nothing new in it. Its warehouse and reports go to `workdir`, by default
+    `demo/` in the data folder (`AUTO_OPTIMIZER_DATA_DIR`).
     """
+    workdir = (workdir or Settings().data_dir / "demo").resolve()
     embedded_prefect.prepare()  # before Prefect is imported: it reads its settings then
     from flows.nightly import nightly_optimization
 

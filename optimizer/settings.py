@@ -1,7 +1,8 @@
 """Configuration from `AUTO_OPTIMIZER_*` environment variables, in one object.
 
 Every default points at the embedded setup: the platform sandbox on its default loopback
-port and a DuckDB file under `data/`, so a fresh checkout runs without any configuration.
+port and a DuckDB file under the data folder (`Settings.data_dir`), so a fresh checkout or
+a fresh install runs without any configuration.
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_ROOT / "data"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# Installed from a wheel, the package carries the shipped catalog in optimizer/data/ (see
+# setup.py); run from a checkout, the catalog is in the checkout's top-level data/ folder.
+INSTALLED = (PACKAGE_DIR / "data" / "model_catalog.json").is_file()
+MODEL_CATALOG = (PACKAGE_DIR if INSTALLED else PROJECT_ROOT) / "data" / "model_catalog.json"
+# The default data folder: a checkout's own data/ (ignored by git), or data/ in the working
+# directory of an installed tool, since site-packages is no place to write.
+DATA_DIR = Path.cwd() / "data" if INSTALLED else PROJECT_ROOT / "data"
 SANDBOX_DEFAULT_PORT = 8700
 SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
@@ -43,7 +51,13 @@ ApiStyle = Literal["spec", "upstream", "auto"]
 
 
 class Settings(BaseSettings):
-    """Where the platform lives, how to authenticate, and where local state goes."""
+    """Where the platform lives, how to authenticate, and where local state goes.
+
+    Local state (warehouse, staging files, reports, the webhook inbox, the demo's own
+    folder) lives under `data_dir` (`AUTO_OPTIMIZER_DATA_DIR`): by default the checkout's
+    `data/` when run from a checkout, else `./data` in the directory the command starts in.
+    Relative paths of those settings are taken under `data_dir`; absolute ones stay put.
+    """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -73,13 +87,14 @@ class Settings(BaseSettings):
     # The webhook receiver: its bearer token (required unless disabled for local use),
     # where it records accepted events, and the largest body it reads.
     webhook_token: SecretStr | None = None
-    webhook_inbox: Path = DATA_DIR / "webhook" / "inbox.sqlite"
+    webhook_inbox: Path = Path("webhook", "inbox.sqlite")
     webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
 
-    warehouse: Path = DATA_DIR / "warehouse.duckdb"
-    staging_dir: Path = DATA_DIR / "staging"
-    reports_dir: Path = DATA_DIR / "reports"
-    model_catalog: Path = DATA_DIR / "model_catalog.json"
+    data_dir: Path = DATA_DIR
+    warehouse: Path = Path("warehouse.duckdb")
+    staging_dir: Path = Path("staging")
+    reports_dir: Path = Path("reports")
+    model_catalog: Path = MODEL_CATALOG
 
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_max_attempts: int = Field(default=6, ge=1)
@@ -100,6 +115,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _local_state_under_data_dir(self) -> Settings:
+        for name in ("webhook_inbox", "warehouse", "staging_dir", "reports_dir"):
+            self.__dict__[name] = self.data_dir / getattr(self, name)  # leaves model_fields_set as it was
+        return self
 
     def service_urls(self) -> dict[str, str]:
         return {

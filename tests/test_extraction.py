@@ -16,7 +16,7 @@ from optimizer.catalog import load_catalog
 from optimizer.clients import ObservatoryClient
 from optimizer.ingest.observatory import extract_window, prefetched
 from optimizer.ingest.windows import Window
-from optimizer.settings import DATA_DIR
+from optimizer.settings import MODEL_CATALOG
 from optimizer.warehouse import LoadBatch, Warehouse
 
 GOOD = {
@@ -63,7 +63,7 @@ def test_records_that_are_not_objects_reach_quarantine_and_the_page_still_loads(
         staged = extract_window(client, window, tmp_path / "staging")
     assert staged.rows == 3
     with Warehouse(tmp_path / "w.duckdb") as store:
-        store.ensure_models(load_catalog(DATA_DIR / "model_catalog.json"))
+        store.ensure_models(load_catalog(MODEL_CATALOG))
         result = store.load(LoadBatch(source="test", request_files=[staged.path]))
         reasons = store.quarantine_reasons()
     assert result.loaded == 1

@@ -16,10 +16,10 @@ from optimizer.errors import BadInputError
 from optimizer.ingest.staging import StagingWriter
 from optimizer.schemas.governance import CostBreakdown, CostSummary, DateRange, TeamCost
 from optimizer.schemas.records import REQUEST_COLUMNS
-from optimizer.settings import DATA_DIR
+from optimizer.settings import MODEL_CATALOG
 from optimizer.warehouse import LoadBatch, Warehouse
 
-CATALOG = load_catalog(DATA_DIR / "model_catalog.json")
+CATALOG = load_catalog(MODEL_CATALOG)
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 

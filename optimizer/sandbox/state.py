@@ -30,7 +30,7 @@ from optimizer.schemas.routing import (
     RoutingRule,
     TargetSelection,
 )
-from optimizer.settings import DATA_DIR, SANDBOX_DEFAULT_TOKEN
+from optimizer.settings import MODEL_CATALOG, SANDBOX_DEFAULT_TOKEN
 
 
 class SandboxConfig(BaseModel):
@@ -43,7 +43,7 @@ class SandboxConfig(BaseModel):
     now: datetime | None = None  # where the clock starts; None follows the wall clock
     clock_speed: float = Field(default=0.0, ge=0)  # sandbox seconds per real second from `now`; 0 stops it
     anchor: date | None = None  # the day experiments and incidents are placed from
-    catalog_path: Path = DATA_DIR / "model_catalog.json"
+    catalog_path: Path = MODEL_CATALOG
     faults: FaultSettings = Field(default_factory=FaultSettings)
     # Which APIs it serves where the specification and the upstream services differ: both
     # (the default), or only one, so a client speaking the other fails as it would for real.
