@@ -194,7 +194,7 @@ def test_an_event_accepted_while_its_deployment_is_missing_starts_later(tmp_path
         assert flow_run(entry.flow_run_id).parameters["alert"]["team_id"] == "team-marketing"
 
 
-def test_a_thousand_events_from_fifty_senders_are_each_accepted_once(
+def test_three_hundred_events_from_thirty_concurrent_senders_are_each_accepted_once(
     receiver: BackgroundServer, receiver_inbox: Path
 ) -> None:
     before = asyncio.run(_runs_of("anomaly-response"))
@@ -202,22 +202,22 @@ def test_a_thousand_events_from_fifty_senders_are_each_accepted_once(
     def send(sender: int) -> list[int]:
         statuses = []
         with httpx.Client(timeout=60) as client:
-            for n in range(20):
+            for n in range(10):
                 message = ce_http.to_structured_event(sentinel_event(f"load-{sender}-{n}"))
                 reply = client.post(f"{receiver.url}/events", content=message.body, headers={**message.headers, **AUTH})
                 statuses.append(reply.status_code)
         return statuses
 
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        statuses = [s for batch in pool.map(send, range(50)) for s in batch]
-    assert statuses == [202] * 1000
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = [s for batch in pool.map(send, range(30)) for s in batch]
+    assert statuses == [202] * 300
     inbox = Inbox(receiver_inbox)
-    assert inbox.count() == 1000
+    assert inbox.count() == 300
     deadline = time.monotonic() + 120
     while inbox.unstarted() and time.monotonic() < deadline:  # runs not started before answering
         time.sleep(0.5)
     assert inbox.unstarted() == []
-    assert asyncio.run(_runs_of("anomaly-response")) - before == 1000
+    assert asyncio.run(_runs_of("anomaly-response")) - before == 300
 
 
 SECRET = "sentinel-shared-secret"
