@@ -7,7 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from pydantic import TypeAdapter
 
+from flows.naming import run_name
 from flows.runners import task_runner
 from optimizer import telemetry
 from optimizer.ingest.windows import days_between, floor_to
@@ -26,7 +29,13 @@ from tasks.publish import deliver_events, record_results
 from tasks.report import publish_report
 
 
-@flow(name="nightly-optimization", log_prints=True, task_runner=task_runner())
+def _run_name() -> str:
+    """`nightly-<day>`: the day of `window_end` when given, else the day the run was scheduled for."""
+    window_end = TypeAdapter(datetime | None).validate_python(flow_run.get_parameters().get("window_end"))
+    return run_name("nightly", [], window_end.astimezone(UTC).date() if window_end else None)
+
+
+@flow(name="nightly-optimization", log_prints=True, task_runner=task_runner(), flow_run_name=_run_name)
 def nightly_optimization(
     window_end: datetime | None = None,
     backfill_days: int = 7,

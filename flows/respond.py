@@ -3,18 +3,32 @@ the same approval-gated rollout as a nightly one, and Sentinel hears what came o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
-from flows.rollout import rollout
+from flows.naming import rename_run, run_name
+from flows.rollout import outcome_of, rollout
 from optimizer.rollout.strategies import strategy_for
 from optimizer.schemas.rollout import ResponseOutcome
 from tasks._common import settings
 from tasks.respond import propose_response, report_to_sentinel, team_changes
 
 
-@flow(name="anomaly-response", flow_run_name="anomaly-{event_id}")
+def _alert_name(kind: str, subject_key: str) -> Callable[[], str]:
+    """`<kind>-<subject>-<day>`, the subject being what the alert names (its application, model,
+    else `subject_key`), until the response knows the applications it touches."""
+    def name() -> str:
+        alert = flow_run.get_parameters().get("alert") or {}
+        details = alert.get("anomaly_details") or {}
+        subject = details.get("application_id") or details.get("affected_model") or alert.get(subject_key)
+        return run_name(kind, [str(subject)] if subject else [])
+    return name
+
+
+@flow(name="anomaly-response", flow_run_name=_alert_name("anomaly", "alert_type"))
 def anomaly_response(
     alert: dict[str, Any],
     event_type: str = "io.llm-platform.sentinel.alert",
@@ -30,8 +44,11 @@ def anomaly_response(
     degradation -> higher-quality model; anything else is only acknowledged."""
     strategy = strategy_for(event_type, alert)
     apps, changes = propose_response(settings().warehouse, strategy, alert, analysis_days, max_quality_drop, alpha)
-    result = rollout(changes=changes, requested_by=f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
-                     approval_poll_s=approval_poll_s, watch_minutes=watch_minutes) if changes else None
+    if apps:
+        rename_run(run_name("anomaly", apps))
+    result = outcome_of(rollout(
+        changes=changes, requested_by=f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
+        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes, return_state=True)) if changes else None
     outcome = ResponseOutcome(
         trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy=strategy,
         applications=apps, changes=changes, rollout=result,
@@ -40,7 +57,7 @@ def anomaly_response(
     return report_to_sentinel(outcome)
 
 
-@flow(name="budget-response", flow_run_name="budget-{event_id}")
+@flow(name="budget-response", flow_run_name=_alert_name("budget", "team_id"))
 def budget_response(
     alert: dict[str, Any],
     event_type: str = "io.llm-platform.governance.budget-alert",
@@ -52,8 +69,11 @@ def budget_response(
     """A team past its budget threshold: propose the latest adopted savings for its applications."""
     team = str(alert["team_id"])
     apps, changes = team_changes(settings().warehouse, team)
-    result = rollout(changes=changes, requested_by=f"budget-{team}", approval_timeout_s=approval_timeout_s,
-                     approval_poll_s=approval_poll_s, watch_minutes=watch_minutes) if changes else None
+    if apps:
+        rename_run(run_name("budget", apps))
+    result = outcome_of(rollout(
+        changes=changes, requested_by=f"budget-{team}", approval_timeout_s=approval_timeout_s,
+        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes, return_state=True)) if changes else None
     outcome = ResponseOutcome(
         trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy="cost_reduction",
         applications=apps, changes=changes, rollout=result,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
@@ -18,6 +19,7 @@ from optimizer.clients import PlatformClients
 from optimizer.report import NightlySummary
 from optimizer.rollout import plan
 from optimizer.rollout.events import outcome_event
+from optimizer.rollout.evidence import render_outcome
 from optimizer.rollout.guardrails import judge
 from optimizer.schemas.analysis import CascadeRecommendation
 from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
@@ -172,7 +174,8 @@ def audit_step(warehouse: Path, rollout_id: str, actor: str, action: str, detail
 
 @task(name="record-rollout", cache_policy=NO_CACHE)
 def record_rollout(warehouse: Path, outcome: RolloutOutcome, actor: str, action: str) -> RolloutOutcome:
-    """The outcome into the rollouts table, a line into the audit log, an event into the outbox."""
+    """The outcome into the rollouts table, a line into the audit log, an event into the outbox,
+    and a result artifact (`rollout-<id>-result`) for people."""
     with Warehouse(warehouse) as store:
         store.save_rollout(outcome, str(flow_run.get_id() or ""))
         store.audit(actor, action, f"rollout/{outcome.rollout_id}", {
@@ -184,5 +187,7 @@ def record_rollout(warehouse: Path, outcome: RolloutOutcome, actor: str, action:
         event = outcome_event(outcome, datetime.now(UTC))
         if event is not None:
             store.queue_events([event])
+    create_markdown_artifact(key=f"rollout-{outcome.rollout_id}-result", markdown=render_outcome(outcome),
+                             description=f"{outcome.title}: what this rollout did")
     get_run_logger().info("rollout %s: %s (%s)", outcome.rollout_id, outcome.status, outcome.message)
     return outcome

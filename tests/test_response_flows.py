@@ -1,5 +1,6 @@
 """Event-triggered flows after a nightly run: each alert type proposes the right change, the
-change goes through the approval gate, and Sentinel hears the outcome."""
+change goes through the approval gate, and Sentinel hears the outcome. Runs are named after
+the applications they touch and their day."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
 from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for
-from tests.test_rollout import answer
+from tests.test_rollout import answer, flow_run
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 Outcome = TypeVar("Outcome", ResponseOutcome, RolloutOutcome)
@@ -59,6 +62,12 @@ def respond_and_reject(flow: Callable[..., Outcome], **parameters: Any) -> Outco
     return outcome
 
 
+def run_names(flow_name: str) -> set[str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+    return {r.name for r in runs}
+
+
 def reported(sandbox: SandboxServer, event_id: str) -> dict[str, Any]:
     return next(a for a in sandbox.state.anomalies if a["report"]["context"].get("event_id") == event_id)  # type: ignore[index, union-attr]
 
@@ -85,6 +94,8 @@ def test_cost_spike_proposes_compression_and_caching(after_a_night: SandboxServe
     assert [c.kind for c in outcome.changes] == ["prompt_compression", "caching"]
     assert outcome.rollout is not None and outcome.rollout.status == "rejected"
     assert reported(after_a_night, "cost-1")["report"]["details"]["outcome"] == "rejected"
+    names = run_names("anomaly-response")
+    assert any(n.startswith("anomaly-doc-qa-20") for n in names), names
 
 
 def test_quality_degradation_proposes_a_better_model(after_a_night: SandboxServer) -> None:
@@ -106,22 +117,36 @@ def test_budget_alert_proposes_the_teams_adopted_savings(after_a_night: SandboxS
     assert [c.kind for c in outcome.changes] == ["model_cascade"]
     assert outcome.changes[0].monthly_savings_usd and outcome.changes[0].monthly_savings_usd > 0
     assert outcome.rollout is not None and outcome.rollout.status == "rejected"
+    names = run_names("budget-response")
+    assert any(n.startswith("budget-support-bot-20") for n in names), names
 
 
 def test_an_alert_with_nothing_to_do_is_acknowledged(after_a_night: SandboxServer, tmp_path: Path) -> None:
     del tmp_path
     alert = {"alert_id": "alert-5", "severity": "low", "category": "security", "alert_type": "prompt_injection"}
-    outcome = anomaly_response(alert=alert, event_id="sec-1")
+    state = anomaly_response(alert=alert, event_id="sec-1", return_state=True)
+    outcome = state.result()
     assert outcome.strategy == "monitor" and outcome.rollout is None
     assert reported(after_a_night, "sec-1")["report"]["details"]["outcome"] == "no_change"
+    # Named after what the alert names when no application is touched.
+    assert flow_run(state).name.startswith("anomaly-prompt_injection-20")
+
+
+def test_the_nightly_run_is_named_after_its_day(after_a_night: SandboxServer) -> None:
+    assert f"nightly-{DAY_END.date()}" in run_names("nightly-optimization")
 
 
 def test_a_rollout_by_default_proposes_the_latest_nights_adoptions(after_a_night: SandboxServer) -> None:
-    from flows.rollout import rollout
+    from flows.rollout import outcome_of, rollout
 
-    outcome = respond_and_reject(rollout, requested_by="test")
+    def run(**parameters: Any) -> RolloutOutcome:
+        return outcome_of(rollout(**parameters, return_state=True))
+
+    outcome = respond_and_reject(run, requested_by="test")
     kinds = sorted((c.application_id, c.kind) for c in outcome.changes)
     assert ("support-bot", "model_cascade") in kinds and ("doc-qa", "prompt_compression") in kinds
     assert all(c.recommendation_id and c.monthly_savings_usd for c in outcome.changes)
     assert {r.rule_id for r in outcome.diff} >= {"rule-support-bot", "rule-doc-qa"}
     assert outcome.status == "rejected"
+    # Named "rollout-test-..." until the proposal named the applications.
+    assert any(n.startswith("rollout-doc-qa+") and "+support-bot" in n for n in run_names("rollout"))

@@ -16,7 +16,7 @@ def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | Non
         "optimization_type": "routing_change",
         "status": outcome.status,
         "message": outcome.message,
-        "applications": sorted({c.application_id for c in outcome.changes}),
+        "applications": outcome.applications,
         "changes": [c.model_dump(mode="json", exclude_none=True) for c in outcome.changes],
         "previous_version": outcome.previous_version,
         "expected_monthly_savings_usd": round(sum(c.monthly_savings_usd or 0.0 for c in outcome.changes), 2),

@@ -10,6 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching"]
 RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back"]
 
+# What a person reads for each status (the run's final state in the Prefect UI, the result
+# artifact); the status values themselves are stored and emitted, so they stay as they are.
+OUTCOME_TITLES: dict[RolloutStatus, str] = {
+    "applied": "Promoted",
+    "rolled_back": "Rolled back",
+    "rejected": "Rejected",
+    "timed_out": "Timed out",
+    "blocked": "Blocked by policy",
+    "no_change": "Nothing to do",
+}
+
 
 class ProposedChange(BaseModel):
     """One application's routing change, with the evidence it rests on."""
@@ -88,7 +99,6 @@ class ApprovalAnswer(BaseModel):
     approver: str | None = None
     comment: str = ""
     answered_at: datetime | None = None
-    ignored: list[str] = Field(default_factory=list)  # answers from people not on the approver list
 
 
 class RolloutOutcome(BaseModel):
@@ -104,6 +114,14 @@ class RolloutOutcome(BaseModel):
     applied_version: str | None = None
     restored_version: str | None = None
     guardrails: GuardrailVerdict | None = None
+
+    @property
+    def title(self) -> str:
+        return OUTCOME_TITLES[self.status]
+
+    @property
+    def applications(self) -> list[str]:
+        return sorted({c.application_id for c in self.changes})
 
 
 class ResponseOutcome(BaseModel):
