@@ -64,6 +64,15 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
+    """A sandbox of the test's own, to change: its clock, faults, incidents, routing, records."""
+    with SandboxServer(sandbox_config()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def shared_sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for the whole session, for tests that only read it: started once, its
+    traffic generated once. A test that changes anything in it uses `sandbox` instead."""
     with SandboxServer(sandbox_config()) as server:
         yield server
 

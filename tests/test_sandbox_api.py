@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -41,23 +42,30 @@ from optimizer.schemas.routing import (
 )
 from optimizer.schemas.sentinel import AnomalyReport
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
-from tests.conftest import DAY_END, SANDBOX_NOW, sandbox_config
+from tests.conftest import DAY_END, SANDBOX_NOW, sandbox_config, settings_for
 
 DAY_START = DAY_END - timedelta(days=1)
 
 
 @pytest.fixture
 def clients(settings: Settings) -> PlatformClients:
+    """Clients of the test's own sandbox, for tests that change it."""
     return PlatformClients.from_settings(settings)
+
+
+@pytest.fixture
+def reader(shared_sandbox: SandboxServer, tmp_path: Path) -> PlatformClients:
+    """Clients of the session's shared sandbox, for tests that only read."""
+    return PlatformClients.from_settings(settings_for(shared_sandbox, tmp_path))
 
 
 def all_logs(clients: PlatformClients, start, end, page_size=400) -> list[dict]:  # type: ignore[no-untyped-def]
     return [log for page in clients.observatory.search_logs(start, end, page_size=page_size) for log in page.logs]
 
 
-def test_log_search_pages_through_a_window_exactly_once(clients: PlatformClients, sandbox: SandboxServer) -> None:
-    logs = all_logs(clients, DAY_START, DAY_END)
-    expected = sandbox.state.visible_requests(DAY_START, DAY_END)
+def test_log_search_pages_through_a_window_exactly_once(reader: PlatformClients, shared_sandbox: SandboxServer) -> None:
+    logs = all_logs(reader, DAY_START, DAY_END)
+    expected = shared_sandbox.state.visible_requests(DAY_START, DAY_END)
     ids = [log["attributes"].get("llm.request_id") for log in logs]
     assert len(logs) == len(expected) > 1000
     assert len({log["attributes"]["span_id"] for log in logs}) == len(logs)
@@ -66,17 +74,17 @@ def test_log_search_pages_through_a_window_exactly_once(clients: PlatformClients
     assert set(filter(None, ids)) <= set(expected["request_id"])
 
 
-def test_adjacent_windows_share_no_record(clients: PlatformClients) -> None:
+def test_adjacent_windows_share_no_record(reader: PlatformClients) -> None:
     middle = DAY_START + timedelta(hours=13)
-    whole = all_logs(clients, DAY_START, DAY_END)
-    halves = all_logs(clients, DAY_START, middle) + all_logs(clients, middle, DAY_END)
+    whole = all_logs(reader, DAY_START, DAY_END)
+    halves = all_logs(reader, DAY_START, middle) + all_logs(reader, middle, DAY_END)
     assert sorted(log["attributes"]["span_id"] for log in halves) == sorted(
         log["attributes"]["span_id"] for log in whole
     )
 
 
-def test_log_records_carry_genai_attributes(clients: PlatformClients) -> None:
-    page = next(clients.observatory.search_logs(DAY_START, DAY_END, query="llm.application_name:support-bot"))
+def test_log_records_carry_genai_attributes(reader: PlatformClients) -> None:
+    page = next(reader.observatory.search_logs(DAY_START, DAY_END, query="llm.application_name:support-bot"))
     attributes = page.logs[0]["attributes"]
     assert attributes["llm.application_name"] == "support-bot"
     for name in ("gen_ai.system", "gen_ai.request.model", "gen_ai.usage.prompt_tokens",
@@ -84,11 +92,11 @@ def test_log_records_carry_genai_attributes(clients: PlatformClients) -> None:
         assert name in attributes
 
 
-def test_log_query_filters_by_number(clients: PlatformClients, sandbox: SandboxServer) -> None:
-    slow = [log for page in clients.observatory.search_logs(
+def test_log_query_filters_by_number(reader: PlatformClients, shared_sandbox: SandboxServer) -> None:
+    slow = [log for page in reader.observatory.search_logs(
         DAY_START, DAY_END, query="gen_ai.request.model:gpt-4o-2024-08-06 AND llm.response.latency_ms:>2000")
         for log in page.logs]
-    frame = sandbox.state.visible_requests(DAY_START, DAY_END)
+    frame = shared_sandbox.state.visible_requests(DAY_START, DAY_END)
     expected = frame[(frame["model"] == "gpt-4o-2024-08-06") & (frame["latency_ms"] > 2000)]
     assert 0 < len(slow) == len(expected)
     assert {log["attributes"]["span_id"] for log in slow} == set(expected["span_id"])
@@ -120,11 +128,11 @@ def test_same_seed_same_traffic() -> None:
     assert a["request_id"].tolist() != other["request_id"].tolist()
 
 
-def test_p95_latency_by_model_matches_the_records(clients: PlatformClients, sandbox: SandboxServer) -> None:
-    result = clients.observatory.query_metrics(
+def test_p95_latency_by_model_matches_the_records(reader: PlatformClients, shared_sandbox: SandboxServer) -> None:
+    result = reader.observatory.query_metrics(
         "gen_ai.client.operation.duration", DAY_START, DAY_END, "p95", group_by=["gen_ai.request.model"]
     )
-    frame = sandbox.state.visible_requests(DAY_START, DAY_END)
+    frame = shared_sandbox.state.visible_requests(DAY_START, DAY_END)
     for point in result.data_points:
         model = point.attributes["gen_ai.request.model"]
         expected = np.quantile(frame.loc[frame["model"] == model, "latency_ms"], 0.95)
@@ -132,38 +140,38 @@ def test_p95_latency_by_model_matches_the_records(clients: PlatformClients, sand
     assert len(result.data_points) == frame["model"].nunique()
 
 
-def test_metric_sum_count_avg_and_hourly_buckets(clients: PlatformClients, sandbox: SandboxServer) -> None:
-    frame = sandbox.state.visible_requests(DAY_START, DAY_END)
-    cost = clients.observatory.query_metrics("llm.request.cost_usd", DAY_START, DAY_END, "sum")
+def test_metric_sum_count_avg_and_hourly_buckets(reader: PlatformClients, shared_sandbox: SandboxServer) -> None:
+    frame = shared_sandbox.state.visible_requests(DAY_START, DAY_END)
+    cost = reader.observatory.query_metrics("llm.request.cost_usd", DAY_START, DAY_END, "sum")
     assert cost.data_points[0].value == pytest.approx(frame["cost_usd"].sum())
-    errors = clients.observatory.query_metrics("llm.request.errors", DAY_START, DAY_END, "avg",
-                                               filters={"llm.shadow": "false"})
+    errors = reader.observatory.query_metrics("llm.request.errors", DAY_START, DAY_END, "avg",
+                                              filters={"llm.shadow": "false"})
     production = frame[~frame["shadow"]]
     assert errors.data_points[0].value == pytest.approx((production["status"] == "error").mean())
-    hourly = clients.observatory.query_metrics("llm.request.count", DAY_START, DAY_END, "sum", interval="1h")
+    hourly = reader.observatory.query_metrics("llm.request.count", DAY_START, DAY_END, "sum", interval="1h")
     assert len(hourly.data_points) == 24
     assert sum(p.value or 0 for p in hourly.data_points) == len(frame)
 
 
-def test_unknown_metric_is_a_bad_request(clients: PlatformClients) -> None:
+def test_unknown_metric_is_a_bad_request(reader: PlatformClients) -> None:
     with pytest.raises(PlatformRequestError) as caught:
-        clients.observatory.query_metrics("no.such.metric", DAY_START, DAY_END)
+        reader.observatory.query_metrics("no.such.metric", DAY_START, DAY_END)
     assert caught.value.status_code == 400
 
 
-def test_trace_holds_the_request_and_its_shadow(clients: PlatformClients, sandbox: SandboxServer) -> None:
-    frame = sandbox.state.visible_requests(DAY_START, DAY_END)
+def test_trace_holds_the_request_and_its_shadow(reader: PlatformClients, shared_sandbox: SandboxServer) -> None:
+    frame = shared_sandbox.state.visible_requests(DAY_START, DAY_END)
     paired = frame[frame["shadow"]].iloc[0]
-    trace = clients.observatory.get_trace(paired["trace_id"])
+    trace = reader.observatory.get_trace(paired["trace_id"])
     assert len(trace.spans) == 2
     assert trace.root_span["attributes"]["llm.shadow"] is False
     child = next(s for s in trace.spans if s is not trace.root_span and s.get("parentSpanId"))
     assert child["parentSpanId"] == trace.root_span["spanId"]
 
 
-def test_cost_summary_adds_up_to_the_billed_requests(clients: PlatformClients, sandbox: SandboxServer) -> None:
-    summary = clients.governance.cost_summary(DAY_START.date(), DAY_START.date())
-    frame = sandbox.state.billed_requests(DAY_START, DAY_END)
+def test_cost_summary_adds_up_to_the_billed_requests(reader: PlatformClients, shared_sandbox: SandboxServer) -> None:
+    summary = reader.governance.cost_summary(DAY_START.date(), DAY_START.date())
+    frame = shared_sandbox.state.billed_requests(DAY_START, DAY_END)
     assert summary.total_cost_usd == pytest.approx(frame["cost_usd"].sum(), rel=1e-6)
     assert sum(t.cost_usd for t in summary.breakdown.by_team) == pytest.approx(summary.total_cost_usd, rel=1e-6)
     assert {m.model for m in summary.breakdown.by_model} == set(frame["model"])
@@ -200,25 +208,25 @@ def test_policies_are_created_listed_and_enforced(clients: PlatformClients) -> N
     assert [v.policy_id for v in verdict.blocking_violations()] == ["policy-deny-gemini"]
 
 
-def test_data_residency_policy_rejects_a_model_without_eu_hosting(clients: PlatformClients) -> None:
-    verdict = clients.governance.evaluate(PolicyEvaluationRequest(
+def test_data_residency_policy_rejects_a_model_without_eu_hosting(reader: PlatformClients) -> None:
+    verdict = reader.governance.evaluate(PolicyEvaluationRequest(
         request_id="r", context=RequestContext(team_id="team-support", environment="production"),
         llm_request=LLMRequestSpec(model="claude-3-5-haiku-20241022"),
     ))
     failed = {p.policy_id for p in verdict.evaluated_policies if p.result == "fail"}
     assert "policy-eu-residency-support" in failed
-    ok = clients.governance.evaluate(PolicyEvaluationRequest(
+    ok = reader.governance.evaluate(PolicyEvaluationRequest(
         request_id="r", context=RequestContext(team_id="team-support", environment="production"),
         llm_request=LLMRequestSpec(model="gpt-4o-mini-2024-07-18"),
     ))
     assert "policy-eu-residency-support" not in {p.policy_id for p in ok.evaluated_policies if p.result == "fail"}
 
 
-def test_registry_catalog_search_and_prices(clients: PlatformClients) -> None:
-    catalog = {m.model_id: m for m in clients.registry.model_catalog()}
+def test_registry_catalog_search_and_prices(reader: PlatformClients) -> None:
+    catalog = {m.model_id: m for m in reader.registry.model_catalog()}
     assert catalog["gpt-4o-mini-2024-07-18"].cost_structure.input_cost_per_1k_tokens == 0.00015
-    assert clients.registry.list_models(provider="anthropic").total == 2
-    found = clients.registry.search_models(ModelSearchRequest(
+    assert reader.registry.list_models(provider="anthropic").total == 2
+    found = reader.registry.search_models(ModelSearchRequest(
         constraints=SearchConstraints(max_cost_per_request_usd=0.002, required_compliance=["gdpr"])))
     assert found.matches and all((m.estimated_cost_per_request or 1) <= 0.002 for m in found.matches)
 
@@ -234,8 +242,8 @@ def test_registry_keeps_experiments(clients: PlatformClients) -> None:
     assert "exp-new" in {e.experiment_id for e in clients.registry.list_experiments(status="completed")}
 
 
-def test_registry_recommends_a_cascade_for_an_expensive_model(clients: PlatformClients) -> None:
-    advice = clients.registry.recommendations(RecommendationRequest(current_configuration=CurrentConfiguration(
+def test_registry_recommends_a_cascade_for_an_expensive_model(reader: PlatformClients) -> None:
+    advice = reader.registry.recommendations(RecommendationRequest(current_configuration=CurrentConfiguration(
         model="gpt-4o-2024-08-06", average_prompt_tokens=800, average_completion_tokens=300,
         requests_per_day=5000, current_daily_cost_usd=25.0)))
     kinds = {r.type for r in advice.recommendations}
@@ -281,12 +289,12 @@ def test_sentinel_records_reports_and_shows_insights(clients: PlatformClients) -
     assert {a.type for a in insights.top_anomalies} >= {"latency_spike", "cost_spike"}
 
 
-def test_requests_without_the_token_are_refused(sandbox: SandboxServer) -> None:
+def test_requests_without_the_token_are_refused(shared_sandbox: SandboxServer) -> None:
     for service_path in ("observatory/api/v1/traces/x", "registry/api/v1/models", "_sandbox/stats"):
-        response = httpx.get(f"{sandbox.url}/{service_path}")
+        response = httpx.get(f"{shared_sandbox.url}/{service_path}")
         assert response.status_code == 401
         assert response.json()["error"]
-    assert httpx.get(f"{sandbox.url}/_sandbox/health").status_code == 200
+    assert httpx.get(f"{shared_sandbox.url}/_sandbox/health").status_code == 200
 
 
 def test_malformed_request_body_is_a_400_with_reasons(sandbox: SandboxServer, settings: Settings) -> None:
