@@ -40,8 +40,8 @@ def styled(sandbox: SandboxServer, style: str) -> Settings:
     return Settings(http_backoff_s=0.01, http_max_backoff_s=0.05, **speaking(style)).pointing_at_sandbox(sandbox.url)
 
 
-def test_the_analytics_api_counts_the_same_traffic_as_the_specifications_queries(sandbox: SandboxServer) -> None:
-    with PlatformClients.from_settings(styled(sandbox, "spec")) as clients:
+def test_the_analytics_api_counts_the_same_traffic_as_the_specifications_queries(shared_sandbox: SandboxServer) -> None:
+    with PlatformClients.from_settings(styled(shared_sandbox, "spec")) as clients:
         spec_count = clients.observatory.query_metrics("llm.request.count", DAY_START, DAY_END, "sum")
         spec_errors = clients.observatory.query_metrics("llm.request.errors", DAY_START, DAY_END, "avg")
         spec_costs = clients.governance.cost_summary(DAY_START.date(), DAY_START.date())
@@ -89,14 +89,14 @@ def test_auto_finds_the_style_each_service_speaks(only: str) -> None:
     assert stats.requests > 100 and summary.total_cost_usd > 0
 
 
-def test_the_policy_engine_judges_over_the_same_policies(sandbox: SandboxServer) -> None:
+def test_the_policy_engine_judges_over_the_same_policies(shared_sandbox: SandboxServer) -> None:
     request = PolicyEvaluationRequest(
         request_id="r-1", context=RequestContext(team_id="team-support", application_id="support-bot",
                                                  environment="production"),
         llm_request=LLMRequestSpec(model="claude-3-5-haiku-20241022"))
     verdicts = {}
     for style in ("spec", "upstream"):
-        with PlatformClients.from_settings(styled(sandbox, style)) as clients:
+        with PlatformClients.from_settings(styled(shared_sandbox, style)) as clients:
             verdicts[style] = clients.evaluate_policy(request, provider="anthropic")
     assert not verdicts["spec"].allowed and not verdicts["upstream"].allowed
     (blocking,) = verdicts["upstream"].blocking_violations()
