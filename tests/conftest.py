@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The tests read flow runs, states and artifacts, never the event stream; on the test API's
@@ -145,3 +147,23 @@ def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None
 def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     export_settings(monkeypatch, settings)
     return settings
+
+
+# Headless Chromium in a container: no sandbox, no GPU, and nothing that reaches the network.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed by the test setup when the machine lacks it."""
+    found = shutil.which("chromium")
+    if found is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+                       check=True, env=env, timeout=600)
+        found = shutil.which("chromium")
+    assert found, "chromium could not be installed"
+    return found

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
 from datetime import UTC, date, datetime, timedelta
@@ -14,24 +12,7 @@ import pytest
 from optimizer.report import NightlySummary, ReportData, render_html, spend_lines
 from optimizer.report.charts import forest_plot, frontier_chart, line_chart
 from optimizer.schemas.analysis import CascadeReport, CompressionReport
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, installed by the test setup when the machine lacks it."""
-    found = shutil.which("chromium")
-    if found is None:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-                       check=True, env=env, timeout=600)
-        found = shutil.which("chromium")
-    assert found, "chromium could not be installed"
-    return found
+from tests.conftest import CHROMIUM_FLAGS
 
 
 def sample_report() -> ReportData:
