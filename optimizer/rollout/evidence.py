@@ -103,7 +103,7 @@ def render_evidence(
         f"Proposed against routing version **{current_version}**: {len(changes)} change(s), "
         f"expected savings **${_total(changes):,.2f} a month**.",
         "",
-        "| application | change | savings a month | quality change | 95% CI |",
+        "| application | change | $ a month | quality | 95% CI |",
         "|---|---|---:|---:|---|",
     ]
     for change in changes:
@@ -155,8 +155,8 @@ def render_outcome(outcome: RolloutOutcome) -> str:
         ("restored version", outcome.restored_version or "-"),
         ("approval", decided),
     ]
-    lines = [f"# Rollout {outcome.rollout_id}: {outcome.title}", "", outcome.message, "", "| | |", "|---|---|",
-             *[f"| {name} | {value} |" for name, value in facts]]
+    lines = [f"# Rollout {outcome.rollout_id}: {outcome.title}", "", outcome.message, "",
+             f"| outcome | {outcome.title} |", "|---|---|", *[f"| {name} | {value} |" for name, value in facts]]
     verdict = outcome.guardrails
     if verdict is not None:
         lines += ["", "## Guardrails", "",
