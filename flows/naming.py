@@ -4,7 +4,7 @@ UTC day it ran for, e.g. `rollout-support-bot+doc-qa-2026-11-25`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 
 def run_day() -> date:
     """The UTC day the current run was scheduled for (its start, for a run started by hand)."""
-    return datetime.fromisoformat(flow_run.get_scheduled_start_time().isoformat()).astimezone(UTC).date()
+    return flow_run.get_scheduled_start_time().astimezone(UTC).date()
 
 
 def run_name(kind: str, subjects: Iterable[str], day: date | None = None) -> str:
