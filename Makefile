@@ -35,16 +35,18 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy optimizer tasks flows deployments bench
 
-# The platform sandbox on http://127.0.0.1:8700, for trying the CLI or a deployment against it.
+# The platform sandbox on http://127.0.0.1:8700 (AUTO_OPTIMIZER_SANDBOX_HOST/_PORT move it),
+# for trying the CLI or a deployment against it.
 sandbox: $(INSTALLED)
 	$(BIN)/auto-optimizer sandbox serve
 
-# Everything locally, for the UI: Prefect server (http://127.0.0.1:4200), the sandbox,
-# the webhook receiver (:8710) and every deployment. Ctrl-C stops it all.
+# Everything locally, for the UI: Prefect server (http://127.0.0.1:4200), the sandbox (:8700),
+# the webhook receiver (:8710) and every deployment; each service can be moved or replaced by
+# settings (`$(BIN)/python -m deployments.local --help` lists them). Ctrl-C stops it all.
 serve: $(INSTALLED)
 	$(BIN)/python -m deployments.local
 
-# The deployments only, against the Prefect API in PREFECT_API_URL.
+# The deployments only, against the Prefect API in PREFECT_API_URL. Ctrl-C stops them.
 serve-nightly: $(INSTALLED)
 	$(BIN)/python -m deployments.serve
 

@@ -1,98 +1,93 @@
 """`make serve`: everything on one machine, for a person who wants the UI.
 
-Starts a Prefect server (UI on http://127.0.0.1:4200), the platform sandbox (unless the
-platform is configured elsewhere), the webhook receiver on :8710 and the deployments, and
-stops them all on Ctrl-C. `--check` starts everything, checks each answers, and stops.
+Starts each bundled service unless it is replaced, then the deployments:
+  Prefect server with the UI  on PREFECT_SERVER_API_HOST:PREFECT_SERVER_API_PORT (Prefect's own
+                              settings, 127.0.0.1:4200); not started when PREFECT_API_URL names
+                              the Prefect API to use instead
+  platform sandbox            on AUTO_OPTIMIZER_SANDBOX_HOST:AUTO_OPTIMIZER_SANDBOX_PORT
+                              (127.0.0.1:8700); not started once no AUTO_OPTIMIZER_*_URL points
+                              there (the URLs follow the sandbox's address unless set one by one)
+  webhook receiver            on AUTO_OPTIMIZER_WEBHOOK_HOST:AUTO_OPTIMIZER_WEBHOOK_PORT
+                              (127.0.0.1:8710); not started with AUTO_OPTIMIZER_SERVE_RECEIVER=false
+  deployments                 nightly (02:00 UTC), rollout, anomaly-response, budget-response
+
+Ctrl-C or SIGTERM stops them all, newest first, within about ten seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from deployments.serve import RUNNER
+from optimizer.errors import OptimizerError
+from optimizer.processes import ChildProcesses, stop_on_sigterm, wait_until_answers
+from optimizer.settings import Settings, http_url
 
-from optimizer.settings import DATA_DIR, SANDBOX_DEFAULT_PORT
-
-PREFECT_PORT = 4200
-WEBHOOK_PORT = 8710
-
-
-def _wait_for(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
-
-
-def _deployments_served(api: str, expected: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
-        if len(found) >= expected:
-            print("serving: " + ", ".join(sorted(d["name"] for d in found)), flush=True)
-            return True
-        time.sleep(1)
-    return False
+# A Prefect server's first start on a new PREFECT_HOME migrates its database: slow on a busy machine.
+PREFECT_START_TIMEOUT_S = 300
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="start everything, check it answers, stop")
-    args = parser.parse_args(argv)
-    bin_dir = Path(sys.executable).parent
-    api = f"http://127.0.0.1:{PREFECT_PORT}/api"
+    parser = argparse.ArgumentParser(
+        prog="make serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.parse_args(argv)
+    stop_on_sigterm()
+    settings = Settings()
+    # Prefect reads its settings (and profiles) from PREFECT_HOME when first imported.
+    os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))
+    from prefect.settings import get_current_settings
+
+    prefect = get_current_settings()
+    bundled_prefect = not prefect.api.url
+    prefect_address = http_url(prefect.server.api.host, prefect.server.api.port)
+    api = prefect.api.url or f"{prefect_address}/api"
     env = {
         **os.environ,
         "PREFECT_API_URL": api,
-        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(DATA_DIR / "prefect")),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "AUTO_OPTIMIZER_APPROVERS": os.environ.get("AUTO_OPTIMIZER_APPROVERS", os.environ.get("USER", "admin")),
     }
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(*command: str) -> None:
-        processes.append(subprocess.Popen(list(command), env=env))
-
+    bin_dir = Path(sys.executable).parent
+    optimizer = str(bin_dir / "auto-optimizer")
     try:
-        start(str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT))
-        _wait_for(f"{api}/health", 120)
-        if "AUTO_OPTIMIZER_OBSERVATORY_URL" not in os.environ:
-            start(str(bin_dir / "auto-optimizer"), "sandbox", "serve", "--port", str(SANDBOX_DEFAULT_PORT))
-            _wait_for(f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}/_sandbox/health", 60)
-        receiver = [str(bin_dir / "auto-optimizer"), "webhook", "serve", "--port", str(WEBHOOK_PORT)]
-        start(*receiver, *([] if os.environ.get("AUTO_OPTIMIZER_WEBHOOK_TOKEN") else ["--no-auth"]))
-        _wait_for(f"http://127.0.0.1:{WEBHOOK_PORT}/health", 60)
-        start(sys.executable, "-m", "deployments.serve")
-        print(
-            f"Prefect UI: http://127.0.0.1:{PREFECT_PORT} (approve rollouts under Flow Runs, state Paused)\n"
-            f"Webhook receiver: http://127.0.0.1:{WEBHOOK_PORT}/events\n"
-            f"Approvers: {env['AUTO_OPTIMIZER_APPROVERS']}\n"
-            "Run the nightly optimization now: prefect deployment run nightly-optimization/nightly",
-            flush=True,
-        )
-        if args.check:
-            return 0 if _deployments_served(api, 4, timeout_s=60) and all(p.poll() is None for p in processes) else 1
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        with ChildProcesses(env) as children:
+            if bundled_prefect:
+                children.start(
+                    "Prefect server",
+                    [str(bin_dir / "prefect"), "server", "start", "--host", prefect.server.api.host,
+                     "--port", str(prefect.server.api.port)],
+                    ready_url=f"{api}/health", ready_timeout_s=PREFECT_START_TIMEOUT_S,
+                )
+            else:
+                wait_until_answers(f"{api}/health", 30, name="the Prefect API in PREFECT_API_URL")
+            if settings.uses_sandbox():
+                children.start("sandbox", [optimizer, "sandbox", "serve"],
+                               ready_url=f"{settings.sandbox_url}/_sandbox/health")
+            if settings.serve_receiver:
+                no_auth = [] if settings.webhook_token else ["--no-auth"]
+                children.start("webhook receiver", [optimizer, "webhook", "serve", *no_auth],
+                               ready_url=f"{settings.webhook_url}/health")
+            children.start("deployments", RUNNER)
+            print(
+                f"Prefect UI: {api.removesuffix('/api')} (approve rollouts under Flow Runs, state Paused)\n"
+                + (f"Platform sandbox: {settings.sandbox_url}\n" if settings.uses_sandbox() else "")
+                + (f"Webhook receiver: {settings.webhook_url}/events\n" if settings.serve_receiver else "")
+                + f"Approvers: {env['AUTO_OPTIMIZER_APPROVERS']}\n"
+                "Run the nightly optimization now: prefect deployment run nightly-optimization/nightly",
+                flush=True,
+            )
+            stopped = children.wait_for_first_exit()
+            print(f"make serve: the {stopped} stopped; stopping the rest", file=sys.stderr, flush=True)
+            return 1
+    except OptimizerError as exc:
+        print(f"make serve: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
         return 0
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 if __name__ == "__main__":

@@ -1,38 +1,31 @@
-"""Serve every deployment from this process: the nightly one on its cron schedule, the
-rollout and the response flows on demand (the webhook receiver starts the latter).
+"""`make serve-nightly`: serve every deployment (deployments/runner.py) against the Prefect
+API in PREFECT_API_URL, and stop it, flow runs included, within ten seconds of SIGTERM or
+Ctrl-C.
 
-Needs a Prefect API (PREFECT_API_URL); `make serve` provides one. Production setups deploy
-`prefect.yaml` to a work pool instead.
+Prefect's runner stops by cancelling its flow runs one at a time, each after a wait of its
+own, so its stop has no useful bound. It runs here as a child in a process group of its own:
+asked to stop, it gets what is left of the time budget, then its whole group is killed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
 
-from prefect import Flow, serve
-from prefect.deployments.runner import RunnerDeployment
+from optimizer.processes import ChildProcesses, stop_on_sigterm
 
-from flows.nightly import nightly_optimization
-from flows.respond import anomaly_response, budget_response
-from flows.rollout import rollout
-
-NIGHTLY_CRON = "0 2 * * *"  # 02:00 UTC, after the previous day's late records have arrived
+RUNNER = [sys.executable, "-m", "deployments.runner"]
 
 
-def deployment(flow: Flow[..., Any], **options: Any) -> RunnerDeployment:
-    made = flow.to_deployment(**options)
-    assert isinstance(made, RunnerDeployment)  # called outside an event loop: not a coroutine
-    return made
-
-
-def main() -> None:
-    serve(
-        deployment(nightly_optimization, name="nightly", cron=NIGHTLY_CRON, tags=["nightly", "optimization"]),
-        deployment(rollout, name="rollout", tags=["rollout"]),
-        deployment(anomaly_response, name="anomaly-response", tags=["event-triggered"]),
-        deployment(budget_response, name="budget-response", tags=["event-triggered"]),
-    )
+def main() -> int:
+    stop_on_sigterm()
+    try:
+        with ChildProcesses() as children:
+            children.start("runner", RUNNER)
+            children.wait_for_first_exit()
+            return 1
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
-from optimizer.settings import SANDBOX_DEFAULT_PORT, SANDBOX_DEFAULT_TOKEN, Settings
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, http_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -133,17 +133,19 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
             seed=args.seed,
         ),
     )
+    settings = Settings()
+    host = args.host or settings.sandbox_host
+    port = settings.sandbox_port if args.port is None else args.port
     sys.stderr.write(
-        f"platform sandbox on http://{args.host}:{args.port} "
+        f"platform sandbox on {http_url(host, port)} "
         f"(services under /<observatory|governance|registry|orchestrator|sentinel>/api/v1)\n"
     )
-    serve(config, args.host, args.port)
+    serve(config, host, port)
     return EXIT_OK
 
 
 def cmd_webhook_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from optimizer.processes import serve_until_stopped
     from optimizer.webhook.app import ReceiverConfig, create_receiver
     from optimizer.webhook.inbox import Inbox
     from optimizer.webhook.starter import PrefectStarter
@@ -156,8 +158,12 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
     config = ReceiverConfig(token=None if args.no_auth else token, max_body_bytes=settings.webhook_max_bytes,
                             sentinel_secret=secret)
     app = create_receiver(config, Inbox(settings.webhook_inbox), PrefectStarter())
-    sys.stderr.write(f"webhook receiver on http://{args.host}:{args.port}/events (inbox {settings.webhook_inbox})\n")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    host = args.host or settings.webhook_host
+    port = settings.webhook_port if args.port is None else args.port
+    sys.stderr.write(f"webhook receiver on {http_url(host, port)}/events (inbox {settings.webhook_inbox})\n")
+    # Returns on SIGTERM or Ctrl-C, so the atexit handler that stops Prefect's temporary API
+    # (started when no PREFECT_API_URL is set) runs.
+    serve_until_stopped(app, host, port)
     return EXIT_OK
 
 
@@ -297,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="the local stand-in for the platform services")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     serve = sandbox_commands.add_parser("serve", help="serve the five platform APIs over HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=SANDBOX_DEFAULT_PORT)
+    serve.add_argument("--host", help="default AUTO_OPTIMIZER_SANDBOX_HOST (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default AUTO_OPTIMIZER_SANDBOX_PORT (8700)")
     serve.add_argument("--seed", type=int, default=42)
     serve.add_argument("--token", default=SANDBOX_DEFAULT_TOKEN, help="bearer token clients must send")
     serve.add_argument("--no-auth", action="store_true", help="accept requests without a token")
@@ -324,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     webhook = commands.add_parser("webhook", help="the receiver for Sentinel and Governance CloudEvents")
     webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
     receive = webhook_commands.add_parser("serve", help="accept CloudEvents on POST /events and start response flows")
-    receive.add_argument("--host", default="127.0.0.1")
-    receive.add_argument("--port", type=int, default=8710)
+    receive.add_argument("--host", help="default AUTO_OPTIMIZER_WEBHOOK_HOST (127.0.0.1)")
+    receive.add_argument("--port", type=int, help="default AUTO_OPTIMIZER_WEBHOOK_PORT (8710)")
     receive.add_argument("--no-auth", action="store_true", help="accept events without a bearer token (local use only)")
     receive.set_defaults(handler=cmd_webhook_serve)
 

@@ -46,3 +46,7 @@ class PolicyBlockedError(OptimizerError):
 
 class ApprovalRejectedError(OptimizerError):
     """A person rejected a proposed rollout, or nobody approved it in time."""
+
+
+class ServiceStartError(OptimizerError):
+    """A service started as a child process exited, or did not answer, while starting."""

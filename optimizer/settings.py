@@ -22,7 +22,9 @@ MODEL_CATALOG = (PACKAGE_DIR if INSTALLED else PROJECT_ROOT) / "data" / "model_c
 # The default data folder: a checkout's own data/ (ignored by git), or data/ in the working
 # directory of an installed tool, since site-packages is no place to write.
 DATA_DIR = Path.cwd() / "data" if INSTALLED else PROJECT_ROOT / "data"
+LOOPBACK = "127.0.0.1"
 SANDBOX_DEFAULT_PORT = 8700
+WEBHOOK_DEFAULT_PORT = 8710
 SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
 
@@ -44,7 +46,12 @@ def sandbox_environment(base_url: str) -> dict[str, str]:
     return {f"{ENV_PREFIX}{name.upper()}": url for name, url in sandbox_endpoints(base_url).items()}
 
 
-_DEFAULT_ENDPOINTS = sandbox_endpoints(f"http://127.0.0.1:{SANDBOX_DEFAULT_PORT}")
+def http_url(host: str, port: int) -> str:
+    """The base URL of a service listening on `host`:`port` (IPv6 hosts in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+_DEFAULT_ENDPOINTS = sandbox_endpoints(http_url(LOOPBACK, SANDBOX_DEFAULT_PORT))
 
 
 ApiStyle = Literal["spec", "upstream", "auto"]
@@ -60,6 +67,13 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # Where the bundled platform sandbox listens (`sandbox serve`, `make serve`). Every URL
+    # setting below that is not set defaults to this address, so moving the sandbox moves
+    # them; set a URL to use a real service for it instead. `make serve` starts the sandbox
+    # only while some URL setting still points at this address.
+    sandbox_host: str = LOOPBACK
+    sandbox_port: int = Field(default=SANDBOX_DEFAULT_PORT, ge=1, le=65535)
 
     observatory_url: str = _DEFAULT_ENDPOINTS["observatory_url"]
     governance_url: str = _DEFAULT_ENDPOINTS["governance_url"]
@@ -89,6 +103,11 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = None
     webhook_inbox: Path = Path("webhook", "inbox.sqlite")
     webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Where it listens (`webhook serve`, `make serve`), and whether `make serve` starts it
+    # (false when a receiver of your own takes the platform's events).
+    webhook_host: str = LOOPBACK
+    webhook_port: int = Field(default=WEBHOOK_DEFAULT_PORT, ge=1, le=65535)
+    serve_receiver: bool = True
 
     data_dir: Path = DATA_DIR
     warehouse: Path = Path("warehouse.duckdb")
@@ -117,10 +136,31 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _urls_follow_the_sandbox(self) -> Settings:
+        """URL settings left unset point at the sandbox wherever its host and port put it."""
+        for name, url in sandbox_endpoints(self.sandbox_url).items():
+            if name not in self.model_fields_set:
+                self.__dict__[name] = url  # a default, not a setting: stays out of model_fields_set
+        return self
+
+    @model_validator(mode="after")
     def _local_state_under_data_dir(self) -> Settings:
         for name in ("webhook_inbox", "warehouse", "staging_dir", "reports_dir"):
             self.__dict__[name] = self.data_dir / getattr(self, name)  # leaves model_fields_set as it was
         return self
+
+    @property
+    def sandbox_url(self) -> str:
+        return http_url(self.sandbox_host, self.sandbox_port)
+
+    @property
+    def webhook_url(self) -> str:
+        return http_url(self.webhook_host, self.webhook_port)
+
+    def uses_sandbox(self) -> bool:
+        """Whether any URL setting points at the sandbox's address: `make serve` starts it then."""
+        prefix = self.sandbox_url + "/"
+        return any(getattr(self, name).startswith(prefix) for name in sandbox_endpoints(self.sandbox_url))
 
     def service_urls(self) -> dict[str, str]:
         return {

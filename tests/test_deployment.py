@@ -48,13 +48,3 @@ def test_prefect_deploy_accepts_the_deployments_on_pools_made_from_our_templates
     variables = kubernetes_pool.base_job_template["variables"]["properties"]
     assert {"staging_claim", "warehouse_claim", "platform_secret"} <= set(variables)
 
-
-def test_make_serve_starts_the_ui_the_receiver_and_the_deployments(tmp_path: Path) -> None:
-    """What `make serve` runs, started and checked once."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "AUTO_OPTIMIZER_WEBHOOK_INBOX": str(tmp_path / "inbox.sqlite")}
-    env.pop("PREFECT_API_URL", None)
-    done = subprocess.run([sys.executable, "-m", "deployments.local", "--check"], cwd=PROJECT, env=env,
-                          capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "Prefect UI: http://127.0.0.1:4200" in done.stdout and "/events" in done.stdout
-    assert "serving: anomaly-response, budget-response, nightly, rollout" in done.stdout

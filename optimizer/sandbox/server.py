@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from optimizer._serving import BackgroundServer
+from optimizer.processes import serve_until_stopped
 from optimizer.sandbox.app import create_app
 from optimizer.sandbox.state import SandboxConfig, SandboxState
 
 
 def serve(config: SandboxConfig, host: str, port: int) -> None:
-    """Serve until interrupted."""
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+    """Serve until SIGTERM or Ctrl-C."""
+    serve_until_stopped(create_app(config), host, port)
 
 
 class SandboxServer(BackgroundServer):

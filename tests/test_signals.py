@@ -1,0 +1,206 @@
+"""Every long-running command stops everything it started, within ten seconds, on SIGTERM and
+on Ctrl-C: `auto-optimizer sandbox serve`, `auto-optimizer webhook serve` (with the temporary
+Prefect API it starts by itself), `make serve` / `python -m deployments.local` and the
+runner of `deployments.serve` with a flow run in progress. Each runs as a real subprocess on
+ports chosen by settings; what it started is read from /proc."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from optimizer import embedded_prefect
+from optimizer.settings import sandbox_environment
+from tests.conftest import closed_port_url
+from tests.process_tree import Command, answers, descendants, free_port
+from tests.test_webhook import BUDGET
+
+pytestmark = pytest.mark.slow
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+OPTIMIZER = str(BIN / "auto-optimizer")
+DEFAULT_PORTS = {4200, 8700, 8710}
+DEPLOYMENTS = ["anomaly-response", "budget-response", "nightly", "rollout"]
+# Lets the flow run these tests start give up late: it is still running when the signal comes.
+UNREACHABLE_PLATFORM = sandbox_environment(closed_port_url(""))
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The test process's environment without any Prefect API or optimizer setting, with
+    local state under `tmp_path`, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AUTO_OPTIMIZER_", "PREFECT_API_", "PREFECT_HOME", "PREFECT_SERVER_API_"))}
+    env.update({
+        "AUTO_OPTIMIZER_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "AUTO_OPTIMIZER_STAGING_DIR": str(tmp_path / "staging"),
+        "AUTO_OPTIMIZER_REPORTS_DIR": str(tmp_path / "reports"),
+        "AUTO_OPTIMIZER_WEBHOOK_INBOX": str(tmp_path / "inbox.sqlite"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **extra,
+    })
+    return env
+
+
+@pytest.fixture(scope="module")
+def migrated_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PREFECT_HOME whose database is created and migrated once; tests use copies."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    embedded_prefect.migrate(home / "prefect.db", {**os.environ, "PREFECT_HOME": str(home)})
+    return home
+
+
+def prefect_home(migrated: Path, tmp_path: Path) -> str:
+    return str(shutil.copytree(migrated, tmp_path / "prefect-home"))
+
+
+@pytest.fixture(scope="module")
+def prefect_server(migrated_prefect_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prefect server of its own (not the session's test API, whose unclaimed runs a runner
+    would pick up), as `prefect server start` runs it; yields its API URL."""
+    folder = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = clean_env(folder, PREFECT_HOME=prefect_home(migrated_prefect_home, folder))
+    with Command([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                 env=env, log=folder / "server.log") as server:
+        answers(f"http://127.0.0.1:{port}/api/health", 120, server.process)
+        yield f"http://127.0.0.1:{port}/api"
+
+
+def api_call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    """A Prefect API call, tried again while the server answers 503 (its SQLite database is
+    busy when several processes write at once)."""
+    for _ in range(40):
+        answer = httpx.request(method, url, json=body, timeout=10)
+        if answer.status_code != 503:
+            answer.raise_for_status()
+            return answer.json()
+        time.sleep(0.25)
+    raise AssertionError(f"{method} {url} kept answering 503")
+
+
+def served_deployments(api: str, timeout_s: float = 120) -> dict[str, str]:
+    """Deployment ids by name, once all four are registered."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = {d["name"]: d["id"] for d in api_call("POST", f"{api}/deployments/filter", {})}
+        if sorted(found) == DEPLOYMENTS:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"the deployments were not all served within {timeout_s:.0f} s")
+
+
+def run_until_running(api: str, deployment_id: str, timeout_s: float = 90) -> None:
+    """Start a flow run of a served deployment and wait, generously, for the runner to pick
+    it up and its process to run it."""
+    run = api_call("POST", f"{api}/deployments/{deployment_id}/create_flow_run", {"parameters": {"backfill_days": 1}})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = api_call("GET", f"{api}/flow_runs/{run['id']}")["state"]
+        if state["type"] == "RUNNING":
+            return
+        assert state["type"] in ("SCHEDULED", "PENDING"), state
+        time.sleep(0.25)
+    raise AssertionError(f"the runner did not start the run within {timeout_s:.0f} s")
+
+
+@pytest.mark.parametrize(("sig", "whole_group"), [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["sigterm", "ctrl-c"])
+def test_sandbox_serve_listens_where_settings_say_and_stops_when_asked(
+    tmp_path: Path, sig: signal.Signals, whole_group: bool
+) -> None:
+    port = free_port()
+    env = clean_env(tmp_path, AUTO_OPTIMIZER_SANDBOX_PORT=str(port))
+    with Command([OPTIMIZER, "sandbox", "serve", "--requests-per-day", "100"], env=env) as sandbox:
+        answers(f"http://127.0.0.1:{port}/_sandbox/health", 60, sandbox.process)
+        assert sandbox.stop_and_check(sig, whole_group=whole_group) == 0
+
+
+def test_webhook_serve_stops_the_temporary_prefect_api_it_started_on_sigterm(
+    tmp_path: Path, migrated_prefect_home: Path
+) -> None:
+    """With no PREFECT_API_URL the receiver starts Prefect's temporary API for its first
+    event; SIGTERM used to end the receiver before the cleanup that stops that server."""
+    port = free_port()
+    env = clean_env(tmp_path, PREFECT_HOME=prefect_home(migrated_prefect_home, tmp_path))
+    with Command([OPTIMIZER, "webhook", "serve", "--no-auth", "--port", str(port)], env=env,
+                 log=tmp_path / "receiver.log") as receiver:
+        answers(f"http://127.0.0.1:{port}/health", 60, receiver.process)
+        event = {"specversion": "1.0", "type": "io.llm-platform.governance.budget-alert",
+                 "source": "/governance/budgets", "id": "budget-1", "data": BUDGET}
+        accepted = httpx.post(f"http://127.0.0.1:{port}/events", json=event,
+                              headers={"content-type": "application/cloudevents+json"}, timeout=180)
+        assert accepted.status_code == 202, accepted.text
+        temporary_api = [p for p in descendants(receiver.pid) if "prefect.server.api.server:create_app" in p.command]
+        assert temporary_api, "the receiver did not start Prefect's temporary API"
+        assert receiver.stop_and_check(signal.SIGTERM) == 0
+
+
+def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
+    tmp_path: Path, migrated_prefect_home: Path
+) -> None:
+    """`make serve` with every bundled service moved by settings: the UI, the sandbox, the
+    receiver and the four deployments answer, on those ports only; SIGTERM to make (which
+    passes it on) stops all of it."""
+    prefect_port, sandbox_port, webhook_port = free_port(), free_port(), free_port()
+    env = clean_env(
+        tmp_path, PREFECT_HOME=prefect_home(migrated_prefect_home, tmp_path),
+        PREFECT_SERVER_API_PORT=str(prefect_port), AUTO_OPTIMIZER_SANDBOX_PORT=str(sandbox_port),
+        AUTO_OPTIMIZER_WEBHOOK_PORT=str(webhook_port),
+    )
+    with Command(make("serve"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
+        api = f"http://127.0.0.1:{prefect_port}/api"
+        answers(f"{api}/health", 180, serve.process)
+        answers(f"http://127.0.0.1:{prefect_port}/", 10)  # the UI
+        answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", 60, serve.process)
+        answers(f"http://127.0.0.1:{webhook_port}/health", 60, serve.process)
+        served_deployments(api)
+        _, ports = serve.record()
+        assert {prefect_port, sandbox_port, webhook_port} <= ports and not ports & DEFAULT_PORTS
+        serve.stop_and_check(signal.SIGTERM)
+    assert f"Prefect UI: http://127.0.0.1:{prefect_port}" in (tmp_path / "serve.log").read_text()
+
+
+def test_local_serve_with_prefect_and_platform_replaced_starts_only_the_runner_and_stops_on_sigterm(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    """PREFECT_API_URL set, every platform URL elsewhere and the receiver turned off: no
+    bundled service starts, only the runner that serves the deployments."""
+    env = clean_env(tmp_path, PREFECT_API_URL=prefect_server, AUTO_OPTIMIZER_SERVE_RECEIVER="false",
+                    **UNREACHABLE_PLATFORM)
+    with Command([sys.executable, "-m", "deployments.local"], env=env, cwd=PROJECT,
+                 log=tmp_path / "serve.log") as serve:
+        served_deployments(prefect_server)
+        deadline = time.monotonic() + 60
+        while not (children := [p for p in descendants(serve.pid) if p.parent == serve.pid]):
+            assert time.monotonic() < deadline and serve.process.poll() is None, "started nothing"
+            time.sleep(0.25)
+        assert [p.command.split()[-1] for p in children] == ["deployments.runner"], children
+        assert serve.stop_and_check(signal.SIGTERM) == 0
+
+
+def test_make_serve_nightly_ctrl_c_stops_the_runner_and_its_flow_run(tmp_path: Path, prefect_server: str) -> None:
+    """`make serve-nightly` against a Prefect API: a run started from the nightly deployment is
+    picked up and running (its platform unreachable, it keeps retrying) when Ctrl-C (SIGINT
+    to the terminal's process group) comes; the runner and the run's process stop with it."""
+    env = clean_env(tmp_path, PREFECT_API_URL=prefect_server, AUTO_OPTIMIZER_HTTP_BACKOFF_S="2",
+                    **UNREACHABLE_PLATFORM)
+    with Command(make("serve-nightly"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
+        run_until_running(prefect_server, served_deployments(prefect_server)["nightly"])
+        tree, _ = serve.record()
+        assert any("prefect.engine" in p.command for p in tree), "the flow run is not a process of the runner's"
+        serve.stop_and_check(signal.SIGINT, whole_group=True)
+
+
+def make(target: str) -> list[str]:
+    """`make target` with the virtualenv running these tests; "-o" keeps make from reinstalling it."""
+    venv = Path(sys.prefix)
+    return ["make", "--no-print-directory", f"VENV={venv}", "-o", f"{venv}/.installed", target]
