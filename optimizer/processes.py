@@ -30,9 +30,10 @@ from optimizer.errors import ServiceStartError
 logger = logging.getLogger(__name__)
 
 # All children together, so a command stops within ten seconds of being asked.
-STOP_TIMEOUT_S = 6.0
-# Each child waits at least this long even when an earlier one used up the budget.
-MIN_STOP_WAIT_S = 0.5
+STOP_TIMEOUT_S = 8.0
+# What each child is sure to get to stop by itself (a uvicorn server needs about a second),
+# however long the ones stopped before it took.
+MIN_STOP_WAIT_S = 1.0
 # How long a server lets requests still in flight finish once asked to stop.
 SERVER_GRACE_S = 3
 
@@ -118,16 +119,17 @@ class ChildProcesses:
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM to each child, newest first, waiting for it within what is left of
-        `timeout_s`; then SIGKILL to its process group, which also ends whatever it started
-        and left behind."""
+        `timeout_s` less MIN_STOP_WAIT_S for each child still to stop; then SIGKILL to its
+        process group, which also ends whatever it started and left behind."""
         with _stop_signals_ignored():
             deadline = time.monotonic() + timeout_s
             while self._children:
                 name, process = self._children.pop()
                 if process.poll() is None:
                     process.terminate()
+                    reserved = MIN_STOP_WAIT_S * len(self._children)
                     try:
-                        process.wait(timeout=max(deadline - time.monotonic(), MIN_STOP_WAIT_S))
+                        process.wait(timeout=max(deadline - reserved - time.monotonic(), MIN_STOP_WAIT_S))
                     except subprocess.TimeoutExpired:
                         logger.warning("%s did not stop when asked; killing it", name)
                 _kill_group(process.pid)

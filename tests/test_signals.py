@@ -196,7 +196,8 @@ def test_make_serve_nightly_ctrl_c_stops_the_runner_and_its_flow_run(tmp_path: P
     with Command(make("serve-nightly"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
         run_until_running(prefect_server, served_deployments(prefect_server)["nightly"])
         tree, _ = serve.record()
-        assert any("prefect.engine" in p.command for p in tree), "the flow run is not a process of the runner's"
+        runner = next(p for p in tree if p.command.endswith("deployments.runner"))
+        assert any(p.parent == runner.pid for p in tree), "the flow run is not a process of the runner's"
         serve.stop_and_check(signal.SIGINT, whole_group=True)
 
 
