@@ -40,10 +40,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AUTO_OPTIMIZER_", "PREFECT_API_", "PREFECT_HOME", "PREFECT_SERVER_API_"))}
     env.update({
-        "AUTO_OPTIMIZER_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-        "AUTO_OPTIMIZER_STAGING_DIR": str(tmp_path / "staging"),
-        "AUTO_OPTIMIZER_REPORTS_DIR": str(tmp_path / "reports"),
-        "AUTO_OPTIMIZER_WEBHOOK_INBOX": str(tmp_path / "inbox.sqlite"),
+        "AUTO_OPTIMIZER_DATA_DIR": str(tmp_path / "data"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **extra,
     })
