@@ -61,6 +61,16 @@ def migrate(database: Path, environ: Mapping[str, str], log: TextIO = sys.stderr
     log.write(f"Prefect's local database is ready ({time.monotonic() - started:.0f} s).\n")
 
 
+def _api_already_chosen() -> bool:
+    """Whether Prefect, already imported in this process, talks to an API of its own choosing
+    (a test harness or a settings context), whatever the environment says."""
+    if "prefect.settings" not in sys.modules:
+        return False
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url is not None
+
+
 def prepare(environ: dict[str, str] | None = None) -> None:
     """Default Prefect's embedded settings and migrate its local database if it is new.
 
@@ -69,6 +79,8 @@ def prepare(environ: dict[str, str] | None = None) -> None:
     env = os.environ if environ is None else environ
     for name, value in DEFAULTS.items():
         env.setdefault(name, value)
+    if environ is None and _api_already_chosen():
+        return
     database = local_database(env)
     if database is not None and not database.exists():
         database.parent.mkdir(parents=True, exist_ok=True)
