@@ -1,9 +1,9 @@
 """`make serve`: everything on one machine, for a person who wants the UI.
 
 Starts each bundled service unless it is replaced, then the deployments:
-  Prefect server with the UI  on PREFECT_SERVER_API_HOST:PREFECT_SERVER_API_PORT (Prefect's own
-                              settings, 127.0.0.1:4200); not started when PREFECT_API_URL names
-                              the Prefect API to use instead
+  Prefect server with the UI  on AUTO_OPTIMIZER_PREFECT_HOST:AUTO_OPTIMIZER_PREFECT_PORT
+                              (127.0.0.1:4200); not started when PREFECT_API_URL names the
+                              Prefect API to use instead
   platform sandbox            on AUTO_OPTIMIZER_SANDBOX_HOST:AUTO_OPTIMIZER_SANDBOX_PORT
                               (127.0.0.1:8700); not started once no AUTO_OPTIMIZER_*_URL points
                               there (the URLs follow the sandbox's address unless set one by one)
@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prefect = get_current_settings()
     bundled_prefect = not prefect.api.url
-    prefect_address = http_url(prefect.server.api.host, prefect.server.api.port)
-    api = prefect.api.url or f"{prefect_address}/api"
+    api = prefect.api.url or f"{http_url(settings.prefect_host, settings.prefect_port)}/api"
     env = {
         **os.environ,
         "PREFECT_API_URL": api,
@@ -58,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             if bundled_prefect:
                 children.start(
                     "Prefect server",
-                    [str(bin_dir / "prefect"), "server", "start", "--host", prefect.server.api.host,
-                     "--port", str(prefect.server.api.port)],
+                    [str(bin_dir / "prefect"), "server", "start", "--host", settings.prefect_host,
+                     "--port", str(settings.prefect_port)],
                     ready_url=f"{api}/health", ready_timeout_s=PREFECT_START_TIMEOUT_S,
                 )
             else:

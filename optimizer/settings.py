@@ -25,6 +25,7 @@ DATA_DIR = Path.cwd() / "data" if INSTALLED else PROJECT_ROOT / "data"
 LOOPBACK = "127.0.0.1"
 SANDBOX_DEFAULT_PORT = 8700
 WEBHOOK_DEFAULT_PORT = 8710
+PREFECT_DEFAULT_PORT = 4200
 SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
 
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     webhook_host: str = LOOPBACK
     webhook_port: int = Field(default=WEBHOOK_DEFAULT_PORT, ge=1, le=65535)
     serve_receiver: bool = True
+
+    # Where `make serve` starts its Prefect server with the UI; with PREFECT_API_URL set it
+    # starts none and uses that API instead.
+    prefect_host: str = LOOPBACK
+    prefect_port: int = Field(default=PREFECT_DEFAULT_PORT, ge=1, le=65535)
 
     data_dir: Path = DATA_DIR
     warehouse: Path = Path("warehouse.duckdb")

@@ -24,7 +24,7 @@ from tests.conftest import closed_port_url
 from tests.process_tree import Command, answers, descendants, free_port
 from tests.test_webhook import BUDGET
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("signals")]
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OPTIMIZER = str(BIN / "auto-optimizer")
@@ -150,7 +150,7 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
     prefect_port, sandbox_port, webhook_port = free_port(), free_port(), free_port()
     env = clean_env(
         tmp_path, PREFECT_HOME=prefect_home(migrated_prefect_home, tmp_path),
-        PREFECT_SERVER_API_PORT=str(prefect_port), AUTO_OPTIMIZER_SANDBOX_PORT=str(sandbox_port),
+        AUTO_OPTIMIZER_PREFECT_PORT=str(prefect_port), AUTO_OPTIMIZER_SANDBOX_PORT=str(sandbox_port),
         AUTO_OPTIMIZER_WEBHOOK_PORT=str(webhook_port),
     )
     with Command(make("serve"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
