@@ -20,8 +20,11 @@ $(INSTALLED): pyproject.toml constraints.txt | $(BIN)/python
 demo: $(INSTALLED)
 	$(BIN)/auto-optimizer demo
 
+# Several workers even on two cores: much of the suite waits on servers, flow runs and pauses.
+TEST_WORKERS ?= 3
+
 test: lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadgroup
 
 # Every stage at 1M, 10M and 50M rows against a pandas baseline, extraction over HTTP and
 # Prefect's overhead; about 10 minutes the first time (the data is generated once, in

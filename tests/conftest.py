@@ -1,4 +1,9 @@
-"""Shared fixtures: a real sandbox over loopback, a real Prefect API, real DuckDB files."""
+"""Shared fixtures: a real sandbox over loopback, a real Prefect API, real DuckDB files.
+
+The suite runs on several worker processes (pytest-xdist, `--dist loadgroup`); each worker
+has its own session fixtures. Tests that share a module-scoped fixture carry one
+`xdist_group` mark, so one worker runs them and builds the fixture once.
+"""
 
 from __future__ import annotations
 
