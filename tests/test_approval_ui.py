@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Locator, Page, sync_playwright
 
 from optimizer.sandbox import SandboxServer
-from optimizer.schemas.rollout import ProposedChange
+from optimizer.schemas.rollout import Guardrails, ProposedChange
 from tests.conftest import (
     CHROMIUM_FLAGS,
     closed_port_url,
@@ -27,11 +27,14 @@ from tests.conftest import (
     sandbox_config,
     settings_for,
 )
-from tests.test_rollout import CASCADE, GUARDRAILS
+from tests.test_rollout import CASCADE
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
+# This test is about what a person sees, not about guardrails: the canary of unchanged sandbox
+# traffic is promoted whatever noise a busy machine's clock adds to its latency.
+TOLERANT = Guardrails(max_error_rate_increase=1.0, max_p95_latency_increase_pct=1000.0, max_quality_drop=1.0)
 SCREENSHOTS = ROOT / "test-artifacts" / "approval-ui"
 
 COMPRESSION = ProposedChange(
@@ -179,7 +182,7 @@ def test_a_person_answers_the_approval_form_in_the_prefect_ui(
         with (tmp_path / "rollouts.log").open("w") as log, (tmp_path / "outcomes.jsonl").open("w") as out:
             rollouts = subprocess.Popen(
                 [sys.executable, "-c", ROLLOUTS, as_json(CASCADE, COMPRESSION), as_json(outside_eu),
-                 GUARDRAILS.model_dump_json()], cwd=ROOT, env=env, stdout=out, stderr=log, start_new_session=True)
+                 TOLERANT.model_dump_json()], cwd=ROOT, env=env, stdout=out, stderr=log, start_new_session=True)
         try:
             gate = paused_gate(api)
             with sync_playwright() as playwright:
