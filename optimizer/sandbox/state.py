@@ -233,8 +233,11 @@ class SandboxState:
     def month_to_date_spend(self, team_id: str) -> float:
         now = self.now()
         start = datetime(now.year, now.month, 1, tzinfo=UTC)
-        frame = self.billed_requests(start, now)
-        spent = float(frame.loc[frame["team_id"] == team_id, "cost_usd"].sum())
+        today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        spent = sum(self.traffic.team_spend(start.date() + timedelta(days=d)).get(team_id, 0.0)
+                    for d in range((today - start).days))
+        frame = self.billed_requests(today, now)
+        spent += float(frame.loc[frame["team_id"] == team_id, "cost_usd"].sum())
         spent += sum(
             r.cost_usd for r in self.cost_records
             if r.context.team_id == team_id and r.timestamp >= start
