@@ -7,6 +7,8 @@ has its own session fixtures. Tests that share a module-scoped fixture carry one
 
 from __future__ import annotations
 
+import fcntl
+import io
 import os
 import shutil
 import socket
@@ -32,6 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from optimizer import embedded_prefect
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
 
@@ -55,12 +58,49 @@ def telemetry_capture() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """One real Prefect API (temporary SQLite database) for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
+def migrated_prefect_home(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A PREFECT_HOME whose database is created and migrated once for the whole run, every
+    worker included (a migration costs several seconds of CPU); tests and servers start
+    from copies of it (`copy_prefect_home`)."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the folder all workers' temporary folders live in
+    home = shared / "migrated-prefect-home"
+    with (shared / "migrated-prefect-home.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker migrates; the others wait for it
+        if not (home / "prefect.db").exists():
+            home.mkdir(exist_ok=True)
+            environ = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE"))}
+            embedded_prefect.migrate(home / "prefect.db", {**environ, "PREFECT_HOME": str(home)}, log=io.StringIO())
+    return home
 
-    with prefect_test_harness(server_startup_timeout=120):
+
+def copy_prefect_home(migrated: Path, folder: Path) -> Path:
+    """A PREFECT_HOME of its own in `folder`, its database already migrated."""
+    return Path(shutil.copytree(migrated, folder / "prefect-home"))
+
+
+@pytest.fixture(scope="session")
+def prefect_api(migrated_prefect_home: Path, tmp_path_factory: pytest.TempPathFactory,
+                monkeypatch_session: pytest.MonkeyPatch) -> Iterator[None]:
+    """One real Prefect API for the whole session (per worker): Prefect's test harness, whose
+    temporary database starts as a copy of the migrated one instead of being migrated again."""
+    import prefect.testing.utilities as harness
+
+    def migrated_folder() -> str:
+        folder = tmp_path_factory.mktemp("prefect-api")
+        shutil.copy(migrated_prefect_home / "prefect.db", folder / "prefect-test.db")
+        return str(folder)
+
+    monkeypatch_session.setattr(harness, "mkdtemp", migrated_folder)
+    with harness.prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 def sandbox_config(**overrides: object) -> SandboxConfig:

@@ -23,6 +23,7 @@ from optimizer.schemas.rollout import Guardrails, ProposedChange
 from tests.conftest import (
     CHROMIUM_FLAGS,
     closed_port_url,
+    copy_prefect_home,
     export_settings,
     sandbox_config,
     settings_for,
@@ -79,10 +80,10 @@ def stop(process: subprocess.Popen[Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def prefect_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_ui(tmp_path_factory: pytest.TempPathFactory, migrated_prefect_home: Path) -> Iterator[str]:
     """`prefect server start` with its UI on a free loopback port and a PREFECT_HOME of its own
     (the test harness's server serves no UI)."""
-    home = tmp_path_factory.mktemp("prefect-ui")
+    home = copy_prefect_home(migrated_prefect_home, tmp_path_factory.mktemp("prefect-ui"))
     url = closed_port_url("")
     port = url.rsplit(":", 1)[1]
     # As a real server runs: with the services that record task runs and events for the UI.
@@ -95,7 +96,7 @@ def prefect_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                    "--port", port], env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
-        deadline = time.monotonic() + 180  # a new database is migrated first
+        deadline = time.monotonic() + 180
         while not _healthy(url):
             assert server.poll() is None, (home / "server.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "the Prefect server did not start"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.settings import PREFECT_API_URL
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -26,10 +28,18 @@ def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+async def create_pools_from_templates() -> None:
+    """The pools as `prefect work-pool create NAME --type KIND --base-job-template FILE` makes
+    them (through the client: one CLI process fewer to start for each)."""
+    async with get_client() as client:
+        for pool, kind in (("optimizer-process", "process"), ("optimizer-kubernetes", "kubernetes")):
+            template = json.loads((PROJECT / "deployments" / "work-pools" / f"{kind}.json").read_text())
+            await client.create_work_pool(WorkPoolCreate(name=pool, type=kind, base_job_template=template),
+                                          overwrite=True)
+
+
 def test_prefect_deploy_accepts_the_deployments_on_pools_made_from_our_templates() -> None:
-    for pool, kind in (("optimizer-process", "process"), ("optimizer-kubernetes", "kubernetes")):
-        prefect_cli("work-pool", "create", pool, "--type", kind, "--overwrite",
-                    "--base-job-template", f"deployments/work-pools/{kind}.json")
+    asyncio.run(create_pools_from_templates())
     prefect_cli("--no-prompt", "deploy", "--all")
 
     async def read() -> tuple[Any, Any, Any]:

@@ -7,7 +7,6 @@ ports chosen by settings; what it started is read from /proc."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -18,9 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from optimizer import embedded_prefect
 from optimizer.settings import sandbox_environment
-from tests.conftest import closed_port_url
+from tests.conftest import closed_port_url, copy_prefect_home
 from tests.process_tree import Command, answers, descendants, free_port
 from tests.test_webhook import BUDGET
 
@@ -48,24 +46,12 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def migrated_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A PREFECT_HOME whose database is created and migrated once; tests use copies."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    embedded_prefect.migrate(home / "prefect.db", {**os.environ, "PREFECT_HOME": str(home)})
-    return home
-
-
-def prefect_home(migrated: Path, tmp_path: Path) -> str:
-    return str(shutil.copytree(migrated, tmp_path / "prefect-home"))
-
-
-@pytest.fixture(scope="module")
 def prefect_server(migrated_prefect_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Prefect server of its own (not the session's test API, whose unclaimed runs a runner
     would pick up), as `prefect server start` runs it; yields its API URL."""
     folder = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
-    env = clean_env(folder, PREFECT_HOME=prefect_home(migrated_prefect_home, folder))
+    env = clean_env(folder, PREFECT_HOME=str(copy_prefect_home(migrated_prefect_home, folder)))
     with Command([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                  env=env, log=folder / "server.log") as server:
         answers(f"http://127.0.0.1:{port}/api/health", 120, server.process)
@@ -127,7 +113,7 @@ def test_webhook_serve_stops_the_temporary_prefect_api_it_started_on_sigterm(
     """With no PREFECT_API_URL the receiver starts Prefect's temporary API for its first
     event; SIGTERM used to end the receiver before the cleanup that stops that server."""
     port = free_port()
-    env = clean_env(tmp_path, PREFECT_HOME=prefect_home(migrated_prefect_home, tmp_path))
+    env = clean_env(tmp_path, PREFECT_HOME=str(copy_prefect_home(migrated_prefect_home, tmp_path)))
     with Command([OPTIMIZER, "webhook", "serve", "--no-auth", "--port", str(port)], env=env,
                  log=tmp_path / "receiver.log") as receiver:
         answers(f"http://127.0.0.1:{port}/health", 60, receiver.process)
@@ -149,7 +135,7 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
     passes it on) stops all of it."""
     prefect_port, sandbox_port, webhook_port = free_port(), free_port(), free_port()
     env = clean_env(
-        tmp_path, PREFECT_HOME=prefect_home(migrated_prefect_home, tmp_path),
+        tmp_path, PREFECT_HOME=str(copy_prefect_home(migrated_prefect_home, tmp_path)),
         AUTO_OPTIMIZER_PREFECT_PORT=str(prefect_port), AUTO_OPTIMIZER_SANDBOX_PORT=str(sandbox_port),
         AUTO_OPTIMIZER_WEBHOOK_PORT=str(webhook_port),
     )
