@@ -24,7 +24,7 @@ demo: $(INSTALLED)
 TEST_WORKERS ?= 3
 
 test: lint typecheck
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS)
 
 # Every stage at 1M, 10M and 50M rows against a pandas baseline, extraction over HTTP and
 # Prefect's overhead; about 10 minutes the first time (the data is generated once, in

@@ -1,8 +1,8 @@
 """Shared fixtures: a real sandbox over loopback, a real Prefect API, real DuckDB files.
 
-The suite runs on several worker processes (pytest-xdist, `--dist loadgroup`); each worker
-has its own session fixtures. Tests that share a module-scoped fixture carry one
-`xdist_group` mark, so one worker runs them and builds the fixture once.
+The suite runs on several worker processes (pytest-xdist); each worker has its own session
+fixtures. Tests of a module in SHARED_FIXTURE_MODULES run on one worker, which builds their
+module-scoped fixtures once; every other test goes wherever a worker is free.
 """
 
 from __future__ import annotations
@@ -37,6 +37,25 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from optimizer import embedded_prefect
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
+
+# Modules whose tests share a module-scoped fixture (a night's run, a built wheel, a server).
+SHARED_FIXTURE_MODULES = frozenset(f"tests/{name}.py" for name in (
+    "test_analyze_cli", "test_api_styles", "test_nightly_results", "test_packaging", "test_response_flows",
+    "test_signals",
+))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Like `--dist load`, except that a module of SHARED_FIXTURE_MODULES is one unit of work."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+    return SharedFixtureScheduling(config, log)
+
 
 # The sandbox clock in tests: late morning, so the previous day is fully delivered.
 SANDBOX_NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)

@@ -24,8 +24,6 @@ from optimizer.sandbox.export import export_requests
 from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
 from tests.cascade_worlds import FINE, Pairs, application, draw
 
-pytestmark = pytest.mark.xdist_group("analyze-cli")
-
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 

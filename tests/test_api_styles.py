@@ -138,7 +138,6 @@ def upstream_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstrea
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.xdist_group("upstream-night")
 def test_the_nightly_run_works_against_upstream_apis(upstream_night: UpstreamNight) -> None:
     summary = upstream_night.summary
     assert summary.requests_loaded > 50_000 and summary.cost_days == 14
@@ -151,7 +150,6 @@ def test_the_nightly_run_works_against_upstream_apis(upstream_night: UpstreamNig
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.xdist_group("upstream-night")
 def test_sentinels_latency_spike_is_answered_with_the_policy_engines_verdict(upstream_night: UpstreamNight) -> None:
     alert = AnomalyEvent.model_validate(ANOMALY).as_alert().model_dump(mode="json", exclude_none=True)
     outcome = respond_and_reject(anomaly_response, alert=alert, event_id="up-1", approval_poll_s=1)
@@ -163,7 +161,6 @@ def test_sentinels_latency_spike_is_answered_with_the_policy_engines_verdict(ups
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.xdist_group("upstream-night")
 def test_a_budget_alert_is_answered_against_upstream_apis(upstream_night: UpstreamNight) -> None:
     alert = {"alert_id": "up-budget", "alert_type": "threshold_exceeded", "severity": "warning",
              "team_id": "team-support", "period": "monthly", "budget_limit_usd": 500.0, "current_spend_usd": 450.0,

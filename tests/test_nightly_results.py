@@ -20,7 +20,7 @@ from optimizer.sandbox import SandboxServer
 from optimizer.settings import Settings
 from tests.conftest import DAY_END, closed_port_url, export_settings, sandbox_config, settings_for
 
-pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow, pytest.mark.xdist_group("nightly-results")]
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
 from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for
 from tests.test_rollout import answer, flow_run
 
-pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow, pytest.mark.xdist_group("response-flows")]
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 Outcome = TypeVar("Outcome", ResponseOutcome, RolloutOutcome)
 
 

@@ -22,7 +22,7 @@ from tests.conftest import closed_port_url, copy_prefect_home
 from tests.process_tree import Command, answers, descendants, free_port
 from tests.test_webhook import BUDGET
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("signals")]
+pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OPTIMIZER = str(BIN / "auto-optimizer")
