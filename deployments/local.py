@@ -23,7 +23,7 @@ from pathlib import Path
 
 from deployments.serve import RUNNER
 from optimizer.errors import OptimizerError
-from optimizer.processes import ChildProcesses, stop_on_sigterm, wait_until_answers
+from optimizer.processes import ChildProcesses, stop_on_signals, wait_until_answers
 from optimizer.settings import Settings, http_url
 
 # A Prefect server's first start on a new PREFECT_HOME migrates its database: slow on a busy machine.
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="make serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.parse_args(argv)
-    stop_on_sigterm()
+    stop_on_signals()
     settings = Settings()
     # Prefect reads its settings (and profiles) from PREFECT_HOME when first imported.
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect"))

@@ -20,7 +20,7 @@ from prefect.settings import get_current_settings
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from flows.rollout import rollout
-from optimizer.processes import stop_on_sigterm
+from optimizer.processes import stop_on_signals
 
 NIGHTLY_CRON = "0 2 * * *"  # 02:00 UTC, after the previous day's late records have arrived
 # How often the runner asks the API for runs to start, unless PREFECT_RUNNER_POLL_FREQUENCY
@@ -43,7 +43,7 @@ def runner_poll_seconds() -> float:
 def main() -> None:
     # Until the runner installs its own SIGTERM handler, SIGTERM must still end `serve`
     # through its cleanup.
-    stop_on_sigterm()
+    stop_on_signals()
     serve(
         deployment(nightly_optimization, name="nightly", cron=NIGHTLY_CRON, tags=["nightly", "optimization"]),
         deployment(rollout, name="rollout", tags=["rollout"]),

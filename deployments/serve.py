@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sys
 
-from optimizer.processes import ChildProcesses, stop_on_sigterm
+from optimizer.processes import ChildProcesses, stop_on_signals
 
 RUNNER = [sys.executable, "-m", "deployments.runner"]
 
 
 def main() -> int:
-    stop_on_sigterm()
+    stop_on_signals()
     try:
         with ChildProcesses() as children:
             children.start("runner", RUNNER)

@@ -45,11 +45,17 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def stop_on_sigterm() -> None:
-    """Make SIGTERM raise KeyboardInterrupt in the main thread, as Ctrl-C does, so `finally`
-    blocks and atexit handlers run before the process exits."""
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGINT raise KeyboardInterrupt in the main thread, so `finally` blocks
+    and atexit handlers run before the process exits.
+
+    SIGINT too, because a process started in the background by a shell (`cmd &` in a
+    script, as some CI runners do) inherits SIGINT ignored: asked to stop by SIGINT, it
+    would not, and neither would anything it started.
+    """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
@@ -150,7 +156,7 @@ def serve_until_stopped(app: Any, host: str, port: int) -> None:
     the caller's cleanup and atexit handlers run; requests in flight get SERVER_GRACE_S."""
     import uvicorn
 
-    stop_on_sigterm()
+    stop_on_signals()
     # uvicorn handles both signals while serving and raises the captured one again once it
     # has shut down: with the handler above, that is a KeyboardInterrupt here.
     with contextlib.suppress(KeyboardInterrupt):

@@ -119,10 +119,14 @@ class Command:
     running: the session's group and every descendant ever recorded are killed."""
 
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, in_background: bool = False) -> None:
+        """`in_background`: started as a shell script's `command &` starts it, with SIGINT
+        ignored (which its children inherit)."""
         self._log = open(log, "wb") if log is not None else None  # noqa: SIM115 (closed in __exit__)
+        ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if in_background else None
         self.process = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, start_new_session=True,
-                                        stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                        stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                        preexec_fn=ignore_sigint)
         self.recorded: set[Proc] = set()
 
     @property

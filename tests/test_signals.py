@@ -172,11 +172,14 @@ def test_local_serve_with_prefect_and_platform_replaced_starts_only_the_runner_a
 
 def test_make_serve_nightly_ctrl_c_stops_the_runner_and_its_flow_run(tmp_path: Path, prefect_server: str) -> None:
     """`make serve-nightly` against a Prefect API: a run started from the nightly deployment is
-    picked up and running (its platform unreachable, it keeps retrying) when Ctrl-C (SIGINT
-    to the terminal's process group) comes; the runner and the run's process stop with it."""
+    picked up and running (its platform unreachable, it keeps retrying) when SIGINT comes to
+    the whole process group; the runner and the run's process stop with it. Started as a
+    script's `make serve-nightly &` starts it, with SIGINT ignored by inheritance, which a
+    long-running command must not keep."""
     env = clean_env(tmp_path, PREFECT_API_URL=prefect_server, AUTO_OPTIMIZER_HTTP_BACKOFF_S="2",
                     **UNREACHABLE_PLATFORM)
-    with Command(make("serve-nightly"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
+    with Command(make("serve-nightly"), env=env, cwd=PROJECT, log=tmp_path / "serve.log",
+                 in_background=True) as serve:
         run_until_running(prefect_server, served_deployments(prefect_server)["nightly"])
         tree, _ = serve.record()
         runner = next(p for p in tree if p.command.endswith("deployments.runner"))
