@@ -18,9 +18,9 @@ from optimizer.analysis import cascade, compression
 from optimizer.analysis.experiments import analyse_experiment
 from optimizer.catalog import load_catalog
 from optimizer.report import NightlySummary, ReportData, render_html
+from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG
-from optimizer.warehouse import LoadBatch, Warehouse
-from optimizer.warehouse.analytics import RequestSource
+from optimizer.warehouse import Warehouse
 
 MEMORY_LIMIT = "3GB"
 
@@ -30,8 +30,8 @@ def load(data: Path, warehouse: Path) -> dict[str, Any]:
     warehouse.unlink(missing_ok=True)
     started = time.perf_counter()
     with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
-        store.ensure_models(load_catalog(MODEL_CATALOG))
-        result = store.load(LoadBatch(source="bench", request_files=[data]))
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        result = store.loads.load(LoadBatch(source="bench", request_files=[data]))
     return {"load_s": time.perf_counter() - started, "rows": result.loaded}
 
 
@@ -39,19 +39,19 @@ def increment(data: Path, warehouse: Path) -> dict[str, Any]:
     """Every night after: one more day into the warehouse, checked against all it holds."""
     started = time.perf_counter()
     with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
-        result = store.load(LoadBatch(source="bench", request_files=[data]))
+        result = store.loads.load(LoadBatch(source="bench", request_files=[data]))
     return {"increment_s": time.perf_counter() - started, "increment_rows": result.loaded}
 
 
 def analyses(warehouse: Path) -> dict[str, Any]:
     timings: dict[str, Any] = {}
     with Warehouse(warehouse, memory_limit=MEMORY_LIMIT) as store:
-        source = RequestSource.from_warehouse(store)
+        source = store.request_source()
         started = time.perf_counter()
         cascades = cascade.recommend(source.cascade_pairs())
         timings["cascade_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        compressed = compression.recommend(source.compression_data(store.input_prices()))
+        compressed = compression.recommend(source.compression_data(store.reference.input_prices()))
         timings["compression_s"] = time.perf_counter() - started
         started = time.perf_counter()
         experiments = [
@@ -59,7 +59,7 @@ def analyses(warehouse: Path) -> dict[str, Any]:
             for e in source.experiment_ids()
         ]
         timings["experiments_s"] = time.perf_counter() - started
-        rows = store.request_count()
+        rows = store.loads.request_count()
     started = time.perf_counter()
     end = datetime.now(UTC)
     summary = NightlySummary(requests_loaded=rows, requests_total=rows, quarantined=0, quarantined_total=0,

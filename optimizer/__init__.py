@@ -17,8 +17,9 @@ from optimizer.errors import (
     WarehouseError,
 )
 from optimizer.schemas import RequestRecord
+from optimizer.schemas.loads import LoadBatch, LoadResult
 from optimizer.settings import Settings
-from optimizer.warehouse import LoadBatch, LoadResult, Warehouse
+from optimizer.warehouse import Warehouse
 
 __version__ = "0.1.0"
 

@@ -1,15 +1,13 @@
 """CloudEvents the optimizer emits and receives (docs/events.md), on the cloudevents SDK.
 
-Outgoing events get ids derived from what they announce, so a resend after a failed
-delivery is recognisably the same event and a receiver that deduplicates by source and id
-acts on it once.
+What is emitted (types, sources, the outbox's events) is plain data in
+`optimizer.schemas.events`; this module puts it on the wire, reads what arrives, and
+delivers to an HTTP sink.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -18,49 +16,31 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from optimizer.clients._http import ServiceClient
+from optimizer.clients import ServiceClient
 from optimizer.errors import BadInputError
-
-SOURCE = "/auto-optimizer"
-EXPERIMENTS_SOURCE = "/auto-optimizer/experiments"
-OPTIMIZATION_APPLIED = "io.llm-platform.optimization.applied"
-OPTIMIZATION_FAILED = "io.llm-platform.optimization.failed"
-OPTIMIZATION_RECOMMENDED = "io.llm-platform.optimization.recommended"
-EXPERIMENT_STARTED = "io.llm-platform.experiment.started"
-EXPERIMENT_COMPLETED = "io.llm-platform.experiment.completed"
+from optimizer.schemas.events import OutgoingEvent
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
 
-@dataclass(frozen=True)
-class OutgoingEvent:
-    """An event waiting in the outbox: everything needed to send it again, identically."""
-
-    id: str
-    type: str
-    source: str
-    subject: str
-    time: datetime
-    data: dict[str, Any]
-
-    def to_cloudevent(self) -> CloudEvent:
-        return CloudEvent(
-            attributes={
-                "specversion": "1.0",
-                "id": self.id,
-                "type": self.type,
-                "source": self.source,
-                "subject": self.subject,
-                "time": self.time,
-                "datacontenttype": "application/json",
-            },
-            data=self.data,
-        )
+def as_cloudevent(event: OutgoingEvent) -> CloudEvent:
+    return CloudEvent(
+        attributes={
+            "specversion": "1.0",
+            "id": event.id,
+            "type": event.type,
+            "source": event.source,
+            "subject": event.subject,
+            "time": event.time,
+            "datacontenttype": "application/json",
+        },
+        data=event.data,
+    )
 
 
 def structured_message(event: OutgoingEvent) -> tuple[dict[str, str], bytes]:
-    message = ce_http.to_structured_event(event.to_cloudevent())
+    message = ce_http.to_structured_event(as_cloudevent(event))
     return dict(message.headers), message.body
 
 

@@ -9,19 +9,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from optimizer.analysis.compression import DAYS_PER_MONTH
-from optimizer.events import (
+from optimizer.schemas.analysis import (
+    CascadeRecommendation,
+    Comparison,
+    CompressionRecommendation,
+    ExperimentAnalysis,
+)
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.events import (
     EXPERIMENT_COMPLETED,
     EXPERIMENTS_SOURCE,
     OPTIMIZATION_FAILED,
     OPTIMIZATION_RECOMMENDED,
     SOURCE,
     OutgoingEvent,
-)
-from optimizer.schemas.analysis import (
-    CascadeRecommendation,
-    Comparison,
-    CompressionRecommendation,
-    ExperimentAnalysis,
 )
 from optimizer.schemas.registry import (
     CurrentConfiguration,
@@ -38,7 +39,6 @@ from optimizer.schemas.registry import (
     VariantResult,
     Winner,
 )
-from optimizer.warehouse.analytics import ApplicationProfile
 
 CONCLUDED = {"deploy_to_production": "completed", "keep_control": "completed", "invalid_srm": "failed"}
 

@@ -19,9 +19,10 @@ from optimizer.analysis import cascade, compression
 from optimizer.analysis.experiments import CONTROL, analyse_experiment
 from optimizer.analysis.partitions import merge_reports
 from optimizer.schemas.analysis import CascadeReport, CompressionReport, ExperimentAnalysis
+from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.registry import StoredExperiment
 from optimizer.warehouse import Warehouse
-from optimizer.warehouse.analytics import ApplicationProfile, RequestSource
+from optimizer.warehouse.analytics import RequestSource
 
 Window = tuple[datetime, datetime]
 
@@ -47,8 +48,8 @@ class ApplicationAnalysis(BaseModel):
 @task(name="export-for-analysis", cache_policy=NO_CACHE)
 def export_for_analysis(warehouse: Path, window: Window, directory: Path) -> AnalysisInputs:
     with Warehouse(warehouse) as store:
-        partitions = store.export_by_application(window, directory)
-        prices = store.input_prices()
+        partitions = store.export.by_application(window, directory)
+        prices = store.reference.input_prices()
     get_run_logger().info("analysis window exported: %d applications", len(partitions))
     return AnalysisInputs(partitions=partitions, input_prices=prices)
 
@@ -84,8 +85,8 @@ def analyze_experiments(warehouse: Path, alpha: float) -> list[ExperimentFinding
     logger = get_run_logger()
     findings = []
     with telemetry.operation("analyze.experiments", "ab_test"), Warehouse(warehouse) as store:
-        source = RequestSource.from_warehouse(store)
-        for definition in store.running_experiments():
+        source = store.request_source()
+        for definition in store.reference.running_experiments():
             variants = source.experiment_variants(definition.experiment_id)
             if CONTROL not in {v.variant_id for v in variants}:
                 logger.warning("experiment %s: no '%s' traffic yet", definition.experiment_id, CONTROL)

@@ -41,7 +41,7 @@ def check_budgets(window_end: datetime, savings_by_team: dict[str, float], wareh
     spend = {t.team_id: t.cost_usd for t in month.breakdown.by_team}
     if not spend and budgets:
         with Warehouse(warehouse) as store:
-            held = store.team_spend(month_start, last_day)
+            held = store.reference.team_spend(month_start, last_day)
         spend = split_by_share(month.total_cost_usd, held)
         get_run_logger().info("no team breakdown from the cost source: the month's %.2f USD split by the "
                               "teams' shares of request costs in the warehouse", month.total_cost_usd)

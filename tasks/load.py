@@ -11,8 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from optimizer.ingest.windows import Window, plan_windows
 from optimizer.schemas.governance import CostSummary
+from optimizer.schemas.loads import LoadBatch, LoadResult
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
-from optimizer.warehouse import LoadBatch, LoadResult, Warehouse
+from optimizer.warehouse import Warehouse
 from tasks._common import retry_if_transient
 
 REQUESTS_SOURCE = "observatory.requests"
@@ -24,7 +25,7 @@ def plan_extraction(
 ) -> list[Window]:
     """The windows to extract: from the watermark (less the look-back) up to `window_end`."""
     with Warehouse(warehouse) as store:
-        watermark = store.watermark(REQUESTS_SOURCE)
+        watermark = store.loads.watermark(REQUESTS_SOURCE)
     windows = plan_windows(
         end=window_end,
         watermark=watermark,
@@ -61,7 +62,7 @@ def load_warehouse(
         window=(windows[0].start, windows[-1].end) if windows else None,
     )
     with Warehouse(warehouse) as store:
-        result = store.load(batch, on_step=logger.info)
+        result = store.loads.load(batch, on_step=logger.info)
     logger.info(
         "loaded %d new requests, %d duplicates skipped, %d quarantined",
         result.loaded, result.duplicates, result.quarantined,

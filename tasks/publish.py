@@ -13,7 +13,7 @@ from optimizer import recommendations as build
 from optimizer import telemetry
 from optimizer.clients import PlatformClients, RetryPolicy
 from optimizer.errors import PlatformError
-from optimizer.events import EventSinkClient, OutgoingEvent
+from optimizer.events import EventSinkClient
 from optimizer.report import (
     AdoptedRecommendation,
     EventDelivery,
@@ -26,9 +26,10 @@ from optimizer.schemas.analysis import (
     CompressionRecommendation,
     CompressionReport,
 )
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.events import OutgoingEvent
 from optimizer.schemas.registry import Recommendation
 from optimizer.warehouse import Warehouse
-from optimizer.warehouse.analytics import ApplicationProfile
 from tasks._common import retry_if_transient, settings
 from tasks.analyze import ExperimentFinding
 
@@ -77,7 +78,7 @@ def record_results(
         if event is not None:
             events.append(event)
     with telemetry.operation("record.results", "recording"), Warehouse(warehouse) as store:
-        store.record_results(run_id, cascades=cascades, compression=compression,
+        store.results.record(run_id, cascades=cascades, compression=compression,
                              experiments=[f.analysis for f in experiments], events=events)
     with telemetry.operation("record.registry", "recording"), PlatformClients.from_settings(settings()) as clients:
         for finding in experiments:
@@ -110,7 +111,7 @@ def deliver_events(warehouse: Path) -> EventDelivery:
     config = settings()
     delivered, last_error = 0, None
     with Warehouse(warehouse) as store, telemetry.operation("deliver.events", "events"):
-        pending = store.pending_events()
+        pending = store.outbox.pending()
         sink = EventSinkClient(
             config.events_url, config.api_token.get_secret_value() or None, timeout_s=config.http_timeout_s,
             retry=RetryPolicy(max_attempts=3, backoff_s=config.http_backoff_s, max_backoff_s=config.http_max_backoff_s),
@@ -121,11 +122,11 @@ def deliver_events(warehouse: Path) -> EventDelivery:
                     sink.deliver(event)
                 except PlatformError as exc:
                     last_error = str(exc)
-                    store.mark_event_failed(event.id, last_error)
+                    store.outbox.mark_failed(event.id, last_error)
                     logger.warning("event sink unavailable (%s); %d event(s) wait for the next run",
                                    last_error, len(pending) - delivered)
                     break
-                store.mark_event_delivered(event.id)
+                store.outbox.mark_delivered(event.id)
                 delivered += 1
         remaining = len(pending) - delivered
     logger.info("events: %d delivered, %d pending", delivered, remaining)

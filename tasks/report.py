@@ -18,15 +18,15 @@ from optimizer.warehouse import Warehouse
 def publish_report(data: ReportData, warehouse: Path, reports_dir: Path) -> NightlySummary:
     with telemetry.operation("report", "reporting"), Warehouse(warehouse) as store:
         first, last = data.analysis_start.date(), (data.summary.window_end - timedelta(days=1)).date()
-        spend = {dimension: store.daily_spend(dimension, first, last) for dimension in ("team", "application", "model")}
+        spend = {dimension: store.reference.daily_spend(dimension, first, last) for dimension in ("team", "application", "model")}
         data = data.model_copy(update={
             "spend_by_model": spend["model"],
-            "spend_totals": {dimension: spend_lines(daily, store.spend_labels(dimension))
+            "spend_totals": {dimension: spend_lines(daily, store.reference.spend_labels(dimension))
                              for dimension, daily in spend.items()},
         })
         html_path, markdown_path = write_report(data, reports_dir)
         summary = data.summary.model_copy(update={"report": str(html_path), "report_markdown": str(markdown_path)})
-        store.save_run(summary.run_id, summary.started_at or summary.window_end,
+        store.runs.save(summary.run_id, summary.started_at or summary.window_end,
                        (summary.window_start, summary.window_end), summary.model_dump_json())
     create_markdown_artifact(key="nightly-optimization", markdown=markdown_path.read_text(encoding="utf-8"),
                              description="What the nightly optimization found and recommends")

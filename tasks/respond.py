@@ -15,7 +15,6 @@ from optimizer.rollout import strategies
 from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
 from optimizer.schemas.sentinel import AnomalyReport
 from optimizer.warehouse import Warehouse
-from optimizer.warehouse.analytics import RequestSource
 from tasks._common import retry_if_transient, settings
 from tasks.rollout import adopted_changes
 
@@ -28,26 +27,26 @@ def propose_response(
     logger = get_run_logger()
     end = datetime.now(UTC)
     with Warehouse(warehouse) as store:
-        latest = store.latest_window_end() or end
+        latest = store.loads.latest_window_end() or end
         window = (latest - timedelta(days=analysis_days), latest)
-        source = RequestSource.from_warehouse(store, window)
+        source = store.request_source(window)
         current = {p.application_id: p.model for p in source.application_profiles()}
-        teams = store.application_teams()
+        teams = store.reference.application_teams()
         model, application = strategies.affected(alert)
         apps = [application] if application in current else sorted(a for a, m in current.items() if m == model)
         if strategy == "faster_model":
             details = alert.get("anomaly_details") or {}
             degraded = details.get("current_p95_ms") or alert.get("actual_value_ms")
             changes = strategies.faster_alternatives(
-                {a: current[a] for a in apps}, store.model_profiles(), affected_model=model, degraded_p95_ms=float(degraded) if degraded else None, teams=teams,
+                {a: current[a] for a in apps}, store.reference.model_profiles(), affected_model=model, degraded_p95_ms=float(degraded) if degraded else None, teams=teams,
                 max_quality_drop=max_quality_drop,
             )
         elif strategy == "compression_and_caching":
-            found = compression.recommend(source.compression_data(store.input_prices()),
+            found = compression.recommend(source.compression_data(store.reference.input_prices()),
                                           max_quality_drop=max_quality_drop, alpha=alpha)
             changes = strategies.cost_reductions(found, apps, teams)
         elif strategy == "higher_quality_model":
-            changes = strategies.quality_upgrades({a: current[a] for a in apps}, store.model_profiles(), teams)
+            changes = strategies.quality_upgrades({a: current[a] for a in apps}, store.reference.model_profiles(), teams)
         else:
             changes = []
     logger.info("strategy %s for %s: %d change(s)", strategy, apps or "no application", len(changes))
@@ -58,7 +57,7 @@ def propose_response(
 def team_changes(warehouse: Path, team_id: str) -> tuple[list[str], list[ProposedChange]]:
     """The latest nightly run's adopted recommendations for one team's applications."""
     with Warehouse(warehouse) as store:
-        apps = sorted(a for a, t in store.application_teams().items() if t == team_id)
+        apps = sorted(a for a, t in store.reference.application_teams().items() if t == team_id)
     changes = adopted_changes(warehouse, team_id)
     get_run_logger().info("team %s: %d application(s), %d change(s) to propose", team_id, len(apps), len(changes))
     return apps, changes

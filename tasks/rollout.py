@@ -46,9 +46,9 @@ def adopted_changes(warehouse: Path, team_id: str | None = None) -> list[Propose
     """The routing changes the latest nightly run's adopted recommendations ask for (only
     `team_id`'s applications, if given), with the savings and Registry ids it recorded."""
     with Warehouse(warehouse) as store:
-        run_id, adopted = store.latest_adopted()
-        teams = store.application_teams()
-        summary = store.run_summary(run_id) if run_id else None
+        run_id, adopted = store.results.latest_adopted()
+        teams = store.reference.application_teams()
+        summary = store.runs.summary(run_id) if run_id else None
     recorded = ({(r.application_id, r.kind): r for r in NightlySummary.model_validate_json(summary).recommendations}
                 if summary else {})
     changes = []
@@ -169,7 +169,7 @@ def watch_guardrails(
 @task(name="audit", cache_policy=NO_CACHE)
 def audit_step(warehouse: Path, rollout_id: str, actor: str, action: str, details: dict[str, object]) -> None:
     with Warehouse(warehouse) as store:
-        store.audit(actor, action, f"rollout/{rollout_id}", details)
+        store.audit.record(actor, action, f"rollout/{rollout_id}", details)
 
 
 @task(name="record-rollout", cache_policy=NO_CACHE)
@@ -177,8 +177,8 @@ def record_rollout(warehouse: Path, outcome: RolloutOutcome, actor: str, action:
     """The outcome into the rollouts table, a line into the audit log, an event into the outbox,
     and a result artifact (`rollout-<id>-result`) for people."""
     with Warehouse(warehouse) as store:
-        store.save_rollout(outcome, str(flow_run.get_id() or ""))
-        store.audit(actor, action, f"rollout/{outcome.rollout_id}", {
+        store.rollouts.save(outcome, str(flow_run.get_id() or ""))
+        store.audit.record(actor, action, f"rollout/{outcome.rollout_id}", {
             "status": outcome.status, "message": outcome.message, "previous_version": outcome.previous_version,
             "canary_version": outcome.canary_version, "applied_version": outcome.applied_version,
             "restored_version": outcome.restored_version,
@@ -186,7 +186,7 @@ def record_rollout(warehouse: Path, outcome: RolloutOutcome, actor: str, action:
         })
         event = outcome_event(outcome, datetime.now(UTC))
         if event is not None:
-            store.queue_events([event])
+            store.outbox.queue([event])
     create_markdown_artifact(key=f"rollout-{outcome.rollout_id}-result", markdown=render_outcome(outcome),
                              description=f"{outcome.title}: what this rollout did")
     get_run_logger().info("rollout %s: %s (%s)", outcome.rollout_id, outcome.status, outcome.message)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer import events
 from optimizer.cli import build_parser
+from optimizer.schemas import events
 from optimizer.schemas.records import REQUEST_COLUMNS, STORED_NOT_NULL
 from optimizer.settings import ENV_PREFIX, Settings
 from optimizer.webhook.routes import ROUTES

@@ -16,8 +16,9 @@ from optimizer.catalog import load_catalog
 from optimizer.clients import ObservatoryClient
 from optimizer.ingest.observatory import extract_window, prefetched
 from optimizer.ingest.windows import Window
+from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG
-from optimizer.warehouse import LoadBatch, Warehouse
+from optimizer.warehouse import Warehouse
 
 GOOD = {
     "timestamp": "2026-11-24T10:00:00.000Z", "severityNumber": 9,
@@ -63,9 +64,9 @@ def test_records_that_are_not_objects_reach_quarantine_and_the_page_still_loads(
         staged = extract_window(client, window, tmp_path / "staging")
     assert staged.rows == 3
     with Warehouse(tmp_path / "w.duckdb") as store:
-        store.ensure_models(load_catalog(MODEL_CATALOG))
-        result = store.load(LoadBatch(source="test", request_files=[staged.path]))
-        reasons = store.quarantine_reasons()
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        result = store.loads.load(LoadBatch(source="test", request_files=[staged.path]))
+        reasons = store.loads.quarantine_reasons()
     assert result.loaded == 1
     assert reasons == {"log record is not a JSON object": 1, "log record has no attributes object": 1}
 

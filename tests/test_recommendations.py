@@ -11,10 +11,10 @@ from optimizer import recommendations as build
 from optimizer.analysis.budgets import TeamBudget, budget_statuses
 from optimizer.analysis.experiments import VariantStatistics, analyse_experiment
 from optimizer.analysis.statistics import Proportion, SampleMean
-from optimizer.events import EXPERIMENT_COMPLETED, OPTIMIZATION_FAILED
 from optimizer.schemas.analysis import CascadeRecommendation
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.events import EXPERIMENT_COMPLETED, OPTIMIZATION_FAILED
 from optimizer.schemas.registry import ExperimentResultData, StoredExperiment, TestPeriod
-from optimizer.warehouse.analytics import ApplicationProfile
 
 NOW = datetime(2026, 11, 25, 2, tzinfo=UTC)
 PROFILE = ApplicationProfile("support-bot", "team-support", "gpt-4o", 70_000, 700.0, 600.0, 170.0, 7.0)

@@ -20,9 +20,9 @@ from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.export import export_requests
 from optimizer.schemas.analysis import CascadeReport, CompressionReport
+from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG, Settings
-from optimizer.warehouse import LoadBatch, Warehouse
-from optimizer.warehouse.analytics import RequestSource
+from optimizer.warehouse import Warehouse
 from tasks.analyze import analyze_application, combine
 from tests.conftest import (
     DAY_END,
@@ -38,17 +38,17 @@ def test_analysing_applications_apart_gives_the_report_of_analysing_them_togethe
     export_requests(data, days=14, end=DAY_END.date(), config=sandbox_config(requests_per_day=3000))
     window = (DAY_END - timedelta(days=14), DAY_END)
     with Warehouse(tmp_path / "w.duckdb") as store:
-        store.ensure_models(load_catalog(MODEL_CATALOG))
-        store.load(LoadBatch(source="test", request_files=[data]))
-        whole = RequestSource.from_warehouse(store, window)
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+        whole = store.request_source(window)
         together = (
             cascade.recommend(whole.cascade_pairs()),
-            compression.recommend(whole.compression_data(store.input_prices())),
+            compression.recommend(whole.compression_data(store.reference.input_prices())),
             whole.application_profiles(),
         )
-        partitions = store.export_by_application(window, tmp_path / "by-application")
-        prices = store.input_prices()
-        rows = store.request_count()  # the data is the window, exactly
+        partitions = store.export.by_application(window, tmp_path / "by-application")
+        prices = store.reference.input_prices()
+        rows = store.loads.request_count()  # the data is the window, exactly
     with disable_run_logger():
         apart = combine(
             [analyze_application.fn(app, folder, prices, 0.02, 0.05) for app, folder in partitions.items()],
@@ -71,10 +71,11 @@ def test_partition_folders_round_trip_any_application_name(tmp_path: Path) -> No
         db.execute(f"COPY (SELECT * REPLACE (CASE WHEN application_id = 'support-bot' THEN '{odd}' "
                    f"ELSE application_id END AS application_id) FROM '{data}') TO '{tmp_path / 'odd.parquet'}'")
     with Warehouse(tmp_path / "w.duckdb") as store:
-        store.ensure_models(load_catalog(MODEL_CATALOG))
-        store.load(LoadBatch(source="test", request_files=[tmp_path / "odd.parquet"]))
-        partitions = store.export_by_application((DAY_END - timedelta(days=1), DAY_END), tmp_path / "out")
-        counts = dict(store._db.execute("SELECT application_id, count(*) FROM requests GROUP BY 1").fetchall())
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[tmp_path / "odd.parquet"]))
+        partitions = store.export.by_application((DAY_END - timedelta(days=1), DAY_END), tmp_path / "out")
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as db:
+        counts = dict(db.execute("SELECT application_id, count(*) FROM requests GROUP BY 1").fetchall())
     assert odd in partitions and "=" not in partitions[odd].name
     for application, folder in partitions.items():
         with duckdb.connect() as db:

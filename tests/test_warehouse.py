@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ from optimizer.catalog import load_catalog
 from optimizer.errors import BadInputError
 from optimizer.ingest.staging import StagingWriter
 from optimizer.schemas.governance import CostBreakdown, CostSummary, DateRange, TeamCost
+from optimizer.schemas.loads import LoadBatch
 from optimizer.schemas.records import REQUEST_COLUMNS
 from optimizer.settings import MODEL_CATALOG
-from optimizer.warehouse import LoadBatch, Warehouse
+from optimizer.warehouse import Warehouse
 
 CATALOG = load_catalog(MODEL_CATALOG)
+WAREHOUSE_PACKAGE = Path(__file__).resolve().parent.parent / "optimizer" / "warehouse"
+# What the warehouse builds on: the domain types and errors, and the analyses' input types.
+LAYERS_BELOW = ("optimizer.schemas", "optimizer.errors", "optimizer.analysis", "optimizer.warehouse")
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
@@ -52,13 +57,13 @@ def contents(path: Path) -> dict[str, int]:
 def warehouse_path(tmp_path: Path) -> Path:
     path = tmp_path / "w.duckdb"
     with Warehouse(path) as store:
-        store.ensure_models(CATALOG)
+        store.reference.ensure_models(CATALOG)
     return path
 
 
 def load(path: Path, files: list[Path], **batch: Any) -> Any:
     with Warehouse(path) as store:
-        return store.load(LoadBatch(source="test", request_files=files, **batch))
+        return store.loads.load(LoadBatch(source="test", request_files=files, **batch))
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -177,23 +182,23 @@ def test_failure_mid_load_leaves_the_warehouse_as_it_was(warehouse_path: Path, t
     summary = CostSummary(period="daily", date_range=DateRange(start=date(2026, 11, 24), end=date(2026, 11, 24)),
                           total_cost_usd=5.0, breakdown=CostBreakdown(by_team=[TeamCost(team_id="t", cost_usd=5.0)]))
     with Warehouse(warehouse_path) as store, pytest.raises(InjectedFailure):
-        store.load(
+        store.loads.load(
             LoadBatch(source="test", request_files=[staged], cost_summaries={date(2026, 11, 24): summary},
                       window=(T0, T0 + timedelta(days=1))),
             on_step=fail_after_requests,
         )
     assert contents(warehouse_path) == before
     with Warehouse(warehouse_path) as store:
-        assert store.watermark("test") == T0
-        retried = store.load(LoadBatch(source="test", request_files=[staged], window=(T0, T0 + timedelta(days=1))))
+        assert store.loads.watermark("test") == T0
+        retried = store.loads.load(LoadBatch(source="test", request_files=[staged], window=(T0, T0 + timedelta(days=1))))
     assert (retried.loaded, retried.quarantined) == (20, 1)
 
 
 def test_watermark_never_moves_backwards(warehouse_path: Path) -> None:
     with Warehouse(warehouse_path) as store:
-        store.load(LoadBatch(source="s", window=(T0, T0 + timedelta(days=2))))
-        store.load(LoadBatch(source="s", window=(T0 - timedelta(days=1), T0)))
-        assert store.watermark("s") == T0 + timedelta(days=2)
+        store.loads.load(LoadBatch(source="s", window=(T0, T0 + timedelta(days=2))))
+        store.loads.load(LoadBatch(source="s", window=(T0 - timedelta(days=1), T0)))
+        assert store.loads.watermark("s") == T0 + timedelta(days=2)
 
 
 def test_cost_summaries_of_a_day_are_replaced(warehouse_path: Path) -> None:
@@ -204,8 +209,8 @@ def test_cost_summaries_of_a_day_are_replaced(warehouse_path: Path) -> None:
                            breakdown=CostBreakdown(by_team=[TeamCost(team_id=team, cost_usd=total)]))
 
     with Warehouse(warehouse_path) as store:
-        store.load(LoadBatch(source="s", cost_summaries={day: summary(5.0, "team-a")}))
-        store.load(LoadBatch(source="s", cost_summaries={day: summary(7.0, "team-b")}))
+        store.loads.load(LoadBatch(source="s", cost_summaries={day: summary(5.0, "team-a")}))
+        store.loads.load(LoadBatch(source="s", cost_summaries={day: summary(7.0, "team-b")}))
     with duckdb.connect(str(warehouse_path), read_only=True) as db:
         rows = db.execute("SELECT dimension, key, cost_usd FROM cost_summaries ORDER BY 1, 2").fetchall()
     assert rows == [("team", "team-b", 7.0), ("total", "all", 7.0)]
@@ -237,3 +242,16 @@ def test_a_file_that_is_not_parquet_is_bad_input(warehouse_path: Path, tmp_path:
     path.write_text("not parquet at all")
     with pytest.raises(BadInputError, match="cannot read Parquet"):
         load(warehouse_path, [path])
+
+
+def test_the_warehouse_imports_only_the_layers_below_it() -> None:
+    """No HTTP client, event sink, ingestion or orchestration reaches the warehouse."""
+    above = []
+    for module in sorted(WAREHOUSE_PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            above += [f"{module.name}: {name}" for name in names
+                      if name.startswith(("optimizer", "httpx", "prefect", "cloudevents"))
+                      and not name.startswith(LAYERS_BELOW)]
+    assert above == []

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from optimizer.catalog import load_catalog
 from optimizer.errors import BadInputError
 from optimizer.ingest.otlp import stage_otlp_file
-from optimizer.warehouse import LoadBatch, LoadResult, Warehouse
+from optimizer.schemas.loads import LoadBatch, LoadResult
+from optimizer.warehouse import Warehouse
 
 
 class IngestSummary(BaseModel):
@@ -55,8 +56,8 @@ def parquet_inputs(path: Path) -> list[Path]:
 def ingest_parquet(path: Path, *, warehouse: Path, catalog: Path) -> IngestSummary:
     files = parquet_inputs(path)
     with Warehouse(warehouse) as store:
-        store.ensure_models(load_catalog(catalog))
-        result = store.load(LoadBatch(source=f"parquet:{path.name}", request_files=files))
+        store.reference.ensure_models(load_catalog(catalog))
+        result = store.loads.load(LoadBatch(source=f"parquet:{path.name}", request_files=files))
     return _summary(f"parquet:{path}", len(files), result)
 
 
@@ -65,8 +66,8 @@ def ingest_otlp(path: Path, *, warehouse: Path, catalog: Path) -> IngestSummary:
         staged = Path(staging) / "spans"
         stats = stage_otlp_file(path, staged)
         with Warehouse(warehouse) as store:
-            store.ensure_models(load_catalog(catalog))
-            result = store.load(LoadBatch(source=f"otlp:{path.name}", request_files=[staged]))
+            store.reference.ensure_models(load_catalog(catalog))
+            result = store.loads.load(LoadBatch(source=f"otlp:{path.name}", request_files=[staged]))
     return _summary(
         f"otlp:{path}", 1, result,
         spans=stats.spans, non_llm_spans_skipped=stats.spans - stats.genai_spans,

@@ -112,13 +112,3 @@ class StagingWriter:
         else:
             self.abort()
 
-
-def parquet_parts(paths: Iterable[Path]) -> list[str]:
-    """Files and staging directories as the Parquet files to read (empty directories drop out)."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(str(part) for part in path.glob("*.parquet"))
-        else:
-            files.append(str(path))
-    return files

@@ -14,7 +14,7 @@ from optimizer.schemas.analysis import (
     ExperimentAnalysis,
     TeamBudgetStatus,
 )
-from optimizer.warehouse import LoadResult
+from optimizer.schemas.loads import LoadResult
 
 
 class AdoptedRecommendation(BaseModel):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from optimizer.events import OPTIMIZATION_APPLIED, OPTIMIZATION_FAILED, SOURCE, OutgoingEvent
+from optimizer.schemas.events import (
+    OPTIMIZATION_APPLIED,
+    OPTIMIZATION_FAILED,
+    SOURCE,
+    OutgoingEvent,
+)
 from optimizer.schemas.rollout import RolloutOutcome
 
 

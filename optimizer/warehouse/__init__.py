@@ -1,5 +1,8 @@
-"""The DuckDB warehouse: schema migrations, atomic idempotent loads, and reads."""
+"""The DuckDB warehouse: schema migrations, atomic idempotent loads, and every query.
 
-from optimizer.warehouse.warehouse import LoadBatch, LoadResult, Warehouse
+`Warehouse` is the one way in; it owns the connection and names each concern (see its module).
+"""
 
-__all__ = ["LoadBatch", "LoadResult", "Warehouse"]
+from optimizer.warehouse.warehouse import Warehouse
+
+__all__ = ["Warehouse"]

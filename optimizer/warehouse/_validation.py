@@ -2,12 +2,15 @@
 
 Generated from `REQUEST_COLUMNS`, so each rule of the contract is written once: a required
 value is present, a value has its column's type, numbers are finite and in range, a status
-is known. Every broken rule of a row is reported, joined with "; ".
+is known. Every broken rule of a row is reported, joined with "; ", and `count_reasons`
+tallies them per rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import duckdb
 
 from optimizer.schemas.records import REQUEST_COLUMNS, Column
 
@@ -127,3 +130,17 @@ def typed_projection(present: Mapping[str, str], *, source_alias: str = "s", wit
         )
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)
+
+
+def count_reasons(
+    db: duckdb.DuckDBPyConnection, reasons_query: str, params: Mapping[str, object] | None = None
+) -> dict[str, int]:
+    """How many rows broke each rule, from a query of one `reason` column ('prompt_tokens is
+    below 0: -12; model is missing' counts once for each rule, without the values)."""
+    rows = db.execute(
+        "SELECT trim(split_part(part, ':', 1)) AS rule, count(*) FROM ("
+        f" SELECT unnest(string_split(reason, '; ')) AS part FROM ({reasons_query}) WHERE reason IS NOT NULL)"
+        " GROUP BY rule ORDER BY rule",
+        params,
+    ).fetchall()
+    return {str(rule): int(n) for rule, n in rows}

@@ -9,7 +9,6 @@ would, with rows that break its rules left out and counted.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,10 @@ from optimizer.analysis.experiments import VariantStatistics
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary
-from optimizer.schemas.records import REQUEST_COLUMNS, REQUIRED_COLUMN_NAMES
-from optimizer.warehouse._validation import typed_projection
-from optimizer.warehouse.warehouse import Warehouse, count_reasons
-
-# DuckDB type names each kind of column accepts in an input file.
-_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
-_ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
-    "integer": _INTEGER_TYPES,
-    "number": (*_INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL"),
-    "boolean": ("BOOLEAN",),
-    "string": ("VARCHAR",),
-    "timestamp": ("TIMESTAMP", "DATE"),
-}
-_KIND_NAMES = {"integer": "an integer", "number": "a number", "boolean": "a boolean",
-               "string": "text", "timestamp": "a timestamp"}
-
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
+from optimizer.warehouse._validation import count_reasons, typed_projection
+from optimizer.warehouse.parquet_input import parquet_columns
 
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
@@ -55,29 +42,6 @@ CURRENT_MODEL = f"""current_model AS (
     GROUP BY application_id, model
     QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
 )"""
-
-
-@dataclass(frozen=True)
-class ApplicationProfile:
-    """How an application used LLMs over a period: what the Registry's current
-    configuration and the savings of a recommendation are computed from."""
-
-    application_id: str
-    team_id: str | None
-    model: str  # the model that served most of its requests
-    requests: int
-    cost_usd: float
-    average_prompt_tokens: float
-    average_completion_tokens: float
-    days: float
-
-    @property
-    def daily_cost_usd(self) -> float:
-        return self.cost_usd / self.days if self.days else 0.0
-
-    @property
-    def requests_per_day(self) -> float:
-        return self.requests / self.days if self.days else 0.0
 
 
 class RequestSource:
@@ -97,11 +61,6 @@ class RequestSource:
             "end": window[1] if window else _FAR_FUTURE,
         }
 
-    @classmethod
-    def from_warehouse(cls, warehouse: Warehouse, window: tuple[datetime, datetime] | None = None) -> RequestSource:
-        rows = warehouse.request_count()
-        return cls(warehouse._db, InputSummary(rows=rows), window)
-
     def _rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Run an analysis query; `$start`/`$end` bound the window it may read."""
         return self._db.execute(sql, {**self._window, **(parameters or {})}).fetchall()
@@ -114,26 +73,12 @@ class RequestSource:
         lacks a column the analysis `needs` (or the record requires), or holds a column of
         the wrong type.
         """
-        path = label
         files = [str(p) for p in paths]
         db = duckdb.connect(":memory:")
         db.execute("SET TimeZone = 'UTC'")
-        try:
-            described = db.execute(
-                "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)", {"files": files}
-            ).fetchall()
-        except duckdb.Error as exc:
-            raise BadInputError(f"{path}: cannot read as Parquet ({exc})".splitlines()[0]) from exc
-        types = {str(name): str(kind) for name, kind, *_ in described}
-        missing = [c for c in (*REQUIRED_COLUMN_NAMES, *needs) if c not in types]
-        if missing:
-            raise BadInputError(f"{path}: missing column(s) {', '.join(dict.fromkeys(missing))}")
-        for column in REQUEST_COLUMNS:
-            found = types.get(column.name)
-            if found and found != '"NULL"' and not found.startswith(_ACCEPTED_TYPES[column.kind]):
-                raise BadInputError(
-                    f"{path}: column {column.name} has type {found}, expected {_KIND_NAMES[column.kind]}"
-                )
+        # Unlike a load, an analysis needs cost_usd itself: it has no catalog to price a row with.
+        types = parquet_columns(db, files, label=label, required=(*REQUIRED_COLUMN_NAMES, *needs),
+                                check_types=True, missing="missing column(s)")
         db.execute(
             f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False)} "
             "FROM read_parquet($files, union_by_name = true) AS s",
@@ -143,7 +88,7 @@ class RequestSource:
         assert counts is not None
         rows, excluded = int(counts[0]), int(counts[1])
         if rows == 0:
-            raise BadInputError(f"{path}: no rows")
+            raise BadInputError(f"{label}: no rows")
         reasons = count_reasons(db, "SELECT _problems AS reason FROM checked")
         db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
         return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))

@@ -1,0 +1,46 @@
+"""A load: what one warehouse transaction commits, and what it did."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from optimizer.schemas.governance import CostSummary
+from optimizer.schemas.registry import ModelProfile, StoredExperiment
+
+
+@dataclass(frozen=True)
+class LoadBatch:
+    """Everything one load commits together.
+
+    `request_files` are Parquet files (or staging folders of part files) whose columns carry
+    request-record names, of any type: values are cast and checked on load. `window` is the
+    time span the files cover; its end becomes the source's watermark when the load commits.
+    """
+
+    source: str
+    request_files: Sequence[Path] = ()
+    models: Sequence[ModelProfile] = ()
+    cost_summaries: Mapping[date, CostSummary] = field(default_factory=dict)
+    experiments: Sequence[StoredExperiment] = ()
+    window: tuple[datetime, datetime] | None = None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a committed load did; the `_total` counts are the warehouse's after it."""
+
+    load_id: str
+    source: str
+    rows_in: int
+    loaded: int
+    duplicates: int
+    quarantined: int
+    quarantine_reasons: dict[str, int]
+    models: int
+    cost_days: int
+    experiments: int
+    requests_total: int
+    quarantined_total: int

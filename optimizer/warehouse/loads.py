@@ -1,0 +1,219 @@
+"""Loading and quarantine: request records in, each checked against the request record,
+stored once or quarantined with every reason.
+
+A load is one transaction: models, cost summaries, experiments, request rows, quarantined
+rows and the watermark are committed together or not at all, so a failure anywhere leaves
+the warehouse exactly as it was and the next run simply repeats the window.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import duckdb
+
+from optimizer.schemas.loads import LoadBatch, LoadResult
+from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES
+from optimizer.warehouse._connection import transaction
+from optimizer.warehouse._validation import DERIVABLE, count_reasons, quote, typed_projection
+from optimizer.warehouse.parquet_input import parquet_columns, parquet_parts
+from optimizer.warehouse.reference import write_cost_summaries, write_experiments, write_models
+
+StepHook = Callable[[str], None]
+
+
+class Loads:
+    """Loads, and what they leave behind: stored requests, quarantine, watermarks."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
+        self._db = db
+
+    def load(self, batch: LoadBatch, *, on_step: StepHook | None = None) -> LoadResult:
+        """Commit a batch atomically; rows already stored (same request_id) are skipped.
+
+        Raises BadInputError when the request files cannot be read as Parquet or lack a
+        column the request record requires (other than one a load can derive).
+        """
+        step = on_step or (lambda _message: None)
+        load_id = uuid.uuid4().hex
+        started = datetime.now(UTC)
+        files = parquet_parts(batch.request_files)
+        present = self._staged_columns(files) if files else {}
+        with transaction(self._db) as db:
+            write_models(db, batch.models)
+            write_cost_summaries(db, batch.cost_summaries)
+            write_experiments(db, batch.experiments)
+            step(
+                f"reference data: {len(batch.models)} models, {len(batch.cost_summaries)} "
+                f"cost days, {len(batch.experiments)} experiments"
+            )
+            rows_in = loaded = duplicates = quarantined = 0
+            reasons: dict[str, int] = {}
+            if files:
+                checked = self._checked_rows(present)
+                rows_in, valid, loaded = self._insert_requests(db, checked, files, load_id, started)
+                duplicates = valid - loaded
+                step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
+                if valid < rows_in:
+                    quarantined, reasons = self._insert_quarantine(db, checked, files, load_id, batch.source, started)
+                    step(f"quarantined {quarantined} rows")
+            if batch.window is not None:
+                db.execute(
+                    "INSERT INTO watermarks VALUES ($source, $hw, $now) ON CONFLICT (source) "
+                    "DO UPDATE SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water),"
+                    " updated_at = EXCLUDED.updated_at",
+                    {"source": batch.source, "hw": batch.window[1], "now": started},
+                )
+            db.execute(
+                "INSERT INTO loads VALUES ($id, $source, $started, $finished, $rows_in, $loaded,"
+                " $duplicates, $quarantined, $window_start, $window_end)",
+                {
+                    "id": load_id,
+                    "source": batch.source,
+                    "started": started,
+                    "finished": datetime.now(UTC),
+                    "rows_in": rows_in,
+                    "loaded": loaded,
+                    "duplicates": duplicates,
+                    "quarantined": quarantined,
+                    "window_start": batch.window[0] if batch.window else None,
+                    "window_end": batch.window[1] if batch.window else None,
+                },
+            )
+            step("committing")
+        return LoadResult(
+            requests_total=self.request_count(),
+            quarantined_total=self.quarantine_count(),
+            load_id=load_id,
+            source=batch.source,
+            rows_in=rows_in,
+            loaded=loaded,
+            duplicates=duplicates,
+            quarantined=quarantined,
+            quarantine_reasons=reasons,
+            models=len(batch.models),
+            cost_days=len(batch.cost_summaries),
+            experiments=len(batch.experiments),
+        )
+
+    def _staged_columns(self, files: list[str]) -> dict[str, str]:
+        """The input's columns and their types; any type will do, since a load casts each value."""
+        return parquet_columns(
+            self._db, files, label=", ".join(files),
+            required=[c for c in REQUIRED_COLUMN_NAMES if c not in DERIVABLE], check_types=False,
+        )
+
+    @staticmethod
+    def _checked_rows(present: Mapping[str, str]) -> str:
+        """A query over `$files`: every row typed, with `reason` NULL when it keeps every rule.
+
+        It is a query, not a table: each statement of a load streams the files through it,
+        so memory stays flat however large the batch. Columns a statement does not use
+        (the raw record, for stored rows) are never computed.
+        """
+        cost_missing = "s.cost_usd IS NULL" if "cost_usd" in present else "TRUE"
+        return f"""
+            SELECT typed.* EXCLUDE (cost_usd, _problems, _cost_missing),
+                coalesce(typed.cost_usd,
+                    (typed.prompt_tokens * m.input_cost_per_1k
+                     + typed.completion_tokens * m.output_cost_per_1k) / 1000.0) AS cost_usd,
+                NULLIF(concat_ws('; ', typed._problems,
+                    CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
+                        'cost_usd is missing and model ' || typed.model
+                        || ' has no price in the catalog' END), '') AS reason
+            FROM (
+                SELECT {typed_projection(present)}, {cost_missing} AS _cost_missing
+                FROM read_parquet($files, union_by_name = true) AS s
+            ) AS typed
+            LEFT JOIN models AS m ON m.model_id = typed.model
+        """
+
+    @staticmethod
+    def _insert_requests(
+        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime
+    ) -> tuple[int, int, int]:
+        """(rows read, rows that keep every rule, rows stored)."""
+        counts = db.execute(
+            f"""
+            SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
+                   min(ts) FILTER (WHERE reason IS NULL), max(ts) FILTER (WHERE reason IS NULL),
+                   count(DISTINCT request_id) FILTER (WHERE reason IS NULL)
+            FROM ({checked})
+            """,
+            {"files": files},
+        ).fetchone()
+        assert counts is not None
+        rows_in, valid, low, high, distinct = (int(counts[0]), int(counts[1]), counts[2], counts[3], int(counts[4]))
+        if not valid:
+            return rows_in, 0, 0
+        columns = ", ".join(quote(name) for name in REQUEST_COLUMN_NAMES)
+        # A request seen twice in one batch keeps its earliest copy; the window is only
+        # paid for when the batch does repeat itself.
+        once = (
+            "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1"
+            if distinct < valid else ""
+        )
+        # The anti-join only looks at stored rows in the batch's time span: a request's ts
+        # never changes, so a copy of it can only be there.
+        inserted = db.execute(
+            f"""
+            INSERT INTO requests BY NAME
+            SELECT {columns}, $load_id AS load_id, $now AS loaded_at
+            FROM ({checked}) AS b
+            WHERE b.reason IS NULL
+              AND NOT EXISTS (
+                  SELECT 1 FROM requests AS r
+                  WHERE r.request_id = b.request_id AND r.ts BETWEEN $low AND $high)
+            {once}
+            """,
+            {"files": files, "load_id": load_id, "now": now, "low": low, "high": high},
+        ).fetchone()
+        loaded = int(inserted[0]) if inserted else 0
+        return rows_in, valid, loaded
+
+    @staticmethod
+    def _insert_quarantine(
+        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, source: str,
+        now: datetime,
+    ) -> tuple[int, dict[str, int]]:
+        """(rows quarantined, how many broke each rule); a row already in quarantine stays once."""
+        inserted = db.execute(
+            f"""
+            INSERT INTO quarantine BY NAME
+            SELECT $load_id AS load_id, $source AS source, b.request_id, b.reason,
+                   b._raw AS raw_record, md5(b._raw) AS row_hash, $now AS quarantined_at
+            FROM ({checked}) AS b
+            WHERE b.reason IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = md5(b._raw))
+            QUALIFY row_number() OVER (PARTITION BY md5(b._raw)) = 1
+            """,
+            {"files": files, "load_id": load_id, "source": source, "now": now},
+        ).fetchone()
+        reasons = count_reasons(db, "SELECT reason FROM quarantine WHERE load_id = $load_id", {"load_id": load_id})
+        return (int(inserted[0]) if inserted else 0), reasons
+
+    def watermark(self, source: str) -> datetime | None:
+        """The end of the last window loaded from `source`; None before its first load."""
+        row = self._db.execute(
+            "SELECT high_water FROM watermarks WHERE source = ?", [source]
+        ).fetchone()
+        return row[0] if row else None
+
+    def latest_window_end(self) -> datetime | None:
+        """End of the last loaded extraction window (analyses of alerts look back from there)."""
+        row = self._db.execute("SELECT max(window_end) FROM loads").fetchone()
+        return row[0] if row and row[0] else None
+
+    def request_count(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM requests").fetchone()
+        return int(row[0]) if row else 0
+
+    def quarantine_count(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM quarantine").fetchone()
+        return int(row[0]) if row else 0
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        """How many quarantined rows broke each rule (a row may break several)."""
+        return count_reasons(self._db, "SELECT reason FROM quarantine")
