@@ -15,12 +15,12 @@ from optimizer.clients import PlatformClients, RetryPolicy
 from optimizer.errors import PlatformError
 from optimizer.events import EventSinkClient
 from optimizer.report import (
-    AdoptedRecommendation,
     EventDelivery,
     ExperimentOutcome,
     RecordedResults,
 )
 from optimizer.schemas.analysis import (
+    AdoptedRecommendation,
     CascadeRecommendation,
     CascadeReport,
     CompressionRecommendation,
@@ -79,7 +79,7 @@ def record_results(
             events.append(event)
     with telemetry.operation("record.results", "recording"), Warehouse(warehouse) as store:
         store.results.record(run_id, cascades=cascades, compression=compression,
-                             experiments=[f.analysis for f in experiments], events=events)
+                             experiments=[f.analysis for f in experiments], adopted=summary, events=events)
     with telemetry.operation("record.registry", "recording"), PlatformClients.from_settings(settings()) as clients:
         for finding in experiments:
             clients.registry.record_experiment(

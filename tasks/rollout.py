@@ -16,12 +16,10 @@ from pydantic import BaseModel, Field
 
 from optimizer import telemetry
 from optimizer.clients import PlatformClients
-from optimizer.report import NightlySummary
 from optimizer.rollout import plan
 from optimizer.rollout.events import outcome_event
 from optimizer.rollout.evidence import render_outcome
 from optimizer.rollout.guardrails import judge
-from optimizer.schemas.analysis import CascadeRecommendation
 from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
 from optimizer.schemas.rollout import (
     GuardrailReading,
@@ -46,21 +44,16 @@ def adopted_changes(warehouse: Path, team_id: str | None = None) -> list[Propose
     """The routing changes the latest nightly run's adopted recommendations ask for (only
     `team_id`'s applications, if given), with the savings and Registry ids it recorded."""
     with Warehouse(warehouse) as store:
-        run_id, adopted = store.results.latest_adopted()
+        adopted = store.results.latest_adopted()
         teams = store.reference.application_teams()
-        summary = store.runs.summary(run_id) if run_id else None
-    recorded = ({(r.application_id, r.kind): r for r in NightlySummary.model_validate_json(summary).recommendations}
-                if summary else {})
     changes = []
-    for entry in adopted:
-        team = teams.get(entry.application_id)
+    for recorded in adopted:
+        team = teams.get(recorded.entry.application_id)
         if team_id is not None and team != team_id:
             continue
-        kind = "model_cascade" if isinstance(entry, CascadeRecommendation) else "prompt_compression"
-        known = recorded.get((entry.application_id, kind))
         change = plan.change_from_recommendation(
-            entry, team_id=team, monthly_savings_usd=known.monthly_savings_usd if known else None,
-            recommendation_id=known.recommendation_id if known else None,
+            recorded.entry, team_id=team, monthly_savings_usd=recorded.monthly_savings_usd,
+            recommendation_id=recorded.recommendation_id,
         )
         if change is not None:
             changes.append(change)

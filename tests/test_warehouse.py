@@ -15,11 +15,21 @@ import pytest
 from optimizer.catalog import load_catalog
 from optimizer.errors import BadInputError
 from optimizer.ingest.staging import StagingWriter
+from optimizer.report import NightlySummary
+from optimizer.schemas.analysis import (
+    AdoptedRecommendation,
+    CascadeRecommendation,
+    CascadeReport,
+    CompressionRecommendation,
+    CompressionReport,
+)
 from optimizer.schemas.governance import CostBreakdown, CostSummary, DateRange, TeamCost
 from optimizer.schemas.loads import LoadBatch
 from optimizer.schemas.records import REQUEST_COLUMNS
 from optimizer.settings import MODEL_CATALOG
 from optimizer.warehouse import Warehouse
+from optimizer.warehouse._migrate import migrate
+from tasks.rollout import adopted_changes
 
 CATALOG = load_catalog(MODEL_CATALOG)
 WAREHOUSE_PACKAGE = Path(__file__).resolve().parent.parent / "optimizer" / "warehouse"
@@ -72,7 +82,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     Warehouse(path).close()
     with duckdb.connect(str(path), read_only=True) as db:
         assert db.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == [
-            (1, "initial"), (2, "results_and_outbox")]
+            (1, "initial"), (2, "results_and_outbox"), (3, "recommendation_registry_columns")]
     assert {"requests", "quarantine", "models", "cost_summaries", "experiments", "recommendations",
             "rollouts", "audit_log", "watermarks", "loads", "optimization_runs", "experiment_results",
             "events_outbox"} <= set(contents(path))
@@ -255,3 +265,80 @@ def test_the_warehouse_imports_only_the_layers_below_it() -> None:
                       if name.startswith(("optimizer", "httpx", "prefect", "cloudevents"))
                       and not name.startswith(LAYERS_BELOW)]
     assert above == []
+
+
+def cascade_result(application: str, decision: str = "adopt") -> CascadeRecommendation:
+    return CascadeRecommendation(
+        application_id=application, decision=decision, primary_model="gpt-4o-mini-2024-07-18",
+        fallback_model="gpt-4o-2024-08-06", confidence_threshold=0.9, escalation_rate=0.2, cost_reduction_pct=40.0,
+        quality_change=-0.004, quality_change_ci=(-0.009, 0.001), n_pairs=900, reason="shadow pairs",
+    )
+
+
+def compression_result(application: str) -> CompressionRecommendation:
+    return CompressionRecommendation(
+        application_id=application, decision="adopt", technique="llmlingua", model="gpt-4o-2024-08-06",
+        token_reduction_pct=35.0, quality_change=-0.002, quality_change_ci=(-0.006, 0.002),
+        estimated_monthly_savings_usd=273.92, min_prompt_tokens=800, n_compressed=500, n_uncompressed=500,
+        reason="compressed traffic",
+    )
+
+
+def told_registry(run_id: str, kind: str, application: str, monthly_savings_usd: float) -> AdoptedRecommendation:
+    short = kind.split("_")[-1]
+    return AdoptedRecommendation(recommendation_id=f"{run_id}-{short}-{application}", kind=kind,
+                                 application_id=application, description=f"{kind} for {application}",
+                                 monthly_savings_usd=monthly_savings_usd)
+
+
+def test_adopted_results_keep_their_registry_id_and_savings_for_the_rollout(warehouse_path: Path) -> None:
+    adopted = [told_registry("run-1", "model_cascade", "support-bot", 113.65),
+               told_registry("run-1", "prompt_compression", "doc-qa", 273.92)]
+    with Warehouse(warehouse_path) as store:
+        store.results.record(
+            "run-1",
+            cascades=CascadeReport(recommendations=[cascade_result("support-bot"), cascade_result("email", "reject")],
+                                   max_quality_drop=0.02, alpha=0.05),
+            compression=CompressionReport(recommendations=[compression_result("doc-qa")],
+                                          max_quality_drop=0.02, alpha=0.05),
+            experiments=[], adopted=adopted, events=[],
+        )
+        store.runs.save("run-1", T0, (None, T0), "{}")  # a summary that names no recommendation
+    with duckdb.connect(str(warehouse_path), read_only=True) as db:
+        stored = db.execute("SELECT application_id, registry_recommendation_id, monthly_savings_usd"
+                            " FROM recommendations ORDER BY application_id").fetchall()
+    assert stored == [("doc-qa", "run-1-compression-doc-qa", 273.92), ("email", None, None),
+                      ("support-bot", "run-1-cascade-support-bot", 113.65)]
+    changes = adopted_changes(warehouse_path)
+    assert [(c.application_id, c.kind, c.recommendation_id, c.monthly_savings_usd) for c in changes] == [
+        ("support-bot", "model_cascade", "run-1-cascade-support-bot", 113.65),
+        ("doc-qa", "prompt_compression", "run-1-compression-doc-qa", 273.92),
+    ]
+
+
+def test_a_warehouse_from_before_the_registry_columns_fills_them_from_its_run_summaries(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    results = [("cascade", cascade_result("support-bot")), ("cascade", cascade_result("email", "reject")),
+               ("compression", compression_result("doc-qa"))]
+    summary = NightlySummary(
+        run_id="run-1", requests_loaded=10, requests_total=10, quarantined=0, quarantined_total=0,
+        duplicates_skipped=0, windows=1, window_end=T0, models=0, cost_days=0, experiments=0, load_id="l",
+        recommendations=[told_registry("run-1", "model_cascade", "support-bot", 113.65),
+                         told_registry("run-1", "prompt_compression", "doc-qa", 273.92)],
+    )
+    with duckdb.connect(str(path)) as db:
+        assert migrate(db, up_to=2) == [1, 2]
+        for kind, entry in results:
+            db.execute("INSERT INTO recommendations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [f"run-1:{kind}:{entry.application_id}", kind, entry.application_id, entry.decision,
+                        "run-1", T0, entry.model_dump_json()])
+        db.execute("INSERT INTO optimization_runs VALUES (?, ?, ?, ?, ?, ?)",
+                   ["run-1", T0, T0, None, T0, summary.model_dump_json()])
+    with Warehouse(path) as store:
+        recorded = store.results.latest_adopted()
+    assert [(r.entry.application_id, r.recommendation_id, r.monthly_savings_usd) for r in recorded] == [
+        ("support-bot", "run-1-cascade-support-bot", 113.65), ("doc-qa", "run-1-compression-doc-qa", 273.92)]
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (3,)
+        assert db.execute("SELECT registry_recommendation_id, monthly_savings_usd FROM recommendations"
+                          " WHERE application_id = 'email'").fetchone() == (None, None)

@@ -7,7 +7,6 @@ from pathlib import Path
 from optimizer.report.html import render_html
 from optimizer.report.markdown import render_markdown
 from optimizer.report.summary import (
-    AdoptedRecommendation,
     EventDelivery,
     ExperimentOutcome,
     NightlySummary,
@@ -31,7 +30,6 @@ def write_report(data: ReportData, reports_dir: Path) -> tuple[Path, Path]:
 
 
 __all__ = [
-    "AdoptedRecommendation",
     "EventDelivery",
     "ExperimentOutcome",
     "NightlySummary",

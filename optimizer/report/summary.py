@@ -9,20 +9,13 @@ from pydantic import BaseModel, Field
 
 from optimizer.ingest.windows import Window
 from optimizer.schemas.analysis import (
+    AdoptedRecommendation,
     CascadeReport,
     CompressionReport,
     ExperimentAnalysis,
     TeamBudgetStatus,
 )
 from optimizer.schemas.loads import LoadResult
-
-
-class AdoptedRecommendation(BaseModel):
-    recommendation_id: str
-    kind: str  # model_cascade | prompt_compression
-    application_id: str
-    description: str
-    monthly_savings_usd: float
 
 
 class ExperimentOutcome(BaseModel):

@@ -1,4 +1,5 @@
-"""Results of the analyses, shaped as the `analyze` commands print them (docs/cli.md).
+"""Results of the analyses, shaped as the `analyze` commands print them (docs/cli.md), and
+what became of the adopted ones.
 
 Named fields keep their names and meaning; fields beyond the contract's are additions.
 """
@@ -104,6 +105,25 @@ class CompressionReport(ResultModel):
     max_quality_drop: float
     alpha: float
     input: InputSummary | None = None
+
+
+class AdoptedRecommendation(BaseModel):
+    """An adopted result as the Registry was told it: its id there and what it saves a month."""
+
+    recommendation_id: str
+    kind: str  # model_cascade | prompt_compression
+    application_id: str
+    description: str
+    monthly_savings_usd: float
+
+
+class RecordedRecommendation(ResultModel):
+    """An adopted result as the warehouse keeps it, with the Registry id and monthly savings
+    recorded beside it (None where the run recorded none)."""
+
+    entry: CascadeRecommendation | CompressionRecommendation
+    recommendation_id: str | None = None
+    monthly_savings_usd: float | None = None
 
 
 Metric = Literal["cost_usd", "latency_ms", "quality_score", "error_rate"]

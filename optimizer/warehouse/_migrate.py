@@ -29,8 +29,9 @@ def available_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply every migration not yet applied, each in its own transaction."""
+def migrate(connection: duckdb.DuckDBPyConnection, *, up_to: int | None = None) -> list[int]:
+    """Apply every migration not yet applied (up to version `up_to`, if given), each in its
+    own transaction; returns the versions applied."""
     connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
@@ -38,7 +39,7 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
     applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
     newly_applied = []
     for migration in available_migrations():
-        if migration.version in applied:
+        if migration.version in applied or (up_to is not None and migration.version > up_to):
             continue
         connection.execute("BEGIN TRANSACTION")
         try:

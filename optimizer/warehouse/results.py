@@ -1,5 +1,9 @@
 """Analysis results: each night's cascade and compression recommendations and experiment
-analyses, stored with the events announcing them."""
+analyses, stored with the events announcing them.
+
+An adopted recommendation also keeps, in columns of its own, its id in the Registry and what
+it saves a month: what a rollout proposes it with.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,20 @@ from datetime import UTC, datetime
 import duckdb
 
 from optimizer.schemas.analysis import (
+    AdoptedRecommendation,
     CascadeRecommendation,
     CascadeReport,
     CompressionRecommendation,
     CompressionReport,
     ExperimentAnalysis,
+    RecordedRecommendation,
 )
 from optimizer.schemas.events import OutgoingEvent
 from optimizer.warehouse._connection import transaction
 from optimizer.warehouse.outbox import insert_events
+
+# The `kind` of a stored result, and the Registry's type for its recommendation.
+REGISTRY_TYPES = {"cascade": "model_cascade", "compression": "prompt_compression"}
 
 
 class Results:
@@ -33,17 +42,28 @@ class Results:
         cascades: CascadeReport,
         compression: CompressionReport,
         experiments: Sequence[ExperimentAnalysis],
+        adopted: Sequence[AdoptedRecommendation],
         events: Sequence[OutgoingEvent],
     ) -> None:
-        """Store a run's results and the events announcing them, together or not at all."""
+        """Store a run's results and the events announcing them, together or not at all.
+
+        `adopted` are the recommendations the Registry was told about; each is stored with
+        the result of the same kind and application.
+        """
         now = datetime.now(UTC)
+        told = {(a.kind, a.application_id): a for a in adopted}
         with transaction(self._db) as db:
             for kind, entries in (("cascade", cascades.recommendations), ("compression", compression.recommendations)):
                 for entry in entries:
+                    registry = told.get((REGISTRY_TYPES[kind], entry.application_id))
                     db.execute(
-                        "INSERT OR REPLACE INTO recommendations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO recommendations (recommendation_id, kind, application_id, decision,"
+                        " run_id, created_at, payload, registry_recommendation_id, monthly_savings_usd)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [f"{run_id}:{kind}:{entry.application_id}", kind, entry.application_id,
-                         entry.decision, run_id, now, entry.model_dump_json()],
+                         entry.decision, run_id, now, entry.model_dump_json(),
+                         registry.recommendation_id if registry else None,
+                         registry.monthly_savings_usd if registry else None],
                     )
             for analysis in experiments:
                 db.execute(
@@ -53,21 +73,22 @@ class Results:
                 )
             insert_events(db, events, now)
 
-    def latest_adopted(self) -> tuple[str | None, list[CascadeRecommendation | CompressionRecommendation]]:
-        """The most recent nightly run's adopted recommendations."""
-        row = self._db.execute(
-            "SELECT run_id FROM optimization_runs ORDER BY finished_at DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None, []
+    def latest_adopted(self) -> list[RecordedRecommendation]:
+        """The most recent nightly run's adopted recommendations, cascades first, then by application."""
         rows = self._db.execute(
-            "SELECT kind, payload FROM recommendations WHERE run_id = ? AND decision = 'adopt'"
-            " ORDER BY kind, application_id",
-            [row[0]],
+            """
+            SELECT kind, payload, registry_recommendation_id, monthly_savings_usd FROM recommendations
+            WHERE decision = 'adopt'
+              AND run_id = (SELECT run_id FROM optimization_runs ORDER BY finished_at DESC LIMIT 1)
+            ORDER BY kind, application_id
+            """
         ).fetchall()
-        adopted: list[CascadeRecommendation | CompressionRecommendation] = [
-            CascadeRecommendation.model_validate_json(payload) if kind == "cascade"
-            else CompressionRecommendation.model_validate_json(payload)
-            for kind, payload in rows
+        return [
+            RecordedRecommendation(
+                entry=CascadeRecommendation.model_validate_json(payload) if kind == "cascade"
+                else CompressionRecommendation.model_validate_json(payload),
+                recommendation_id=registry_id,
+                monthly_savings_usd=monthly_savings,
+            )
+            for kind, payload, registry_id, monthly_savings in rows
         ]
-        return str(row[0]), adopted

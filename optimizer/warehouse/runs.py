@@ -23,10 +23,6 @@ class Runs:
             [run_id, started_at, datetime.now(UTC), window[0], window[1], summary],
         )
 
-    def summary(self, run_id: str) -> str | None:
-        row = self._db.execute("SELECT summary FROM optimization_runs WHERE run_id = ?", [run_id]).fetchone()
-        return str(row[0]) if row else None
-
 
 class Rollouts:
     """One row per rollout, updated as it moves from proposal to its outcome."""
