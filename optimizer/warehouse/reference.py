@@ -18,22 +18,22 @@ from optimizer.schemas.registry import ModelProfile, StoredExperiment
 from optimizer.warehouse._connection import transaction
 
 
+def _replace_rows(db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[object]]) -> None:
+    """Insert `rows` into `table` (a name from this module, never input), replacing rows with the same key."""
+    if rows:
+        placeholders = ", ".join("?" * len(rows[0]))
+        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({placeholders})", [list(row) for row in rows])
+
+
 def write_models(db: duckdb.DuckDBPyConnection, models: Sequence[ModelProfile]) -> None:
     """Each model's profile and list prices, replacing what was stored for it."""
-    for profile in models:
-        db.execute(
-            "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                profile.model_id,
-                profile.model_name,
-                profile.provider,
-                profile.status,
-                profile.cost_structure.input_cost_per_1k_tokens,
-                profile.cost_structure.output_cost_per_1k_tokens,
-                profile.model_dump_json(),
-                datetime.now(UTC),
-            ],
-        )
+    now = datetime.now(UTC)
+    _replace_rows(db, "models", [
+        (profile.model_id, profile.model_name, profile.provider, profile.status,
+         profile.cost_structure.input_cost_per_1k_tokens, profile.cost_structure.output_cost_per_1k_tokens,
+         profile.model_dump_json(), now)
+        for profile in models
+    ])
 
 
 def write_cost_summaries(db: duckdb.DuckDBPyConnection, summaries: Mapping[date, CostSummary]) -> None:
@@ -62,21 +62,13 @@ def write_cost_summaries(db: duckdb.DuckDBPyConnection, summaries: Mapping[date,
 
 def write_experiments(db: duckdb.DuckDBPyConnection, experiments: Sequence[StoredExperiment]) -> None:
     """Each experiment's definition and planned traffic allocation, replacing what was stored."""
-    for experiment in experiments:
-        db.execute(
-            "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                experiment.experiment_id,
-                experiment.experiment_type,
-                experiment.status,
-                experiment.metadata.get("application_id"),
-                experiment.test_period.start,
-                experiment.test_period.end,
-                json.dumps(experiment.traffic_allocation()),
-                experiment.model_dump_json(),
-                datetime.now(UTC),
-            ],
-        )
+    now = datetime.now(UTC)
+    _replace_rows(db, "experiments", [
+        (experiment.experiment_id, experiment.experiment_type, experiment.status,
+         experiment.metadata.get("application_id"), experiment.test_period.start, experiment.test_period.end,
+         json.dumps(experiment.traffic_allocation()), experiment.model_dump_json(), now)
+        for experiment in experiments
+    ])
 
 
 class ReferenceData:
