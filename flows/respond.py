@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from flows.naming import rename_run, run_name
 from flows.rollout import outcome_of, rollout
 from optimizer.rollout.strategies import strategy_for
-from optimizer.schemas.rollout import ResponseOutcome
+from optimizer.schemas.rollout import ProposedChange, ResponseOutcome, RolloutOutcome
 from tasks._common import settings
 from tasks.respond import propose_response, report_to_sentinel, team_changes
 
@@ -26,6 +26,20 @@ def _alert_name(kind: str, subject_key: str) -> Callable[[], str]:
         subject = details.get("application_id") or details.get("affected_model") or alert.get(subject_key)
         return run_name(kind, [str(subject)] if subject else [])
     return name
+
+
+def _roll_out(
+    kind: str, apps: list[str], changes: list[ProposedChange], requested_by: str, *,
+    approval_timeout_s: int, approval_poll_s: int, watch_minutes: float,
+) -> RolloutOutcome | None:
+    """Name the response after the applications it touches and roll its changes out through
+    the approval-gated rollout; None when there is nothing to change."""
+    if apps:
+        rename_run(run_name(kind, apps))
+    if not changes:
+        return None
+    return outcome_of(rollout(changes=changes, requested_by=requested_by, approval_timeout_s=approval_timeout_s,
+                              approval_poll_s=approval_poll_s, watch_minutes=watch_minutes, return_state=True))
 
 
 @flow(name="anomaly-response", flow_run_name=_alert_name("anomaly", "alert_type"))
@@ -44,11 +58,8 @@ def anomaly_response(
     degradation -> higher-quality model; anything else is only acknowledged."""
     strategy = strategy_for(event_type, alert)
     apps, changes = propose_response(settings().warehouse, strategy, alert, analysis_days, max_quality_drop, alpha)
-    if apps:
-        rename_run(run_name("anomaly", apps))
-    result = outcome_of(rollout(
-        changes=changes, requested_by=f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
-        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes, return_state=True)) if changes else None
+    result = _roll_out("anomaly", apps, changes, f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
+                       approval_poll_s=approval_poll_s, watch_minutes=watch_minutes)
     outcome = ResponseOutcome(
         trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy=strategy,
         applications=apps, changes=changes, rollout=result,
@@ -69,11 +80,8 @@ def budget_response(
     """A team past its budget threshold: propose the latest adopted savings for its applications."""
     team = str(alert["team_id"])
     apps, changes = team_changes(settings().warehouse, team)
-    if apps:
-        rename_run(run_name("budget", apps))
-    result = outcome_of(rollout(
-        changes=changes, requested_by=f"budget-{team}", approval_timeout_s=approval_timeout_s,
-        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes, return_state=True)) if changes else None
+    result = _roll_out("budget", apps, changes, f"budget-{team}", approval_timeout_s=approval_timeout_s,
+                       approval_poll_s=approval_poll_s, watch_minutes=watch_minutes)
     outcome = ResponseOutcome(
         trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy="cost_reduction",
         applications=apps, changes=changes, rollout=result,
