@@ -22,12 +22,14 @@ import sys
 from pathlib import Path
 
 from deployments.serve import RUNNER
+from optimizer import embedded_prefect
 from optimizer.errors import OptimizerError
 from optimizer.processes import ChildProcesses, stop_on_signals, wait_until_answers
 from optimizer.settings import Settings, http_url
 
-# A Prefect server's first start on a new PREFECT_HOME migrates its database: slow on a busy machine.
-PREFECT_START_TIMEOUT_S = 300
+# The Prefect server's database is migrated before it starts (embedded_prefect.prepare), so
+# this is only its start, with room for a busy machine.
+PREFECT_START_TIMEOUT_S = 120
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,15 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     prefect = get_current_settings()
     bundled_prefect = not prefect.api.url
     api = prefect.api.url or f"{http_url(settings.prefect_host, settings.prefect_port)}/api"
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "AUTO_OPTIMIZER_APPROVERS": os.environ.get("AUTO_OPTIMIZER_APPROVERS", os.environ.get("USER", "admin")),
-    }
     bin_dir = Path(sys.executable).parent
     optimizer = str(bin_dir / "auto-optimizer")
     try:
+        # A new PREFECT_HOME's database is created and migrated first, saying so, rather than
+        # by the server's first start in silence; Prefect's embedded defaults go to the children.
+        embedded_prefect.prepare()
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "AUTO_OPTIMIZER_APPROVERS": os.environ.get("AUTO_OPTIMIZER_APPROVERS", os.environ.get("USER", "admin")),
+        }
         with ChildProcesses(env) as children:
             if bundled_prefect:
                 children.start(

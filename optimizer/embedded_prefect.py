@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from optimizer.errors import ServiceStartError
+
 # Seconds the temporary API may take to answer once its database exists; generous, since
 # a busy machine is where a short wait fails.
 STARTUP_TIMEOUT_S = 300
@@ -56,7 +58,7 @@ def migrate(database: Path, environ: Mapping[str, str], log: TextIO = sys.stderr
     )
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise RuntimeError(f"could not prepare Prefect's database at {database}: "
+        raise ServiceStartError(f"could not prepare Prefect's database at {database}: "
                            f"{detail[-1] if detail else f'exit status {done.returncode}'}")
     log.write(f"Prefect's local database is ready ({time.monotonic() - started:.0f} s).\n")
 
