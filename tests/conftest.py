@@ -11,7 +11,6 @@ import fcntl
 import io
 import os
 import shutil
-import socket
 import subprocess
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -37,6 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from optimizer import embedded_prefect
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
+from tests.process_tree import free_port
 
 # Modules whose tests share a module-scoped fixture (a night's run, a built wheel, a server).
 SHARED_FIXTURE_MODULES = frozenset(f"tests/{name}.py" for name in (
@@ -176,9 +176,7 @@ def assert_same_numbers(actual: Any, expected: Any, rel: float = 1e-9, where: st
 
 def closed_port_url(path: str) -> str:
     """A loopback URL where nothing listens: a service that is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}{path}"
+    return f"http://127.0.0.1:{free_port()}{path}"
 
 
 def speaking(style: str) -> dict[str, str]:

@@ -9,8 +9,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -176,3 +177,17 @@ class Command:
         self.process.wait(timeout=10)
         if self._log is not None:
             self._log.close()
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, env: Mapping[str, str], log: Path) -> Iterator[str]:
+    """`prefect server start` on a free loopback port with its UI and PREFECT_HOME `home` (a
+    migrated copy starts in seconds), ended with the block; yields its address (the API is
+    under /api)."""
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+    env = {**env, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": f"{address}/api"}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with Command(command, env=env, log=log) as server:
+        answers(f"{address}/api/health", 180, server.process)
+        yield address

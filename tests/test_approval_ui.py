@@ -22,12 +22,12 @@ from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import Guardrails, ProposedChange
 from tests.conftest import (
     CHROMIUM_FLAGS,
-    closed_port_url,
     copy_prefect_home,
     export_settings,
     sandbox_config,
     settings_for,
 )
+from tests.process_tree import prefect_server
 from tests.test_rollout import CASCADE
 
 pytestmark = pytest.mark.slow
@@ -81,36 +81,16 @@ def stop(process: subprocess.Popen[Any]) -> None:
 
 @pytest.fixture(scope="module")
 def prefect_ui(tmp_path_factory: pytest.TempPathFactory, migrated_prefect_home: Path) -> Iterator[str]:
-    """`prefect server start` with its UI on a free loopback port and a PREFECT_HOME of its own
-    (the test harness's server serves no UI)."""
-    home = copy_prefect_home(migrated_prefect_home, tmp_path_factory.mktemp("prefect-ui"))
-    url = closed_port_url("")
-    port = url.rsplit(":", 1)[1]
+    """`prefect server start` with its UI and a PREFECT_HOME of its own (the test harness's
+    server serves no UI); yields its address."""
+    folder = tmp_path_factory.mktemp("prefect-ui")
     # As a real server runs: with the services that record task runs and events for the UI.
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_API_URL": f"{url}/api", "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "true",
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "true",
            "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "true"}
     env.pop("PREFECT_API_URL", None)
-    with (home / "server.log").open("w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", port], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not _healthy(url):
-            assert server.poll() is None, (home / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(0.5)
-        yield url
-    finally:
-        stop(server)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
+    with prefect_server(copy_prefect_home(migrated_prefect_home, folder), env, folder / "server.log") as address:
+        yield address
 
 
 def _flow_runs(api: str, flow: str, **filters: Any) -> list[dict[str, Any]]:

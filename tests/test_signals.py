@@ -19,7 +19,7 @@ import pytest
 
 from optimizer.settings import sandbox_environment
 from tests.conftest import closed_port_url, copy_prefect_home
-from tests.process_tree import Command, answers, descendants, free_port
+from tests.process_tree import Command, answers, descendants, free_port, prefect_server
 from tests.test_webhook import BUDGET
 
 pytestmark = pytest.mark.slow
@@ -46,16 +46,13 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def prefect_server(migrated_prefect_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def own_prefect_api(migrated_prefect_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Prefect server of its own (not the session's test API, whose unclaimed runs a runner
     would pick up), as `prefect server start` runs it; yields its API URL."""
     folder = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = clean_env(folder, PREFECT_HOME=str(copy_prefect_home(migrated_prefect_home, folder)))
-    with Command([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                 env=env, log=folder / "server.log") as server:
-        answers(f"http://127.0.0.1:{port}/api/health", 120, server.process)
-        yield f"http://127.0.0.1:{port}/api"
+    home = copy_prefect_home(migrated_prefect_home, folder)
+    with prefect_server(home, clean_env(folder), folder / "server.log") as address:
+        yield f"{address}/api"
 
 
 def api_call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
@@ -153,15 +150,15 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
 
 
 def test_local_serve_with_prefect_and_platform_replaced_starts_only_the_runner_and_stops_on_sigterm(
-    tmp_path: Path, prefect_server: str
+    tmp_path: Path, own_prefect_api: str
 ) -> None:
     """PREFECT_API_URL set, every platform URL elsewhere and the receiver turned off: no
     bundled service starts, only the runner that serves the deployments."""
-    env = clean_env(tmp_path, PREFECT_API_URL=prefect_server, AUTO_OPTIMIZER_SERVE_RECEIVER="false",
+    env = clean_env(tmp_path, PREFECT_API_URL=own_prefect_api, AUTO_OPTIMIZER_SERVE_RECEIVER="false",
                     **UNREACHABLE_PLATFORM)
     with Command([sys.executable, "-m", "deployments.local"], env=env, cwd=PROJECT,
                  log=tmp_path / "serve.log") as serve:
-        served_deployments(prefect_server)
+        served_deployments(own_prefect_api)
         deadline = time.monotonic() + 60
         while not (children := [p for p in descendants(serve.pid) if p.parent == serve.pid]):
             assert time.monotonic() < deadline and serve.process.poll() is None, "started nothing"
@@ -170,17 +167,17 @@ def test_local_serve_with_prefect_and_platform_replaced_starts_only_the_runner_a
         assert serve.stop_and_check(signal.SIGTERM) == 0
 
 
-def test_make_serve_nightly_ctrl_c_stops_the_runner_and_its_flow_run(tmp_path: Path, prefect_server: str) -> None:
+def test_make_serve_nightly_ctrl_c_stops_the_runner_and_its_flow_run(tmp_path: Path, own_prefect_api: str) -> None:
     """`make serve-nightly` against a Prefect API: a run started from the nightly deployment is
     picked up and running (its platform unreachable, it keeps retrying) when SIGINT comes to
     the whole process group; the runner and the run's process stop with it. Started as a
     script's `make serve-nightly &` starts it, with SIGINT ignored by inheritance, which a
     long-running command must not keep."""
-    env = clean_env(tmp_path, PREFECT_API_URL=prefect_server, AUTO_OPTIMIZER_HTTP_BACKOFF_S="2",
+    env = clean_env(tmp_path, PREFECT_API_URL=own_prefect_api, AUTO_OPTIMIZER_HTTP_BACKOFF_S="2",
                     **UNREACHABLE_PLATFORM)
     with Command(make("serve-nightly"), env=env, cwd=PROJECT, log=tmp_path / "serve.log",
                  in_background=True) as serve:
-        run_until_running(prefect_server, served_deployments(prefect_server)["nightly"])
+        run_until_running(own_prefect_api, served_deployments(own_prefect_api)["nightly"])
         tree, _ = serve.record()
         runner = next(p for p in tree if p.command.endswith("deployments.runner"))
         assert any(p.parent == runner.pid for p in tree), "the flow run is not a process of the runner's"
