@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import httpx
+from optimizer.processes import wait_until_answers
 
 PROC = Path("/proc")
 STOP_BOUND_S = 10.0  # every long-running command stops everything it started within this
@@ -101,20 +101,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def answers(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until `url` answers below 500, failing early if `process` exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process is None or process.poll() is None, f"exited with {process.returncode} before {url} answered"
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"{url} did not answer within {timeout_s:.0f} s")
-
-
 class Command:
     """A command in a session of its own; whatever happens, the `with` block leaves nothing
     running: the session's group and every descendant ever recorded are killed."""
@@ -189,5 +175,5 @@ def prefect_server(home: Path, env: Mapping[str, str], log: Path) -> Iterator[st
     env = {**env, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": f"{address}/api"}
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with Command(command, env=env, log=log) as server:
-        answers(f"{address}/api/health", 180, server.process)
+        wait_until_answers(f"{address}/api/health", 180, process=server.process)
         yield address

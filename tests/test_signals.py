@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from optimizer.processes import wait_until_answers
 from optimizer.settings import sandbox_environment
 from tests.conftest import closed_port_url, copy_prefect_home
-from tests.process_tree import Command, answers, descendants, free_port, prefect_server
+from tests.process_tree import Command, descendants, free_port, prefect_server
 from tests.test_webhook import BUDGET
 
 pytestmark = pytest.mark.slow
@@ -100,7 +101,7 @@ def test_sandbox_serve_listens_where_settings_say_and_stops_when_asked(
     port = free_port()
     env = clean_env(tmp_path, AUTO_OPTIMIZER_SANDBOX_PORT=str(port))
     with Command([OPTIMIZER, "sandbox", "serve", "--requests-per-day", "100"], env=env) as sandbox:
-        answers(f"http://127.0.0.1:{port}/_sandbox/health", 60, sandbox.process)
+        wait_until_answers(f"http://127.0.0.1:{port}/_sandbox/health", 60, process=sandbox.process)
         assert sandbox.stop_and_check(sig, whole_group=whole_group) == 0
 
 
@@ -113,7 +114,7 @@ def test_webhook_serve_stops_the_temporary_prefect_api_it_started_on_sigterm(
     env = clean_env(tmp_path, PREFECT_HOME=str(copy_prefect_home(migrated_prefect_home, tmp_path)))
     with Command([OPTIMIZER, "webhook", "serve", "--no-auth", "--port", str(port)], env=env,
                  log=tmp_path / "receiver.log") as receiver:
-        answers(f"http://127.0.0.1:{port}/health", 60, receiver.process)
+        wait_until_answers(f"http://127.0.0.1:{port}/health", 60, process=receiver.process)
         event = {"specversion": "1.0", "type": "io.llm-platform.governance.budget-alert",
                  "source": "/governance/budgets", "id": "budget-1", "data": BUDGET}
         accepted = httpx.post(f"http://127.0.0.1:{port}/events", json=event,
@@ -138,10 +139,10 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
     )
     with Command(make("serve"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
         api = f"http://127.0.0.1:{prefect_port}/api"
-        answers(f"{api}/health", 180, serve.process)
-        answers(f"http://127.0.0.1:{prefect_port}/", 10)  # the UI
-        answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", 60, serve.process)
-        answers(f"http://127.0.0.1:{webhook_port}/health", 60, serve.process)
+        wait_until_answers(f"{api}/health", 180, process=serve.process)
+        wait_until_answers(f"http://127.0.0.1:{prefect_port}/", 10)  # the UI
+        wait_until_answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", 60, process=serve.process)
+        wait_until_answers(f"http://127.0.0.1:{webhook_port}/health", 60, process=serve.process)
         served_deployments(api)
         _, ports = serve.record()
         assert {prefect_port, sandbox_port, webhook_port} <= ports and not ports & DEFAULT_PORTS
