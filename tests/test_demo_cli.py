@@ -22,15 +22,6 @@ from tests.conftest import DAY_END
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def prefect_api_env(prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The session's Prefect API in the environment too, where the CLI looks before it
-    prepares a local Prefect database of its own."""
-    from prefect.settings import PREFECT_API_URL
-
-    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
-
-
 def json_output(monkeypatch: pytest.MonkeyPatch, *argv: str) -> Any:
     """Run the CLI and parse its stdout, which must be exactly one JSON document.
 
@@ -43,7 +34,7 @@ def json_output(monkeypatch: pytest.MonkeyPatch, *argv: str) -> Any:
     return json.loads(out.getvalue())
 
 
-@pytest.mark.usefixtures("prefect_api_env")
+@pytest.mark.usefixtures("prefect_api")
 def test_run_nightly_prints_one_json_document(platform_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     summary = json_output(monkeypatch, "run", "nightly", "--json", "--window-end", DAY_END.isoformat(),
                           "--backfill-days", "1")
@@ -51,7 +42,7 @@ def test_run_nightly_prints_one_json_document(platform_env: Settings, monkeypatc
     assert {"requests_loaded", "requests_total", "quarantined", "report"} <= set(summary)
 
 
-@pytest.mark.usefixtures("prefect_api_env")
+@pytest.mark.usefixtures("prefect_api")
 def test_the_demo_speaks_the_upstream_apis_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     upstream = json_output(monkeypatch, "demo", "--json", "--workdir", str(tmp_path / "demo"), "--days", "2",
                            "--requests-per-day", "1500", "--api-style", "upstream")
