@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.sandbox import point_at, start_sandbox
+from bench.sandbox import sandbox_settings, start_sandbox
 from optimizer.clients import PlatformClients
 from optimizer.ingest.observatory import extract_window
 from optimizer.ingest.windows import Window
@@ -35,8 +35,7 @@ def day_windows(days: int) -> list[Window]:
     return [Window(LAST_DAY - timedelta(days=n), LAST_DAY - timedelta(days=n - 1)) for n in range(days, 0, -1)]
 
 
-def extract(windows: list[Window], staging: Path, workers: int) -> dict[str, float]:
-    settings = Settings()
+def extract(settings: Settings, windows: list[Window], staging: Path, workers: int) -> dict[str, float]:
     started = time.perf_counter()
     with PlatformClients.from_settings(settings) as clients, ThreadPoolExecutor(workers) as pool:
         staged = list(pool.map(lambda w: extract_window(clients.observatory, w, staging, page_size=PAGE_SIZE),
@@ -51,12 +50,12 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-extraction-"))
     result: dict[str, Any] = {"requests_per_day": REQUESTS_PER_DAY, "page_size": PAGE_SIZE}
     try:
-        point_at(PORT, folder)
+        settings = sandbox_settings(PORT, folder)
         windows = day_windows(DAYS)
-        extract(windows[:1], folder / "warmup", 1)  # the sandbox builds each day's traffic on first read
-        extract(windows[1:], folder / "warmup", len(windows))
-        result["one_window"] = extract(windows[:1], folder / "one", 1)
-        result["week_parallel"] = extract(windows, folder / "week", len(windows))
+        extract(settings, windows[:1], folder / "warmup", 1)  # the sandbox builds each day's traffic on first read
+        extract(settings, windows[1:], folder / "warmup", len(windows))
+        result["one_window"] = extract(settings, windows[:1], folder / "one", 1)
+        result["week_parallel"] = extract(settings, windows, folder / "week", len(windows))
     finally:
         sandbox.terminate()
         shutil.rmtree(folder, ignore_errors=True)

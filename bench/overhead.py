@@ -15,66 +15,34 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.sandbox import point_at, start_sandbox
+from bench.sandbox import sandbox_settings, start_sandbox
+from optimizer.pipeline.nightly import NightlyParameters, plain_steps, run_nightly
+from optimizer.pipeline.runtime import Runtime, configured
+from optimizer.settings import Settings
 
-WINDOW_END = datetime(2026, 11, 25, tzinfo=UTC)
-ANALYSIS = {"analysis_days": 14, "max_quality_drop": 0.02, "alpha": 0.05}
-
-
-def plain_nightly(backfill_days: int) -> None:
-    """The nightly flow's body with every task called as a plain function."""
-    from prefect.logging import disable_run_logger
-
-    from optimizer.ingest.windows import days_between
-    from optimizer.report import ReportData, complete, summarize
-    from tasks import analyze, budgets, extract, load, publish, report
-    from tasks._common import settings
-
-    config = settings()
-    with disable_run_logger():
-        windows = load.plan_extraction.fn(config.warehouse, WINDOW_END, backfill_days, 6)
-        staging = config.staging_dir / "plain"
-        with ThreadPoolExecutor() as pool:
-            staged = pool.map(lambda w: extract.extract_request_window.fn(w, staging), windows)
-            models = pool.submit(extract.fetch_model_catalog.fn)
-            recent = (WINDOW_END - timedelta(days=14), WINDOW_END)
-            costs = pool.submit(extract.fetch_cost_summaries.fn, days_between(recent[0], WINDOW_END))
-            experiments = pool.submit(extract.fetch_experiments.fn)
-            loaded = load.load_warehouse.fn(config.warehouse, windows, [s.path for s in staged], models.result(),
-                                            costs.result(), experiments.result())
-            inputs = analyze.export_for_analysis.fn(config.warehouse, recent, staging / "analysis")
-            per_application = [
-                pool.submit(analyze.analyze_application.fn, application, partition, inputs.input_prices, 0.02, 0.05)
-                for application, partition in inputs.partitions.items()
-            ]
-            findings = analyze.analyze_experiments.fn(config.warehouse, 0.05)
-            analyses = [future.result() for future in per_application]
-        cascades, compression, profiles = analyze.combine(analyses, max_quality_drop=0.02, alpha=0.05)
-        recorded = publish.record_results.fn(config.warehouse, "plain", cascades, compression, findings, profiles,
-                                             0.05, 0.02)
-        delivery = publish.deliver_events.fn(config.warehouse)
-        statuses = budgets.check_budgets.fn(WINDOW_END, recorded.savings_by_team, config.warehouse)
-        summary = complete(summarize(loaded, windows, WINDOW_END, "plain"), recorded, delivery, statuses)
-        report.publish_report.fn(ReportData(summary=summary, analysis_start=recent[0], budgets=statuses,
-                                            cascades=cascades, compression=compression,
-                                            experiments=[f.analysis for f in findings],
-                                            monthly_savings=recorded.monthly_savings),
-                                 config.warehouse, config.reports_dir)
-        shutil.rmtree(staging, ignore_errors=True)
+NIGHT = NightlyParameters(window_end=datetime(2026, 11, 25, tzinfo=UTC), lookback_hours=6, analysis_days=14,
+                          max_quality_drop=0.02, alpha=0.05)
 
 
-def run_flow(backfill_days: int) -> float:
+def plain_nightly(settings: Settings, backfill_days: int) -> None:
+    """The nightly run's steps as plain function calls on a thread pool, no Prefect."""
+    with plain_steps() as steps:
+        run_nightly(Runtime(settings), replace(NIGHT, backfill_days=backfill_days), steps)
+
+
+def run_flow(settings: Settings, backfill_days: int) -> float:
     """Run the nightly flow; return how long its run was Running, as the API recorded it."""
     from prefect.client.orchestration import get_client
 
     from flows.nightly import nightly_optimization
 
-    state = nightly_optimization(window_end=WINDOW_END, backfill_days=backfill_days, return_state=True, **ANALYSIS)
+    with configured(settings):
+        state = nightly_optimization(**asdict(replace(NIGHT, backfill_days=backfill_days)), return_state=True)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)  # type: ignore[arg-type]
     return run.total_run_time.total_seconds()
@@ -96,20 +64,17 @@ def main() -> None:
             # One untimed round of each warms imports, the API and the sandbox's caches;
             # the timed rounds alternate so drift in the machine affects all alike.
             for round_number in range(rounds + 1):
-                point_at(port, folder / f"flow-{round_number}")
                 started = time.perf_counter()
-                running_s = run_flow(backfill)
+                running_s = run_flow(sandbox_settings(port, folder / f"flow-{round_number}"), backfill)
                 flow_s = time.perf_counter() - started
                 # Prefect's default heartbeat (for detecting crashed runs) sleeps in one-second
                 # steps and the run waits for it to notice the end: timed apart to show its share.
-                point_at(port, folder / f"quiet-{round_number}")
                 started = time.perf_counter()
                 with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                    run_flow(backfill)
+                    run_flow(sandbox_settings(port, folder / f"quiet-{round_number}"), backfill)
                 quiet_s = time.perf_counter() - started
-                point_at(port, folder / f"plain-{round_number}")
                 started = time.perf_counter()
-                plain_nightly(backfill)
+                plain_nightly(sandbox_settings(port, folder / f"plain-{round_number}"), backfill)
                 plain_s = time.perf_counter() - started
                 if round_number:
                     for name, value in (("prefect_s", flow_s), ("prefect_running_s", running_s),

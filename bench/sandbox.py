@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, sandbox_environment
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, sandbox_endpoints
 
 SANDBOX_NOW = "2026-11-25T11:00:00Z"
 
@@ -30,11 +30,9 @@ def start_sandbox(port: int, requests_per_day: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the sandbox did not start")
 
 
-def point_at(port: int, folder: Path) -> None:
-    """Aim the optimizer's settings at the sandbox, with a warehouse of this run's own."""
-    os.environ |= sandbox_environment(f"http://127.0.0.1:{port}")
-    os.environ |= {
-        "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
-        "AUTO_OPTIMIZER_WAREHOUSE": str(folder / "w.duckdb"), "AUTO_OPTIMIZER_STAGING_DIR": str(folder / "staging"),
-        "AUTO_OPTIMIZER_REPORTS_DIR": str(folder / "reports"),
-    }
+def sandbox_settings(port: int, folder: Path) -> Settings:
+    """The optimizer's settings aimed at the sandbox, with a warehouse of this run's own."""
+    return Settings().model_copy(update=sandbox_endpoints(f"http://127.0.0.1:{port}") | {
+        "api_token": SecretStr(SANDBOX_DEFAULT_TOKEN), "warehouse": folder / "w.duckdb",
+        "staging_dir": folder / "staging", "reports_dir": folder / "reports",
+    })

@@ -11,9 +11,9 @@ from prefect.runtime import flow_run
 
 from flows.naming import rename_run, run_name
 from flows.rollout import outcome_of, rollout
+from optimizer.pipeline.runtime import Runtime
 from optimizer.rollout.strategies import strategy_for
 from optimizer.schemas.rollout import ProposedChange, ResponseOutcome, RolloutOutcome
-from tasks._common import settings
 from tasks.respond import propose_response, report_to_sentinel, team_changes
 
 
@@ -56,8 +56,9 @@ def anomaly_response(
 ) -> ResponseOutcome:
     """Latency anomaly -> faster model, cost spike -> compression and caching, quality
     degradation -> higher-quality model; anything else is only acknowledged."""
+    runtime = Runtime.current()
     strategy = strategy_for(event_type, alert)
-    apps, changes = propose_response(settings().warehouse, strategy, alert, analysis_days, max_quality_drop, alpha)
+    apps, changes = propose_response(runtime, strategy, alert, analysis_days, max_quality_drop, alpha)
     result = _roll_out("anomaly", apps, changes, f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
                        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes)
     outcome = ResponseOutcome(
@@ -65,7 +66,7 @@ def anomaly_response(
         applications=apps, changes=changes, rollout=result,
         message=result.message if result else f"no change proposed ({strategy})",
     )
-    return report_to_sentinel(outcome)
+    return report_to_sentinel(runtime, outcome)
 
 
 @flow(name="budget-response", flow_run_name=_alert_name("budget", "team_id"))
@@ -78,8 +79,9 @@ def budget_response(
     watch_minutes: float = 30.0,
 ) -> ResponseOutcome:
     """A team past its budget threshold: propose the latest adopted savings for its applications."""
+    runtime = Runtime.current()
     team = str(alert["team_id"])
-    apps, changes = team_changes(settings().warehouse, team)
+    apps, changes = team_changes(runtime, team)
     result = _roll_out("budget", apps, changes, f"budget-{team}", approval_timeout_s=approval_timeout_s,
                        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes)
     outcome = ResponseOutcome(
@@ -87,4 +89,4 @@ def budget_response(
         applications=apps, changes=changes, rollout=result,
         message=result.message if result else f"no adopted recommendation for {team}'s applications",
     )
-    return report_to_sentinel(outcome)
+    return report_to_sentinel(runtime, outcome)

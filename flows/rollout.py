@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from flows.approval import approval_gate
 from flows.naming import rename_run, run_name
 from optimizer.errors import OptimizerError
+from optimizer.pipeline.runtime import Runtime
 from optimizer.rollout import plan
 from optimizer.rollout.evidence import render_evidence, render_request
 from optimizer.schemas.rollout import (
@@ -25,8 +26,7 @@ from optimizer.schemas.rollout import (
     RolloutOutcome,
     RolloutStatus,
 )
-from tasks._common import settings
-from tasks.publish import deliver_events
+from tasks.nightly import deliver_events
 from tasks.rollout import (
     apply_routing,
     audit_step,
@@ -89,38 +89,39 @@ def rollout(
     The run ends in a state named after the outcome, with the RolloutOutcome as its result:
     read it with `outcome_of(rollout(..., return_state=True))`.
     """
-    config = settings()
+    runtime = Runtime.current()
+    approvers = runtime.settings.approvers
     guardrails = guardrails or Guardrails()
     rollout_id = uuid.uuid4().hex[:12]
-    proposal = build_proposal(config.warehouse, changes)
+    proposal = build_proposal(runtime, changes)
     outcome = RolloutOutcome(rollout_id=rollout_id, status="no_change", message="nothing to change",
                              changes=proposal.changes, diff=proposal.diff, previous_version=proposal.current.version)
     if outcome.applications:
         rename_run(run_name("rollout", outcome.applications))
 
     def finish(result: RolloutOutcome, actor: str, action: str) -> State[RolloutOutcome]:
-        recorded = record_rollout(config.warehouse, result, actor, action)
-        deliver_events(config.warehouse)
+        recorded = record_rollout(runtime, result, actor, action)
+        deliver_events(runtime)
         return final_state(recorded)
 
     if not proposal.diff:
         return finish(outcome, requested_by, "no_change")
-    policy = [] if proposal.problems else check_policies(rollout_id, proposal.changes)
+    policy = [] if proposal.problems else check_policies(runtime, rollout_id, proposal.changes)
     blocked = proposal.problems + [v for check in policy for v in check.blocking]
     if blocked:
         return finish(outcome.model_copy(update={"status": "blocked", "policy": policy,
                                                  "message": "; ".join(blocked)}), "governance", "blocked")
-    if not config.approvers:
+    if not approvers:
         raise OptimizerError("no approvers configured: set AUTO_OPTIMIZER_APPROVERS to who may approve rollouts")
     evidence = render_evidence(rollout_id=rollout_id, changes=proposal.changes, diff=proposal.diff, policy=policy,
                                current_version=proposal.current.version, canary_percent=canary_percent,
-                               watch_minutes=watch_minutes, guardrails=guardrails, approvers=config.approvers)
+                               watch_minutes=watch_minutes, guardrails=guardrails, approvers=approvers)
     request = render_request(rollout_id=rollout_id, changes=proposal.changes,
-                             current_version=proposal.current.version, approvers=config.approvers)
+                             current_version=proposal.current.version, approvers=approvers)
     gate = approval_gate.with_options(flow_run_name=run_name("approve", outcome.applications))(
-        rollout_id, evidence, request, config.approvers, approval_timeout_s, approval_poll_s, return_state=True)
+        rollout_id, evidence, request, approvers, approval_timeout_s, approval_poll_s, return_state=True)
     answer = gate.result() if gate.is_completed() else ApprovalAnswer(decision="timeout")
-    audit_step(config.warehouse, rollout_id, answer.approver or "nobody", f"approval_{answer.decision}",
+    audit_step(runtime, rollout_id, answer.approver or "nobody", f"approval_{answer.decision}",
                {"comment": answer.comment, "at": answer.answered_at})
     outcome = outcome.model_copy(update={"policy": policy, "approval": answer})
     if answer.decision != "approve":
@@ -131,20 +132,20 @@ def rollout(
                       answer.approver or "nobody", status)
 
     canary_version, final_version = f"opt-{rollout_id}-canary", f"opt-{rollout_id}"
-    started = apply_routing(plan.canary(proposal.current, proposal.proposed, canary_percent), canary_version)
-    audit_step(config.warehouse, rollout_id, "rollout", "canary_applied",
+    started = apply_routing(runtime, plan.canary(proposal.current, proposal.proposed, canary_percent), canary_version)
+    audit_step(runtime, rollout_id, "rollout", "canary_applied",
                {"version": canary_version, "percent": canary_percent, "effective_time": started.effective_time})
     outcome = outcome.model_copy(update={"canary_version": canary_version})
     scopes = plan.watched_models(proposal.proposed, plan.changed_applications(proposal.diff))
-    verdict = watch_guardrails(scopes, started.effective_time, watch_minutes, guardrails)
+    verdict = watch_guardrails(runtime, scopes, started.effective_time, watch_minutes, guardrails)
     if verdict.healthy:
-        apply_routing(proposal.proposed, final_version)
+        apply_routing(runtime, proposal.proposed, final_version)
         return finish(outcome.model_copy(update={"status": "applied", "applied_version": final_version,
                                                  "guardrails": verdict,
                                                  "message": "; ".join([f"promoted {final_version}", *verdict.unchecked])}),
                       answer.approver or "", "applied")
     restored = f"restore-{proposal.current.version}-{rollout_id}"
-    apply_routing(proposal.current, restored)
+    apply_routing(runtime, proposal.current, restored)
     return finish(outcome.model_copy(update={"status": "rolled_back", "restored_version": restored,
                                              "guardrails": verdict, "message": "; ".join(verdict.breaches)}),
                   "guardrails", "rolled_back")

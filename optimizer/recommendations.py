@@ -6,10 +6,12 @@ Pure translation, no I/O: the nightly flow's tasks send what these functions bui
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from optimizer.analysis.compression import DAYS_PER_MONTH
 from optimizer.schemas.analysis import (
+    AdoptedRecommendation,
     CascadeRecommendation,
     Comparison,
     CompressionRecommendation,
@@ -41,6 +43,52 @@ from optimizer.schemas.registry import (
 )
 
 CONCLUDED = {"deploy_to_production": "completed", "keep_control": "completed", "invalid_srm": "failed"}
+
+
+@dataclass
+class Adoption:
+    """What one night adopts: the Registry's recommendations per application, the summary
+    kept in the warehouse, what each saves a month, and the events announcing them."""
+
+    recommendations: dict[str, list[Recommendation]] = field(default_factory=dict)
+    adopted: list[AdoptedRecommendation] = field(default_factory=list)
+    monthly_savings: dict[str, float] = field(default_factory=dict)  # "<kind>:<application>" -> USD
+    events: list[OutgoingEvent] = field(default_factory=list)
+
+    def savings_by_team(self, profiles: Mapping[str, ApplicationProfile]) -> dict[str, float]:
+        by_team: dict[str, float] = {}
+        for item in self.adopted:
+            profile = profiles.get(item.application_id)
+            if profile and profile.team_id:
+                by_team[profile.team_id] = by_team.get(profile.team_id, 0.0) + item.monthly_savings_usd
+        return by_team
+
+
+def adopt(
+    entries: Sequence[CascadeRecommendation | CompressionRecommendation],
+    profiles: Mapping[str, ApplicationProfile],
+    *,
+    run_id: str,
+    alpha: float,
+    now: datetime,
+) -> Adoption:
+    """The adopted entries among `entries`, each as a Registry recommendation with its savings
+    and its `optimization.recommended` event."""
+    adoption = Adoption()
+    for entry in entries:
+        profile = profiles.get(entry.application_id)
+        recommendation = registry_recommendation(entry, profile, run_id=run_id, alpha=alpha)
+        if recommendation is None:
+            continue
+        monthly = monthly_savings_usd(entry, profile)
+        adoption.monthly_savings[f"{recommendation.type}:{entry.application_id}"] = monthly
+        adoption.recommendations.setdefault(entry.application_id, []).append(recommendation)
+        adoption.adopted.append(AdoptedRecommendation(
+            recommendation_id=recommendation.recommendation_id, kind=recommendation.type,
+            application_id=entry.application_id, description=recommendation.description, monthly_savings_usd=monthly,
+        ))
+        adoption.events.append(recommendation_event(recommendation, entry.application_id, now))
+    return adoption
 
 
 def monthly_savings_usd(

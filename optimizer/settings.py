@@ -42,11 +42,6 @@ def sandbox_endpoints(base_url: str) -> dict[str, str]:
     }
 
 
-def sandbox_environment(base_url: str) -> dict[str, str]:
-    """The same, as the environment variables a subprocess or a flow run reads."""
-    return {f"{ENV_PREFIX}{name.upper()}": url for name, url in sandbox_endpoints(base_url).items()}
-
-
 def http_url(host: str, port: int) -> str:
     """The base URL of a service listening on `host`:`port` (IPv6 hosts in brackets)."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -120,6 +115,9 @@ class Settings(BaseSettings):
     staging_dir: Path = Path("staging")
     reports_dir: Path = Path("reports")
     model_catalog: Path = MODEL_CATALOG
+    # The optimizer's own spans and metrics as JSON lines, when set (OTLP instead when
+    # OTEL_EXPORTER_OTLP_ENDPOINT is set, by OpenTelemetry's own convention).
+    telemetry_file: Path | None = None
 
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_max_attempts: int = Field(default=6, ge=1)

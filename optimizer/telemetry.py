@@ -4,7 +4,8 @@ Spans cover each flow and analysis step; metrics are the ones the platform speci
 names: `llm.optimization.runs`, `llm.optimization.duration` (ms), and the savings found,
 `llm.optimization.token_savings` and `llm.optimization.cost_savings_usd`. Export follows
 the standard variables: OTLP over HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, JSON lines
-to `AUTO_OPTIMIZER_TELEMETRY_FILE` when that is set, nowhere otherwise. A provider someone
+to the file the caller names (the `telemetry_file` setting, `AUTO_OPTIMIZER_TELEMETRY_FILE`)
+when one is named, nowhere otherwise. A provider someone
 installed first (a test's in-memory one, an application's own) is left in place.
 """
 
@@ -52,7 +53,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self._file.close()
 
 
-def configure(service_version: str = "0.1.0") -> None:
+def configure(file: Path | None = None, service_version: str = "0.1.0") -> None:
     """Install exporting providers once per process, unless providers are already set."""
     global _owned
     with _lock:
@@ -67,8 +68,7 @@ def configure(service_version: str = "0.1.0") -> None:
 
             tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-        elif path := os.environ.get("AUTO_OPTIMIZER_TELEMETRY_FILE"):
-            file = Path(path)
+        elif file is not None:
             tracer_provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(file)))
             metrics_file = file.with_name(file.stem + "-metrics.jsonl").open("a", encoding="utf-8")
             readers.append(PeriodicExportingMetricReader(

@@ -1,186 +1,66 @@
-"""Rollout tasks: build the proposal, ask Governance, change the routing, watch the canary."""
+"""The rollout's steps as Prefect tasks: each a decorator and one call into
+`optimizer.pipeline.rollout`, adding retries, the run's logger and the result artifact."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Literal
+from datetime import datetime
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
 
-from optimizer import telemetry
-from optimizer.clients import PlatformClients
-from optimizer.rollout import plan
-from optimizer.rollout.events import outcome_event
+from optimizer.pipeline import rollout
+from optimizer.pipeline.runtime import Runtime
 from optimizer.rollout.evidence import render_outcome
-from optimizer.rollout.guardrails import judge
-from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
 from optimizer.schemas.rollout import (
-    GuardrailReading,
     Guardrails,
     GuardrailVerdict,
     PolicyCheck,
+    Proposal,
     ProposedChange,
     RolloutOutcome,
-    RuleChange,
 )
-from optimizer.schemas.routing import (
-    RoutingConfig,
-    RoutingConfigApplied,
-    RoutingConfigState,
-    RoutingConfigUpdate,
-)
-from optimizer.warehouse import Warehouse
-from tasks._common import retry_if_transient, settings
-
-
-def adopted_changes(warehouse: Path, team_id: str | None = None) -> list[ProposedChange]:
-    """The routing changes the latest nightly run's adopted recommendations ask for (only
-    `team_id`'s applications, if given), with the savings and Registry ids it recorded."""
-    with Warehouse(warehouse) as store:
-        adopted = store.results.latest_adopted()
-        teams = store.reference.application_teams()
-    changes = []
-    for recorded in adopted:
-        team = teams.get(recorded.entry.application_id)
-        if team_id is not None and team != team_id:
-            continue
-        change = plan.change_from_recommendation(
-            recorded.entry, team_id=team, monthly_savings_usd=recorded.monthly_savings_usd,
-            recommendation_id=recorded.recommendation_id,
-        )
-        if change is not None:
-            changes.append(change)
-    return changes
-
-
-class Proposal(BaseModel):
-    changes: list[ProposedChange]
-    current: RoutingConfigState
-    proposed: RoutingConfig
-    diff: list[RuleChange] = Field(default_factory=list)
-    problems: list[str] = Field(default_factory=list)
+from optimizer.schemas.routing import RoutingConfig, RoutingConfigApplied
+from tasks._common import retry_if_transient
 
 
 @task(name="build-proposal", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
-def build_proposal(warehouse: Path, changes: Sequence[ProposedChange] | None) -> Proposal:
-    """The routing configuration the changes lead to (by default, the latest nightly run's
-    adopted recommendations), checked and diffed against the one in force."""
-    if changes is None:
-        changes = adopted_changes(warehouse)
-    with PlatformClients.from_settings(settings()) as clients:
-        current = clients.orchestrator.routing()
-        known = [m.model_id for m in clients.registry.list_models().models]
-    proposed = plan.apply_changes(current, changes)
-    proposal = Proposal(changes=list(changes), current=current, proposed=proposed,
-                        diff=plan.diff(current, proposed), problems=plan.validate(proposed, known))
-    get_run_logger().info("proposal against %s: %d change(s), %d rule(s) differ, %d problem(s)",
-                          current.version, len(proposal.changes), len(proposal.diff), len(proposal.problems))
-    return proposal
+def build_proposal(runtime: Runtime, changes: Sequence[ProposedChange] | None) -> Proposal:
+    return rollout.build_proposal(runtime, changes, log=get_run_logger())
 
 
 @task(name="check-policies", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
-def check_policies(rollout_id: str, changes: Sequence[ProposedChange]) -> list[PolicyCheck]:
-    """The verdict of Governance (or the policy engine) on every model each change would send
-    an application's traffic to."""
-    checks = []
-    with PlatformClients.from_settings(settings()) as clients:
-        providers = {m.model_id: m.provider for m in clients.registry.list_models().models}
-        for change in changes:
-            for model in dict.fromkeys(change.models()):
-                verdict = clients.evaluate_policy(PolicyEvaluationRequest(
-                    request_id=f"rollout-{rollout_id}-{change.application_id}-{model}",
-                    context=RequestContext(team_id=change.team_id, application_id=change.application_id,
-                                           environment="production"),
-                    llm_request=LLMRequestSpec(model=model),
-                ), provider=providers.get(model))
-                checks.append(PolicyCheck(
-                    application_id=change.application_id, model=model, allowed=verdict.allowed,
-                    blocking=[f"{v.policy_name}: {v.description}" for v in verdict.blocking_violations()],
-                    warnings=[f"{v.policy_name}: {v.description}" for v in verdict.violations if v.severity != "blocking"],
-                ))
-    get_run_logger().info("policy checks: %d, blocked: %d", len(checks), sum(not c.allowed for c in checks))
-    return checks
+def check_policies(runtime: Runtime, rollout_id: str, changes: Sequence[ProposedChange]) -> list[PolicyCheck]:
+    return rollout.check_policies(runtime, rollout_id, changes, log=get_run_logger())
 
 
 @task(name="apply-routing", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
-def apply_routing(config: RoutingConfig, version: str) -> RoutingConfigApplied:
-    with PlatformClients.from_settings(settings()) as clients:
-        applied = clients.orchestrator.update_routing(
-            RoutingConfigUpdate(version=version, routing_rules=config.routing_rules,
-                                default_policy=config.default_policy)
-        )
-    get_run_logger().info("routing version %s is %s", applied.version, applied.status)
-    return applied
+def apply_routing(runtime: Runtime, config: RoutingConfig, version: str) -> RoutingConfigApplied:
+    return rollout.apply_routing(runtime, config, version, log=get_run_logger())
 
 
 @task(name="watch-guardrails", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
-def watch_guardrails(
-    scopes: Mapping[str, Sequence[str]], started: datetime, watch_minutes: float, guardrails: Guardrails,
-    baseline_minutes: float = 60.0, poll_seconds: float = 2.0,
-) -> GuardrailVerdict:
-    """Wait until the Observatory holds `watch_minutes` of canary traffic (by the platform's
-    clock), then compare each application with the hour before the canary. `scopes` maps
-    each application to the models its changed routing sends traffic to (what an Observatory
-    without an application dimension is asked about)."""
-    logger = get_run_logger()
-    end = started + timedelta(minutes=watch_minutes)
-    deadline = time.monotonic() + watch_minutes * 60 * 1.5 + 120
-    with PlatformClients.from_settings(settings()) as clients, telemetry.operation("watch.guardrails", "rollout"):
-        while True:
-            covered = clients.observatory.data_until(started, end)
-            if covered >= end or time.monotonic() > deadline:
-                break
-            logger.info("canary watched up to %s of %s", covered.isoformat(), end.isoformat())
-            time.sleep(poll_seconds)
-
-        def reading(app: str, window: Literal["baseline", "canary"], start: datetime, stop: datetime) -> GuardrailReading:
-            stats = clients.observatory.traffic(start, stop, application=app, models=scopes[app])
-            return GuardrailReading(application_id=app, window=window, requests=stats.requests,
-                                    error_rate=stats.error_rate, p95_latency_ms=stats.p95_latency_ms,
-                                    quality=stats.quality, evaluated=stats.evaluated or 0)
-
-        baseline = {a: reading(a, "baseline", started - timedelta(minutes=baseline_minutes), started) for a in scopes}
-        canary = {a: reading(a, "canary", started, end) for a in scopes}
-    verdict = judge(baseline, canary, guardrails)
-    logger.info("guardrails: %s", "healthy" if verdict.healthy else "; ".join(verdict.breaches))
-    for note in verdict.unchecked:
-        logger.warning(note)
-    return verdict
+def watch_guardrails(runtime: Runtime, scopes: Mapping[str, Sequence[str]], started: datetime, watch_minutes: float,
+                     guardrails: Guardrails) -> GuardrailVerdict:
+    return rollout.watch_guardrails(runtime, scopes, started, watch_minutes, guardrails, log=get_run_logger())
 
 
 @task(name="audit", cache_policy=NO_CACHE)
-def audit_step(warehouse: Path, rollout_id: str, actor: str, action: str, details: dict[str, object]) -> None:
-    with Warehouse(warehouse) as store:
-        store.audit.record(actor, action, f"rollout/{rollout_id}", details)
+def audit_step(runtime: Runtime, rollout_id: str, actor: str, action: str, details: dict[str, object]) -> None:
+    rollout.audit(runtime, rollout_id, actor, action, details)
 
 
 @task(name="record-rollout", cache_policy=NO_CACHE)
-def record_rollout(warehouse: Path, outcome: RolloutOutcome, actor: str, action: str) -> RolloutOutcome:
-    """The outcome into the rollouts table, a line into the audit log, an event into the outbox,
-    and a result artifact (`rollout-<id>-result`) for people."""
-    with Warehouse(warehouse) as store:
-        store.rollouts.save(outcome, str(flow_run.get_id() or ""))
-        store.audit.record(actor, action, f"rollout/{outcome.rollout_id}", {
-            "status": outcome.status, "message": outcome.message, "previous_version": outcome.previous_version,
-            "canary_version": outcome.canary_version, "applied_version": outcome.applied_version,
-            "restored_version": outcome.restored_version,
-            "comment": outcome.approval.comment if outcome.approval else None,
-        })
-        event = outcome_event(outcome, datetime.now(UTC))
-        if event is not None:
-            store.outbox.queue([event])
+def record_rollout(runtime: Runtime, outcome: RolloutOutcome, actor: str, action: str) -> RolloutOutcome:
+    """The outcome kept, and a result artifact (`rollout-<id>-result`) for people."""
+    recorded = rollout.record_rollout(runtime, outcome, actor, action, str(flow_run.get_id() or ""),
+                                      log=get_run_logger())
     create_markdown_artifact(key=f"rollout-{outcome.rollout_id}-result", markdown=render_outcome(outcome),
                              description=f"{outcome.title}: what this rollout did")
-    get_run_logger().info("rollout %s: %s (%s)", outcome.rollout_id, outcome.status, outcome.message)
-    return outcome
+    return recorded

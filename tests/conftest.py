@@ -7,11 +7,13 @@ module-scoped fixtures once; every other test goes wherever a worker is free.
 
 from __future__ import annotations
 
+import contextvars
 import fcntl
 import io
 import os
 import shutil
 import subprocess
+import threading
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The tests read flow runs, states and artifacts, never the event stream; on the test API's
@@ -20,7 +22,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from optimizer import embedded_prefect
+from optimizer.pipeline.runtime import configured
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, SERVICES, Settings
 from tests.process_tree import free_port
@@ -189,26 +192,32 @@ def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
     return settings_for(sandbox, tmp_path)
 
 
-def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    """Export `settings` as AUTO_OPTIMIZER_* variables, the way flows, workers and the CLI read them."""
-    for service in SERVICES:
-        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_URL", getattr(settings, f"{service}_url"))
-    monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", settings.api_token.get_secret_value())
-    monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
-    monkeypatch.setenv("AUTO_OPTIMIZER_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.setenv("AUTO_OPTIMIZER_STAGING_DIR", str(settings.staging_dir))
-    monkeypatch.setenv("AUTO_OPTIMIZER_REPORTS_DIR", str(settings.reports_dir))
-    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_BACKOFF_S", str(settings.http_backoff_s))
-    monkeypatch.setenv("AUTO_OPTIMIZER_HTTP_MAX_BACKOFF_S", str(settings.http_max_backoff_s))
-    monkeypatch.setenv("AUTO_OPTIMIZER_POLICY_ENGINE_URL", settings.policy_engine_url)
-    for service in ("observatory", "policy", "sentinel"):
-        monkeypatch.setenv(f"AUTO_OPTIMIZER_{service.upper()}_API_STYLE", getattr(settings, f"{service}_api_style"))
-
-
 @pytest.fixture
-def platform_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    export_settings(monkeypatch, settings)
-    return settings
+def platform_settings(settings: Settings) -> Iterator[Settings]:
+    """`settings`, chosen for every flow the test runs in this thread."""
+    with configured(settings):
+        yield settings
+
+
+def in_thread(target: Callable[[], None]) -> threading.Thread:
+    """A started daemon thread running `target` with this thread's context: flows it runs see
+    the settings `configured` chose here (a new thread starts with an empty context)."""
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
+    thread.start()
+    return thread
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment plus `settings` as AUTO_OPTIMIZER_* variables: how a
+    command started as a child process (a worker, a served deployment) gets them."""
+    names = [*(f"{service}_url" for service in SERVICES), "events_url", "policy_engine_url", "warehouse",
+             "staging_dir", "reports_dir", "http_backoff_s", "http_max_backoff_s",
+             "observatory_api_style", "policy_api_style", "sentinel_api_style"]
+    variables = {f"AUTO_OPTIMIZER_{name.upper()}": str(getattr(settings, name)) for name in names}
+    variables["AUTO_OPTIMIZER_API_TOKEN"] = settings.api_token.get_secret_value()
+    if settings.approvers:
+        variables["AUTO_OPTIMIZER_APPROVERS"] = ",".join(settings.approvers)
+    return {**os.environ, **variables}
 
 
 # Headless Chromium in a container: no sandbox, no GPU, and nothing that reaches the network.

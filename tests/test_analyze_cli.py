@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
+from deployments.cli import main
 from optimizer.analysis.cascade import recommend
-from optimizer.cli import main
 from optimizer.sandbox import SandboxConfig
 from optimizer.sandbox.export import export_requests
 from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
@@ -169,7 +169,7 @@ def pair_rows(pairs: Pairs) -> list[dict[str, Any]]:
 
 
 def test_cascade_statistics_from_duckdb_equal_the_direct_computation(tmp_path: Path) -> None:
-    from optimizer.analyze import analyze_cascade
+    from optimizer.pipeline.analyze import analyze_cascade
 
     pairs = draw(FINE, 1500, np.random.default_rng(21))
     path = tmp_path / "pairs.parquet"
@@ -185,7 +185,7 @@ def test_cascade_statistics_from_duckdb_equal_the_direct_computation(tmp_path: P
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 2**32 - 1))
 def test_shuffled_rows_give_the_same_output_to_the_bit(tmp_path: Path, seed: int) -> None:
-    from optimizer.analyze import analyze_cascade, analyze_experiments
+    from optimizer.pipeline.analyze import analyze_cascade, analyze_experiments
 
     rows = pair_rows(draw(FINE, 600, np.random.default_rng(5))) + [
         request(100_000 + i, **{k: v for k, v in row.items() if k != "request_id"})

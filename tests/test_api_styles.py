@@ -15,6 +15,7 @@ import pytest
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from optimizer.clients import PlatformClients
+from optimizer.pipeline.runtime import configured
 from optimizer.report import NightlySummary
 from optimizer.rollout.strategies import affected, strategy_for
 from optimizer.sandbox import SandboxServer
@@ -28,7 +29,7 @@ from optimizer.schemas.observatory import AnalyticsMetric, AnalyticsQuery
 from optimizer.schemas.sentinel import AnomalyEvent
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
 from optimizer.webhook.sentinel import event_from_webhook
-from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for, speaking
+from tests.conftest import DAY_END, sandbox_config, settings_for, speaking
 from tests.test_response_flows import respond_and_reject
 from tests.test_webhook import ANOMALY, sentinel_webhook
 
@@ -126,14 +127,12 @@ class UpstreamNight:
 @pytest.fixture(scope="module")
 def upstream_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamNight]:
     """A platform that speaks only the upstream APIs, and one nightly run against it."""
-    with SandboxServer(sandbox_config(requests_per_day=12_000, api_style="upstream")) as sandbox, \
-            pytest.MonkeyPatch.context() as patch:
+    with SandboxServer(sandbox_config(requests_per_day=12_000, api_style="upstream")) as sandbox:
         folder = tmp_path_factory.mktemp("upstream")
-        settings = settings_for(sandbox, folder, **speaking("upstream"))
-        export_settings(patch, settings)
-        patch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
-        summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
-        yield UpstreamNight(sandbox, settings, summary)
+        settings = settings_for(sandbox, folder, approvers=["alice", "bob"], **speaking("upstream"))
+        with configured(settings):  # also for the response flows of the tests that use it
+            summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
+            yield UpstreamNight(sandbox, settings, summary)
 
 
 @pytest.mark.slow

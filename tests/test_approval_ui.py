@@ -22,8 +22,8 @@ from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import Guardrails, ProposedChange
 from tests.conftest import (
     CHROMIUM_FLAGS,
+    child_environment,
     copy_prefect_home,
-    export_settings,
     sandbox_config,
     settings_for,
 )
@@ -151,15 +151,14 @@ def tables_fit(page: Page) -> list[str]:
 
 
 def test_a_person_answers_the_approval_form_in_the_prefect_ui(
-    prefect_ui: str, chromium: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_ui: str, chromium: str, tmp_path: Path
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     api = f"{prefect_ui}/api"
     outside_eu = CASCADE.model_copy(update={"primary_model": "claude-3-5-haiku-20241022"})
     with SandboxServer(sandbox_config(requests_per_day=30_000, clock_speed=240)) as sandbox:
-        export_settings(monkeypatch, settings_for(sandbox, tmp_path))
-        env = {**os.environ, "AUTO_OPTIMIZER_APPROVERS": "alice,bob", "PREFECT_API_URL": api,
-               "PREFECT_HOME": str(tmp_path / "prefect")}
+        settings = settings_for(sandbox, tmp_path, approvers=["alice", "bob"])
+        env = {**child_environment(settings), "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect")}
         with (tmp_path / "rollouts.log").open("w") as log, (tmp_path / "outcomes.jsonl").open("w") as out:
             rollouts = subprocess.Popen(
                 [sys.executable, "-c", ROLLOUTS, as_json(CASCADE, COMPRESSION), as_json(outside_eu),

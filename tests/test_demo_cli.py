@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from optimizer.cli import main
+from deployments.cli import main
 from optimizer.settings import Settings
 from tests.conftest import DAY_END
 
 pytestmark = pytest.mark.slow
 
 
-def json_output(monkeypatch: pytest.MonkeyPatch, *argv: str) -> Any:
+def json_output(monkeypatch: pytest.MonkeyPatch, *argv: str, settings: Settings | None = None) -> Any:
     """Run the CLI and parse its stdout, which must be exactly one JSON document.
 
     Only stdout is replaced: capsys would also swap stderr, and Prefect's log handler, set up
@@ -30,14 +30,14 @@ def json_output(monkeypatch: pytest.MonkeyPatch, *argv: str) -> Any:
     """
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
-    assert main(list(argv)) == 0
+    assert main(list(argv), settings) == 0
     return json.loads(out.getvalue())
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_run_nightly_prints_one_json_document(platform_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_nightly_prints_one_json_document(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     summary = json_output(monkeypatch, "run", "nightly", "--json", "--window-end", DAY_END.isoformat(),
-                          "--backfill-days", "1")
+                          "--backfill-days", "1", settings=settings)
     assert summary["requests_loaded"] == summary["requests_total"] > 0
     assert {"requests_loaded", "requests_total", "quarantined", "report"} <= set(summary)
 

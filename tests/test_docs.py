@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.cli import build_parser
+from deployments.cli import build_parser
 from optimizer.schemas import events
 from optimizer.schemas.records import REQUEST_COLUMNS, STORED_NOT_NULL
 from optimizer.settings import ENV_PREFIX, Settings

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from optimizer.cli import main
+from deployments.cli import main
 
 START_NS = 1_795_521_600_000_000_000  # 2026-11-24T12:00:00Z
 

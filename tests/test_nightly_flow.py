@@ -9,9 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from prefect.client.orchestration import get_client
+from pydantic import SecretStr
 
 from flows.nightly import nightly_optimization
 from optimizer.errors import AuthenticationError
+from optimizer.pipeline.runtime import configured
 from optimizer.sandbox import FaultSettings, SandboxServer
 from optimizer.settings import Settings
 from tests.conftest import DAY_END, SANDBOX_NOW
@@ -31,7 +33,7 @@ def stored_requests(warehouse: Path) -> int:
         return int(db.execute("SELECT count(*) FROM requests").fetchone()[0])  # type: ignore[index]
 
 
-def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_env: Settings) -> None:
+def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_settings: Settings) -> None:
     valid, malformed = served(sandbox, 2)
     summary = nightly_optimization(window_end=DAY_END, backfill_days=2)
     assert (summary.requests_loaded, summary.quarantined) == (valid, malformed)
@@ -40,8 +42,8 @@ def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_
     assert (summary.models, summary.cost_days, summary.experiments, summary.windows) == (5, 14, 2, 2)
     assert Path(summary.report).is_file() and "LLM optimization report" in Path(summary.report).read_text()
     assert Path(summary.report_markdown).is_file()
-    assert stored_requests(platform_env.warehouse) == valid
-    assert not any(platform_env.staging_dir.glob("run-*/*.parquet"))
+    assert stored_requests(platform_settings.warehouse) == valid
+    assert not any(platform_settings.staging_dir.glob("run-*/*.parquet"))
 
     async def artifact_markdown() -> str:
         async with get_client() as client:
@@ -51,16 +53,16 @@ def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_
     assert f"{valid:,}" in asyncio.run(artifact_markdown())
 
 
-def test_rerun_over_the_same_window_adds_nothing(sandbox: SandboxServer, platform_env: Settings) -> None:
+def test_rerun_over_the_same_window_adds_nothing(sandbox: SandboxServer, platform_settings: Settings) -> None:
     first = nightly_optimization(window_end=DAY_END, backfill_days=1)
     second = nightly_optimization(window_end=DAY_END, backfill_days=1)
     assert first.requests_loaded > 0
     assert (second.requests_loaded, second.quarantined) == (0, 0)
     assert second.duplicates_skipped > 0 and second.windows == 1
-    assert second.requests_total == first.requests_total == stored_requests(platform_env.warehouse)
+    assert second.requests_total == first.requests_total == stored_requests(platform_settings.warehouse)
 
 
-def test_late_records_are_caught_by_the_lookback(sandbox: SandboxServer, platform_env: Settings) -> None:
+def test_late_records_are_caught_by_the_lookback(sandbox: SandboxServer, platform_settings: Settings) -> None:
     sandbox.state.set_now(DAY_END + timedelta(minutes=5))
     early = nightly_optimization(window_end=DAY_END, backfill_days=1)
     sandbox.state.set_now(SANDBOX_NOW)
@@ -68,10 +70,10 @@ def test_late_records_are_caught_by_the_lookback(sandbox: SandboxServer, platfor
     assert early.requests_loaded < late_valid
     later = nightly_optimization(window_end=DAY_END, backfill_days=1, lookback_hours=24)
     assert early.requests_loaded + later.requests_loaded == late_valid
-    assert stored_requests(platform_env.warehouse) == late_valid
+    assert stored_requests(platform_settings.warehouse) == late_valid
 
 
-def test_rate_limits_and_server_errors_do_not_change_the_result(sandbox: SandboxServer, platform_env: Settings) -> None:
+def test_rate_limits_and_server_errors_do_not_change_the_result(sandbox: SandboxServer, platform_settings: Settings) -> None:
     valid, malformed = served(sandbox, 1)
     sandbox.state.faults.configure(FaultSettings(
         rate_limit_share=0.2, server_error_share=0.1, retry_after_seconds=0, seed=3))
@@ -82,15 +84,15 @@ def test_rate_limits_and_server_errors_do_not_change_the_result(sandbox: Sandbox
 
 
 def test_refused_extraction_leaves_the_warehouse_untouched(
-    sandbox: SandboxServer, platform_env: Settings, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxServer, platform_settings: Settings
 ) -> None:
-    monkeypatch.setenv("AUTO_OPTIMIZER_API_TOKEN", "revoked-token")
-    state = nightly_optimization(window_end=DAY_END, backfill_days=1, return_state=True)
+    with configured(platform_settings.model_copy(update={"api_token": SecretStr("revoked-token")})):
+        state = nightly_optimization(window_end=DAY_END, backfill_days=1, return_state=True)
     assert state.is_failed()
     with pytest.raises(AuthenticationError):
         state.result()
-    if platform_env.warehouse.exists():
-        assert stored_requests(platform_env.warehouse) == 0
+    if platform_settings.warehouse.exists():
+        assert stored_requests(platform_settings.warehouse) == 0
 
 
 REASON_OF_KIND = {
@@ -105,14 +107,12 @@ REASON_OF_KIND = {
 }
 
 
-def test_each_kind_of_malformed_record_is_quarantined_with_its_reason(
-    platform_env: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_each_kind_of_malformed_record_is_quarantined_with_its_reason(platform_settings: Settings) -> None:
     from optimizer.sandbox.traffic import MALFORMED_KINDS
     from tests.conftest import sandbox_config
 
-    with SandboxServer(sandbox_config(malformed_share=0.05)) as noisy:
-        monkeypatch.setenv("AUTO_OPTIMIZER_OBSERVATORY_URL", f"{noisy.url}/observatory/api/v1")
+    with SandboxServer(sandbox_config(malformed_share=0.05)) as noisy, \
+            configured(platform_settings.model_copy(update={"observatory_url": f"{noisy.url}/observatory/api/v1"})):
         frame = noisy.state.visible_requests(DAY_END - timedelta(days=1), DAY_END)
         summary = nightly_optimization(window_end=DAY_END, backfill_days=1)
     kinds = frame.loc[frame["malformed"] >= 0, "malformed"].map(lambda k: MALFORMED_KINDS[k]).value_counts()

@@ -15,10 +15,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from flows.nightly import nightly_optimization
 from optimizer.clients import PlatformClients
+from optimizer.pipeline.runtime import configured
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.settings import Settings
-from tests.conftest import DAY_END, closed_port_url, export_settings, sandbox_config, settings_for
+from tests.conftest import DAY_END, closed_port_url, sandbox_config, settings_for
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
@@ -37,11 +38,11 @@ def night(
 ) -> Iterator[Night]:
     """One nightly run over a week of a busier sandbox."""
     exporter, _ = telemetry_capture
-    with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox, pytest.MonkeyPatch.context() as patch:
+    with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox:
         settings = settings_for(sandbox, tmp_path_factory.mktemp("night"))
-        export_settings(patch, settings)
         exporter.clear()
-        summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        with configured(settings):
+            summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
         yield Night(sandbox, settings, summary, [span.name for span in exporter.get_finished_spans()])
 
 
@@ -113,21 +114,18 @@ def test_the_run_traces_and_measures_itself(night: Night, telemetry_capture: tup
     assert runs[(("optimization.status", "success"), ("optimization.type", "model_cascade"))] >= 1
 
 
-def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(tmp_path: Path) -> None:
     with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox:
         settings = settings_for(sandbox, tmp_path)
-        export_settings(monkeypatch, settings)
-        monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", closed_port_url("/events"))
-        first = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        with configured(settings.model_copy(update={"events_url": closed_port_url("/events")})):
+            first = nightly_optimization(window_end=DAY_END, backfill_days=7)
         assert first.events.delivered == 0 and first.events.pending == first.events.emitted > 0
         assert sandbox.state.events == {}
         with duckdb.connect(str(settings.warehouse), read_only=True) as db:
             waiting = {row[0] for row in db.execute("SELECT event_id FROM events_outbox WHERE delivered_at IS NULL").fetchall()}
 
-        monkeypatch.setenv("AUTO_OPTIMIZER_EVENTS_URL", settings.events_url)
-        second = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        with configured(settings):
+            second = nightly_optimization(window_end=DAY_END, backfill_days=7)
     received = {event_id for _, event_id in sandbox.state.events}
     assert waiting <= received  # last night's events, resent
     assert second.events.pending == 0

@@ -5,7 +5,6 @@ the applications they touch and their day."""
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +16,10 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
+from optimizer.pipeline.runtime import configured
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
-from tests.conftest import DAY_END, export_settings, sandbox_config, settings_for
+from tests.conftest import DAY_END, in_thread, sandbox_config, settings_for
 from tests.test_rollout import answer, flow_run
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
@@ -29,11 +29,8 @@ Outcome = TypeVar("Outcome", ResponseOutcome, RolloutOutcome)
 @pytest.fixture(scope="module")
 def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     """A sandbox and a warehouse holding a week of traffic and one night's recommendations."""
-    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("responses")
-        settings = settings_for(sandbox, folder)
-        export_settings(patch, settings)
-        patch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
+    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
+            configured(settings_for(sandbox, tmp_path_factory.mktemp("responses"), approvers=["alice", "bob"])):
         nightly_optimization(window_end=DAY_END, backfill_days=7)
         yield sandbox
 
@@ -49,8 +46,7 @@ def respond_and_reject(flow: Callable[..., Outcome], **parameters: Any) -> Outco
             result["error"] = exc
 
     parameters.setdefault("approval_poll_s", 1)
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
+    thread = in_thread(target)
     deadline = time.monotonic() + 120
     while thread.is_alive() and time.monotonic() < deadline:
         with contextlib.suppress(AssertionError):

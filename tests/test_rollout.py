@@ -29,11 +29,12 @@ from prefect.client.schemas.responses import SetStateStatus
 
 from flows.rollout import outcome_of, rollout
 from optimizer.errors import OptimizerError
+from optimizer.pipeline.runtime import configured
 from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.world import Incident
 from optimizer.schemas.rollout import Guardrails, ProposedChange, RolloutOutcome
 from optimizer.settings import Settings
-from tests.conftest import export_settings, sandbox_config, settings_for, speaking
+from tests.conftest import in_thread, sandbox_config, settings_for, speaking
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
@@ -60,13 +61,11 @@ def busy_sandbox(api_style: str) -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def approvers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, busy_sandbox: SandboxServer, api_style: str
-) -> Settings:
-    settings = settings_for(busy_sandbox, tmp_path, **speaking(api_style))
-    export_settings(monkeypatch, settings)
-    monkeypatch.setenv("AUTO_OPTIMIZER_APPROVERS", "alice,bob")
-    return settings
+def approvers(tmp_path: Path, busy_sandbox: SandboxServer, api_style: str) -> Iterator[Settings]:
+    """Settings with alice and bob as approvers, chosen for the test's flows."""
+    settings = settings_for(busy_sandbox, tmp_path, approvers=["alice", "bob"], **speaking(api_style))
+    with configured(settings):
+        yield settings
 
 
 BOTH_STYLES = pytest.mark.parametrize("api_style", ["spec", "upstream"], indirect=True)
@@ -102,8 +101,7 @@ def start(**parameters: Any) -> Running:
         except BaseException as exc:  # handed to the test thread
             running.result["error"] = exc
 
-    running.thread = threading.Thread(target=target, daemon=True)
-    running.thread.start()
+    running.thread = in_thread(target)
     return running
 
 
@@ -265,15 +263,16 @@ def test_policy_violation_is_never_paused_and_never_applied(approvers: Settings,
     assert audit(approvers, outcome.rollout_id) == [("governance", "blocked")]
 
 
-def test_without_approvers_nothing_is_proposed(platform_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AUTO_OPTIMIZER_APPROVERS", raising=False)
-    state = rollout(changes=[CASCADE], requested_by="test", return_state=True)
+def test_without_approvers_nothing_is_proposed(settings: Settings) -> None:
+    with configured(settings.model_copy(update={"approvers": []})):
+        state = rollout(changes=[CASCADE], requested_by="test", return_state=True)
     assert state.is_failed() and "AUTO_OPTIMIZER_APPROVERS" in str(state.message)
     with pytest.raises(OptimizerError, match="AUTO_OPTIMIZER_APPROVERS"):
         outcome_of(state)  # a failure that is no outcome is raised, not read as one
 
 
-def test_nothing_to_change_ends_as_nothing_to_do(platform_env: Settings) -> None:
+@pytest.mark.usefixtures("platform_settings")
+def test_nothing_to_change_ends_as_nothing_to_do() -> None:
     running = start(changes=[], requested_by="test")
     outcome = running.outcome(timeout=60)
     assert outcome.status == "no_change"

@@ -16,6 +16,8 @@ from flows.nightly import nightly_optimization
 from flows.runners import dask_runner, task_runner
 from optimizer.analysis import cascade, compression
 from optimizer.catalog import load_catalog
+from optimizer.pipeline.analyze import analyze_application, combine
+from optimizer.pipeline.runtime import configured
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.export import export_requests
@@ -23,11 +25,9 @@ from optimizer.schemas.analysis import CascadeReport, CompressionReport
 from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG, Settings
 from optimizer.warehouse import Warehouse
-from tasks.analyze import analyze_application, combine
 from tests.conftest import (
     DAY_END,
     assert_same_numbers,
-    export_settings,
     sandbox_config,
     settings_for,
 )
@@ -51,7 +51,7 @@ def test_analysing_applications_apart_gives_the_report_of_analysing_them_togethe
         rows = store.loads.request_count()  # the data is the window, exactly
     with disable_run_logger():
         apart = combine(
-            [analyze_application.fn(app, folder, prices, 0.02, 0.05) for app, folder in partitions.items()],
+            [analyze_application(app, folder, prices, 0.02, 0.05) for app, folder in partitions.items()],
             max_quality_drop=0.02, alpha=0.05,
         )
     assert sorted(partitions) == [p.application_id for p in together[2]]
@@ -101,10 +101,9 @@ def stored(warehouse: Path) -> dict[str, Any]:
 
 def night(sandbox: SandboxServer, folder: Path, runner: Any = None) -> tuple[NightlySummary, dict[str, Any]]:
     """A nightly run against `sandbox` into a warehouse of its own."""
-    with pytest.MonkeyPatch.context() as patch:
-        settings = settings_for(sandbox, folder)
-        export_settings(patch, settings)
-        flow = nightly_optimization if runner is None else nightly_optimization.with_options(task_runner=runner)
+    settings = settings_for(sandbox, folder)
+    flow = nightly_optimization if runner is None else nightly_optimization.with_options(task_runner=runner)
+    with configured(settings):  # the Dask workers get them with each task, not from their environment
         summary = flow(window_end=DAY_END, backfill_days=14)
     return summary, stored(settings.warehouse)
 

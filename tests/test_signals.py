@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from optimizer.processes import wait_until_answers
-from optimizer.settings import sandbox_environment
+from optimizer.settings import sandbox_endpoints
 from tests.conftest import closed_port_url, copy_prefect_home
 from tests.process_tree import Command, descendants, free_port, prefect_server
 from tests.test_webhook import BUDGET
@@ -30,7 +30,8 @@ OPTIMIZER = str(BIN / "auto-optimizer")
 DEFAULT_PORTS = {4200, 8700, 8710}
 DEPLOYMENTS = ["anomaly-response", "budget-response", "nightly", "rollout"]
 # Lets the flow run these tests start give up late: it is still running when the signal comes.
-UNREACHABLE_PLATFORM = sandbox_environment(closed_port_url(""))
+UNREACHABLE_PLATFORM = {f"AUTO_OPTIMIZER_{name.upper()}": url
+                        for name, url in sandbox_endpoints(closed_port_url("")).items()}
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:

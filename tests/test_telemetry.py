@@ -19,7 +19,8 @@ import pytest
 
 SCRIPT = """
 from optimizer import telemetry
-telemetry.configure()
+from optimizer.settings import Settings
+telemetry.configure(Settings().telemetry_file)
 with telemetry.operation("analyze.cascade", "model_cascade"):
     telemetry.record_savings(optimization_type="model_cascade", application="support-bot", cost_usd=12.5, tokens=1000)
 telemetry.flush()

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from optimizer.schemas.analysis import TeamBudgetStatus
+from optimizer.schemas.governance import Policy
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,19 @@ class TeamBudget:
     limit_usd: float
     alert_threshold_pct: float
     policy_id: str
+
+
+def team_budgets(policies: Sequence[Policy]) -> list[TeamBudget]:
+    """Each team's monthly cost limit, from Governance's enabled `cost_limit` policies."""
+    return [
+        TeamBudget(team_id=team, limit_usd=float(p.conditions.parameters["limit_usd"]),
+                   alert_threshold_pct=float(p.conditions.parameters.get("alert_threshold_percentage", 80)),
+                   policy_id=p.policy_id)
+        for p in policies
+        if p.enabled and p.conditions.type == "cost_limit"
+        and p.conditions.parameters.get("period", "monthly") == "monthly" and "limit_usd" in p.conditions.parameters
+        for team in p.scope.teams
+    ]
 
 
 def budget_statuses(

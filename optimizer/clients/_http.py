@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Self, TypeVar
 from urllib.parse import urlencode
@@ -54,6 +55,11 @@ class RetryPolicy:
 
 
 @functools.cache
+def query_time(moment: datetime) -> str:
+    """A time as the platform's query parameters take it: ISO 8601 in UTC, with `Z`."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def _tls_context() -> ssl.SSLContext:
     """One verified TLS context for every client: loading the CA bundle costs ~25 ms a time."""
     return httpx.create_ssl_context()

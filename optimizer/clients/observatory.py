@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from optimizer.clients._http import Style, StyledClient
+from optimizer.clients._http import Style, StyledClient, query_time
 from optimizer.schemas.observatory import (
     Aggregation,
     AnalyticsFilter,
@@ -31,10 +31,6 @@ from optimizer.schemas.observatory import (
 
 _INTERVALS = {"one_minute": timedelta(minutes=1), "five_minutes": timedelta(minutes=5),
               "one_hour": timedelta(hours=1), "one_day": timedelta(days=1)}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _weighted(rows: Sequence[Mapping[str, Any]], key: str, weight: str) -> float | None:
@@ -70,8 +66,8 @@ class ObservatoryClient(StyledClient):
     ) -> MetricQueryResult:
         params: list[tuple[str, str]] = [
             ("metric_name", metric_name),
-            ("start_time", _iso(start)),
-            ("end_time", _iso(end)),
+            ("start_time", query_time(start)),
+            ("end_time", query_time(end)),
             ("aggregation", aggregation),
         ]
         params += [("group_by", name) for name in group_by]
@@ -101,7 +97,7 @@ class ObservatoryClient(StyledClient):
         return self.call("POST", "metrics/query", AnalyticsResult, json=query.to_wire())
 
     def costs_summary(self, start: datetime, end: datetime) -> CostsSummary:
-        params = {"start_time": _iso(start), "end_time": _iso(end), "include_trends": "false"}
+        params = {"start_time": query_time(start), "end_time": query_time(end), "include_trends": "false"}
         return self.call("GET", "costs/summary", CostsSummary, params=params)
 
     # ---- what the optimizer asks, in either API --------------------------------------

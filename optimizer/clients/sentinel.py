@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from optimizer.clients._http import Style, StyledClient
-from optimizer.clients.observatory import _iso
+from optimizer.clients._http import Style, StyledClient, query_time
 from optimizer.schemas.sentinel import AnomalyInsights, AnomalyReport, AnomalyReported
 
 
@@ -20,7 +19,7 @@ class SentinelClient(StyledClient):
         """The spec's if it answers for its insights, else upstream's."""
         end = datetime.now(UTC)
         return self.probe("GET", "anomalies/insights", answered="spec", missing="upstream",
-                          params={"start_time": _iso(end - timedelta(hours=1)), "end_time": _iso(end)})
+                          params={"start_time": query_time(end - timedelta(hours=1)), "end_time": query_time(end)})
 
     def report_anomaly(self, report: AnomalyReport) -> AnomalyReported | None:
         """Sentinel's acknowledgement, or None where Sentinel takes no reports."""
@@ -36,7 +35,7 @@ class SentinelClient(StyledClient):
         category: str | None = None,
         severity_min: float | None = None,
     ) -> AnomalyInsights:
-        params: dict[str, str] = {"start_time": _iso(start), "end_time": _iso(end)}
+        params: dict[str, str] = {"start_time": query_time(start), "end_time": query_time(end)}
         if category:
             params["category"] = category
         if severity_min is not None:

@@ -8,22 +8,14 @@ Windows are aligned to whole multiples of `window` (UTC), so reruns read the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from optimizer.errors import BadInputError
+from optimizer.schemas.loads import Window
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    end: datetime
-
-    @property
-    def label(self) -> str:
-        return f"{self.start:%Y%m%dT%H%M}-{self.end:%Y%m%dT%H%M}"
+__all__ = ["EPOCH", "Window", "days_between", "floor_to", "plan_windows"]
 
 
 def floor_to(moment: datetime, step: timedelta) -> datetime:

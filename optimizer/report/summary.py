@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
-from optimizer.ingest.windows import Window
 from optimizer.schemas.analysis import (
     AdoptedRecommendation,
     CascadeReport,
@@ -15,7 +14,7 @@ from optimizer.schemas.analysis import (
     ExperimentAnalysis,
     TeamBudgetStatus,
 )
-from optimizer.schemas.loads import LoadResult
+from optimizer.schemas.loads import LoadResult, Window
 
 
 class ExperimentOutcome(BaseModel):

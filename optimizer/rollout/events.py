@@ -1,4 +1,5 @@
-"""The CloudEvents a rollout ends with: `optimization.applied` or `optimization.failed`."""
+"""What the platform hears when a rollout ends: the CloudEvent (`optimization.applied` or
+`optimization.failed`) and, for a response to an alert, the report back to Sentinel."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from optimizer.schemas.events import (
     SOURCE,
     OutgoingEvent,
 )
-from optimizer.schemas.rollout import RolloutOutcome
+from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
+from optimizer.schemas.sentinel import AnomalyReport
 
 
 def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | None:
@@ -39,3 +41,20 @@ def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | Non
         return None
     return OutgoingEvent(id=f"evt-rollout-{outcome.rollout_id}-{outcome.status}", type=kind, source=SOURCE,
                          subject=f"rollout/{outcome.rollout_id}", time=now, data=data)
+
+
+def sentinel_report(outcome: ResponseOutcome, now: datetime) -> AnomalyReport:
+    """The response to an alert, reported back to Sentinel: medium severity unless the change
+    went out or nothing needed changing."""
+    status = outcome.rollout.status if outcome.rollout else "no_change"
+    return AnomalyReport(
+        source="llm-auto-optimizer", type="optimization_response",
+        severity="low" if status in {"applied", "no_change"} else "medium",
+        timestamp=now,
+        context={"alert_id": outcome.alert_id, "event_id": outcome.event_id, "trigger": outcome.trigger,
+                 "strategy": outcome.strategy, "applications": outcome.applications},
+        details={"outcome": status, "message": outcome.message,
+                 "rollout_id": outcome.rollout.rollout_id if outcome.rollout else None,
+                 "applied_version": outcome.rollout.applied_version if outcome.rollout else None,
+                 "changes": len(outcome.changes)},
+    )

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from optimizer.sandbox.sampling import hex_digits, pick_rows
 from optimizer.sandbox.world import (
     APPLICATIONS,
     COMPLEXITIES,
@@ -195,8 +196,8 @@ class TrafficGenerator:
 
         apps = APPLICATIONS
         app = rng.choice(len(apps), size=n, p=np.array([a.traffic_share for a in apps]) / sum(a.traffic_share for a in apps))
-        task = _pick_rows(rng, np.array([a.task_mix for a in apps])[app])
-        complexity = _pick_rows(rng, np.array([a.complexity_mix for a in apps])[app])
+        task = pick_rows(rng, np.array([a.task_mix for a in apps])[app])
+        complexity = pick_rows(rng, np.array([a.complexity_mix for a in apps])[app])
         environment = rng.choice(len(ENVIRONMENTS), size=n, p=ENVIRONMENT_SHARES)
         production = environment == 0
         difficulty = (
@@ -298,11 +299,11 @@ class TrafficGenerator:
         serial = np.char.add(f"{day:%Y%m%d}-", np.char.zfill(np.arange(n).astype(str), 6))
         request_id = np.char.add("req-", serial).astype(object)
         trace_bits = rng.integers(0, 2**63, size=(n, 2))
-        high, low = _hex(trace_bits[:, 0], 8), _hex(trace_bits[:, 1] & 0xFFFFFFFF, 4)
+        high, low = hex_digits(trace_bits[:, 0], 8), hex_digits(trace_bits[:, 1] & 0xFFFFFFFF, 4)
         # A trace id starts with the day's ordinal, so a trace can be found without an index;
         # the request's span id is its middle, the shadow call's its last 16 digits.
         trace_id = np.char.add(np.char.add(f"{day.toordinal():08x}", high), low).astype(object)
-        shadow_span_id = np.char.add(_hex(trace_bits[:, 0] & 0xFFFFFFFF, 4), low).astype(object)
+        shadow_span_id = np.char.add(hex_digits(trace_bits[:, 0] & 0xFFFFFFFF, 4), low).astype(object)
         pair_id = np.full(n, None, dtype=object)
         pair_id[paired] = np.char.add("pair-", serial[paired]).astype(object)
 
@@ -387,17 +388,3 @@ class TrafficGenerator:
         frame = frame.drop(columns=["app", "task", "failed"])
         return frame.sort_values(["ts_ns", "request_id"], ignore_index=True)
 
-
-def _hex(values: np.ndarray, width_bytes: int) -> np.ndarray:
-    """Lower-case hex digits of non-negative integers, zero-padded to `2 * width_bytes`."""
-    digits = values.astype(f">u{width_bytes}").tobytes().hex().encode("ascii")
-    return np.frombuffer(digits, dtype=f"S{2 * width_bytes}").astype(f"U{2 * width_bytes}")
-
-
-def _pick_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
-    """One category per row, each row with its own probability vector."""
-    cumulative = probabilities.cumsum(axis=1)
-    cumulative /= cumulative[:, -1:]
-    draws = rng.random(len(probabilities))[:, None]
-    picked: np.ndarray = np.minimum((draws > cumulative).sum(axis=1), probabilities.shape[1] - 1)
-    return picked

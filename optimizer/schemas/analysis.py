@@ -6,9 +6,13 @@ Named fields keep their names and meaning; fields beyond the contract's are addi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.registry import StoredExperiment
 
 Decision = Literal["adopt", "reject", "insufficient_data"]
 Interval = tuple[float, float]
@@ -199,3 +203,25 @@ class TeamBudgetStatus(ResultModel):
     flagged: bool
     recommended_monthly_savings_usd: float
     projected_with_savings_usd: float
+
+
+class ApplicationAnalysis(BaseModel):
+    """One application's part of a nightly analysis (merged across applications afterwards)."""
+
+    cascades: CascadeReport
+    compression: CompressionReport
+    profiles: list[ApplicationProfile]
+
+
+class ExperimentFinding(BaseModel):
+    """A running experiment as the Registry defines it, and what its data says so far."""
+
+    definition: StoredExperiment
+    analysis: ExperimentAnalysis
+
+
+class AnalysisInputs(BaseModel):
+    """The analysis window, exported for workers: one Parquet folder per application."""
+
+    partitions: dict[str, Path]
+    input_prices: dict[str, float]

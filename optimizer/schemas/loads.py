@@ -7,8 +7,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
+
+
+@dataclass(frozen=True)
+class Window:
+    """A span of time extracted and loaded as one piece, [start, end)."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.start:%Y%m%dT%H%M}-{self.end:%Y%m%dT%H%M}"
 
 
 @dataclass(frozen=True)
@@ -44,3 +58,24 @@ class LoadResult:
     experiments: int
     requests_total: int
     quarantined_total: int
+
+
+class IngestSummary(BaseModel):
+    """What `auto-optimizer ingest` did (docs/cli.md)."""
+
+    source: str
+    files: int
+    rows_in: int
+    loaded: int
+    duplicates_skipped: int
+    quarantined: int
+    quarantine_reasons: dict[str, int] = Field(default_factory=dict)
+    requests_total: int
+    spans: int | None = None
+    non_llm_spans_skipped: int | None = None
+
+    @classmethod
+    def of(cls, source: str, files: int, result: LoadResult, **extra: int) -> IngestSummary:
+        return cls(source=source, files=files, rows_in=result.rows_in, loaded=result.loaded,
+                   duplicates_skipped=result.duplicates, quarantined=result.quarantined,
+                   quarantine_reasons=result.quarantine_reasons, requests_total=result.requests_total, **extra)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from optimizer.schemas.routing import RoutingConfig, RoutingConfigState
+
 ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching"]
 RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back"]
 
@@ -136,3 +138,14 @@ class ResponseOutcome(BaseModel):
     rollout: RolloutOutcome | None = None
     reported_anomaly_id: str | None = None
     message: str = ""
+
+
+class Proposal(BaseModel):
+    """A routing change ready for review: the configuration in force, the one the changes
+    lead to, the rule-level diff, and what makes it invalid (if anything)."""
+
+    changes: list[ProposedChange]
+    current: RoutingConfigState
+    proposed: RoutingConfig
+    diff: list[RuleChange] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)

@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
+
 from optimizer import embedded_prefect
 from optimizer.ingest.windows import floor_to
+from optimizer.pipeline.runtime import configured
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.sandbox.traffic import MAX_LATE_S
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, sandbox_environment
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, sandbox_endpoints
 
 
-@contextmanager
-def environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block (tasks read settings from it)."""
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def demo_environment(sandbox_url: str, workdir: Path, api_style: str = "spec") -> dict[str, str]:
-    variables = sandbox_environment(sandbox_url)
-    variables |= {
-        "AUTO_OPTIMIZER_TELEMETRY_FILE": str(workdir / "telemetry" / "spans.jsonl"),
-        "AUTO_OPTIMIZER_API_TOKEN": SANDBOX_DEFAULT_TOKEN,
-        "AUTO_OPTIMIZER_WAREHOUSE": str(workdir / "warehouse.duckdb"),
-        "AUTO_OPTIMIZER_STAGING_DIR": str(workdir / "staging"),
-        "AUTO_OPTIMIZER_REPORTS_DIR": str(workdir / "reports"),
-    }
-    variables |= {f"AUTO_OPTIMIZER_{service}_API_STYLE": api_style for service in ("OBSERVATORY", "POLICY", "SENTINEL")}
-    return variables
+def demo_settings(base: Settings, sandbox_url: str, workdir: Path, api_style: Literal["spec", "upstream"]) -> Settings:
+    """`base` pointed at a sandbox served at `sandbox_url`, every local file under `workdir`."""
+    return base.model_copy(update=sandbox_endpoints(sandbox_url) | {
+        "api_token": SecretStr(SANDBOX_DEFAULT_TOKEN),
+        "telemetry_file": workdir / "telemetry" / "spans.jsonl",
+        "warehouse": workdir / "warehouse.duckdb",
+        "staging_dir": workdir / "staging",
+        "reports_dir": workdir / "reports",
+    } | {f"{service}_api_style": api_style for service in ("observatory", "policy", "sentinel")})
 
 
 def run_demo(
@@ -52,6 +35,7 @@ def run_demo(
     requests_per_day: int = 12_000,
     backfill_days: int = 7,
     api_style: Literal["spec", "upstream"] = "spec",
+    settings: Settings | None = None,
 ) -> NightlySummary:
     """Start a sandbox on a free loopback port and run the nightly flow against it, both
     speaking the specification's APIs or the upstream services' (`api_style`).
@@ -61,7 +45,8 @@ def run_demo(
     window with nothing new in it. Its warehouse and reports go to `workdir`, by default
     `demo/` in the data folder (`AUTO_OPTIMIZER_DATA_DIR`).
     """
-    workdir = (workdir or Settings().data_dir / "demo").resolve()
+    base = settings or Settings()
+    workdir = (workdir or base.data_dir / "demo").resolve()
     embedded_prefect.prepare()  # before Prefect is imported: it reads its settings then
     from flows.nightly import nightly_optimization
 
@@ -70,5 +55,5 @@ def run_demo(
     settled = max(now, window_end + timedelta(seconds=MAX_LATE_S + 60))
     config = SandboxConfig(seed=seed, requests_per_day=requests_per_day, now=settled, anchor=window_end.date(),
                            api_style=api_style)
-    with SandboxServer(config) as sandbox, environment(demo_environment(sandbox.url, workdir, api_style)):
+    with SandboxServer(config) as sandbox, configured(demo_settings(base, sandbox.url, workdir, api_style)):
         return nightly_optimization(window_end=window_end, backfill_days=backfill_days)

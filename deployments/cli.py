@@ -1,4 +1,5 @@
-"""The `auto-optimizer` command (docs/cli.md): a thin layer over library functions.
+"""The `auto-optimizer` command (docs/cli.md): an entry point that reads the settings once and
+calls the application layer (`optimizer.pipeline`) or runs a flow with them.
 
 With `--json` exactly one JSON document goes to stdout; progress and logs go to stderr.
 Exit status: 0 success, 2 bad usage or bad input, 1 any other failure.
@@ -14,11 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from deployments import cli_text
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
-from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, http_url
+from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -47,47 +49,8 @@ def _utc(text: str) -> datetime:
     return moment
 
 
-def _nightly_text(summary: Any) -> str:
-    lines = [
-        f"Loaded {summary.requests_loaded:,} new requests "
-        f"({summary.requests_total:,} in the warehouse); "
-        f"quarantined {summary.quarantined:,} malformed rows.",
-    ]
-    if summary.quarantine_reasons:
-        top = sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])[:4]
-        lines.append("Quarantine reasons: " + "; ".join(f"{r} ({n})" for r, n in top))
-    lines.append(
-        f"Recommendations: {len(summary.recommendations)} adopted, worth "
-        f"${summary.potential_monthly_savings_usd:,.2f} a month"
-        + "".join(f"\n  {r.application_id}: {r.description} (${r.monthly_savings_usd:,.2f}/month)"
-                  for r in sorted(summary.recommendations, key=lambda r: -r.monthly_savings_usd))
-    )
-    if summary.experiment_outcomes:
-        lines.append("Experiments: " + "; ".join(
-            f"{o.experiment_id} {o.recommendation}" + (f" ({o.winner} wins)" if o.winner else "")
-            for o in summary.experiment_outcomes))
-    if summary.budgets_flagged:
-        lines.append("Over their budget alert threshold: " + ", ".join(summary.budgets_flagged))
-    lines.append(f"Events: {summary.events.delivered} delivered, {summary.events.pending} pending")
-    lines.append(f"Report: {summary.report}")
-    return "\n".join(lines)
-
-
-def _ingest_text(summary: Any) -> str:
-    text = (
-        f"{summary.source}: {summary.rows_in:,} rows read, {summary.loaded:,} loaded, "
-        f"{summary.duplicates_skipped:,} already present, {summary.quarantined:,} quarantined "
-        f"({summary.requests_total:,} requests in the warehouse)"
-    )
-    if summary.quarantine_reasons:
-        text += "\nQuarantine reasons: " + "; ".join(
-            f"{r} ({n})" for r, n in sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])
-        )
-    return text
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from optimizer.demo import run_demo
+    from deployments.demo import run_demo
 
     summary = run_demo(
         workdir=args.workdir,
@@ -95,23 +58,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         requests_per_day=args.requests_per_day,
         backfill_days=args.days,
         api_style=args.api_style,
+        settings=args.settings,
     )
-    _emit(summary, args.json, _nightly_text)
+    _emit(summary, args.json, cli_text.nightly_text)
     return EXIT_OK
 
 
 def cmd_run_nightly(args: argparse.Namespace) -> int:
     from flows.nightly import nightly_optimization
     from flows.runners import dask_runner
+    from optimizer.pipeline.runtime import configured
 
     flow = nightly_optimization
     if args.dask or args.dask_address:
         flow = flow.with_options(task_runner=dask_runner(args.dask_address, args.dask_workers))
-    summary = flow(
-        window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
-        analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
-    )
-    _emit(summary, args.json, _nightly_text)
+    with configured(args.settings):
+        summary = flow(
+            window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
+            analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
+        )
+    _emit(summary, args.json, cli_text.nightly_text)
     return EXIT_OK
 
 
@@ -133,7 +99,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
             seed=args.seed,
         ),
     )
-    settings = Settings()
+    settings = args.settings
     host = args.host or settings.sandbox_host
     port = settings.sandbox_port if args.port is None else args.port
     sys.stderr.write(
@@ -150,7 +116,7 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
     from optimizer.webhook.inbox import Inbox
     from optimizer.webhook.starter import PrefectStarter
 
-    settings = Settings()
+    settings = args.settings
     token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
     if token is None and not args.no_auth:
         raise BadInputError("set AUTO_OPTIMIZER_WEBHOOK_TOKEN, or pass --no-auth to accept events without a token")
@@ -168,82 +134,36 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from optimizer.ingest.files import ingest_otlp, ingest_parquet
+    from optimizer.pipeline.files import ingest_otlp, ingest_parquet
+    from optimizer.pipeline.runtime import Runtime
 
-    settings = Settings()
+    settings = args.settings
+    if args.warehouse:
+        settings = settings.model_copy(update={"warehouse": args.warehouse})
     ingest = ingest_otlp if args.format == "otlp" else ingest_parquet
-    summary = ingest(
-        Path(args.path), warehouse=args.warehouse or settings.warehouse, catalog=settings.model_catalog
-    )
-    _emit(summary, args.json, _ingest_text)
+    summary = ingest(Runtime(settings), Path(args.path))
+    _emit(summary, args.json, cli_text.ingest_text)
     return EXIT_OK
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
-
-
-def _interval(pair: tuple[float, float] | None) -> str:
-    return "-" if pair is None else f"[{pair[0]:+.4f}, {pair[1]:+.4f}]"
-
-
-def _cascade_text(report: Any) -> str:
-    lines = [f"Cascades (max quality drop {report.max_quality_drop}, alpha {report.alpha}):"]
-    for r in report.recommendations:
-        lines.append(
-            f"  {r.application_id}: {r.decision}"
-            + (f" - {r.primary_model} first, {r.fallback_model} below confidence {r.confidence_threshold:.2f}; "
-               f"cost {_pct(-r.cost_reduction_pct if r.cost_reduction_pct is not None else None)}, "
-               f"quality {r.quality_change:+.4f} {_interval(r.quality_change_ci)}"
-               if r.decision == "adopt" else "")
-        )
-        lines.append(f"      {r.reason}")
-    return "\n".join(lines)
-
-
-def _compression_text(report: Any) -> str:
-    lines = [f"Compression (max quality drop {report.max_quality_drop}, alpha {report.alpha}):"]
-    for r in report.recommendations:
-        lines.append(f"  {r.application_id} ({r.technique} on {r.model}): {r.decision}")
-        lines.append(f"      {r.reason}")
-    return "\n".join(lines)
-
-
-def _experiment_text(report: Any) -> str:
-    lines = []
-    for e in report.experiments:
-        lines.append(
-            f"{e.experiment_id}: {e.recommendation}"
-            + (f" (winner {e.winner})" if e.winner else "")
-            + f"; sample ratio p = {e.srm_p_value:.3g}"
-        )
-        for c in e.comparisons:
-            lines.append(
-                f"  {c.variant_id} {c.metric}: {c.control_mean:.5g} -> {c.treatment_mean:.5g} "
-                f"({c.absolute_diff:+.4g}, CI {c.ci[0]:+.4g} to {c.ci[1]:+.4g}, p_adj {c.p_value_adjusted:.3g})"
-            )
-        lines += [f"  {reason}" for reason in e.reasons]
-    return "\n".join(lines)
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from optimizer import analyze
+    from optimizer.pipeline import analyze
 
     path = Path(args.input)
     if args.analysis == "cascade":
         report: BaseModel = analyze.analyze_cascade(path, max_quality_drop=args.max_quality_drop, alpha=args.alpha)
-        _emit(report, args.json, _cascade_text)
+        _emit(report, args.json, cli_text.cascade_text)
     elif args.analysis == "compression":
         report = analyze.analyze_compression(
-            path, catalog=Settings().model_catalog, max_quality_drop=args.max_quality_drop, alpha=args.alpha
+            path, catalog=args.settings.model_catalog, max_quality_drop=args.max_quality_drop, alpha=args.alpha
         )
-        _emit(report, args.json, _compression_text)
+        _emit(report, args.json, cli_text.compression_text)
     else:
         allocation = analyze.parse_allocation(args.allocation) if args.allocation else None
         report = analyze.analyze_experiments(
             path, experiment_id=args.experiment_id, allocation=allocation, alpha=args.alpha
         )
-        _emit(report, args.json, _experiment_text)
+        _emit(report, args.json, cli_text.experiment_text)
     return EXIT_OK
 
 
@@ -365,7 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _settings_from_environment() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise BadInputError(f"bad setting: {problems}") from None
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """Run one command with `settings` (by default read from the environment, once)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -376,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        args.settings = settings or _settings_from_environment()
         if args.handler in USES_PREFECT:
             embedded_prefect.prepare()
         return int(args.handler(args))

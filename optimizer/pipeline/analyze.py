@@ -1,0 +1,187 @@
+"""The analyses as use cases: Parquet or the warehouse in, reports out.
+
+The ad-hoc `analyze` commands and the nightly run share these functions: a file checked
+and summarised in DuckDB, then the pure statistics of `optimizer.analysis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from optimizer import telemetry
+from optimizer.analysis import cascade, compression
+from optimizer.analysis.experiments import CONTROL, VariantStatistics, analyse_experiment
+from optimizer.analysis.partitions import merge_reports
+from optimizer.catalog import load_catalog
+from optimizer.errors import BadInputError
+from optimizer.ingest.files import parquet_inputs
+from optimizer.pipeline.runtime import LOG, Log, Runtime
+from optimizer.schemas.analysis import (
+    AnalysisInputs,
+    ApplicationAnalysis,
+    CascadeReport,
+    CompressionReport,
+    ExperimentAnalysis,
+    ExperimentFinding,
+    ExperimentReport,
+)
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.warehouse.analytics import RequestSource
+
+CASCADE_COLUMNS = ("pair_id", "confidence_score", "quality_score", "shadow")
+COMPRESSION_COLUMNS = ("quality_score", "compression_technique", "original_prompt_tokens", "shadow")
+EXPERIMENT_COLUMNS = ("experiment_id", "variant_id", "quality_score", "shadow")
+
+
+def cascade_report(source: RequestSource, *, max_quality_drop: float, alpha: float) -> CascadeReport:
+    report = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha)
+    return report.model_copy(update={"input": source.summary})
+
+
+def compression_report(
+    source: RequestSource, input_prices: Mapping[str, float], *, max_quality_drop: float, alpha: float
+) -> CompressionReport:
+    report = compression.recommend(source.compression_data(dict(input_prices)), max_quality_drop=max_quality_drop,
+                                   alpha=alpha)
+    return report.model_copy(update={"input": source.summary})
+
+
+def experiment_analysis(
+    experiment_id: str, variants: Sequence[VariantStatistics], allocation: Mapping[str, float] | None, alpha: float
+) -> ExperimentAnalysis | None:
+    """Every variant of one experiment against control (planned shares: `allocation`, else
+    equal); None when it has no control traffic yet."""
+    names = [v.variant_id for v in variants]
+    if CONTROL not in names:
+        return None
+    shares = dict(allocation) if allocation else {name: 1 / len(names) for name in names}
+    return analyse_experiment(experiment_id, variants, shares, alpha)
+
+
+# -- the ad-hoc commands: one Parquet file or folder -------------------------------------
+
+def _check_level(alpha: float, max_quality_drop: float | None = None) -> None:
+    if not 0 < alpha < 1:
+        raise BadInputError(f"--alpha must be between 0 and 1, got {alpha}")
+    if max_quality_drop is not None and not 0 <= max_quality_drop < 1:
+        raise BadInputError(f"--max-quality-drop must be in [0, 1), got {max_quality_drop}")
+
+
+def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
+    return RequestSource.from_parquet(parquet_inputs(path), label=str(path), needs=needs)
+
+
+def analyze_cascade(path: Path, *, max_quality_drop: float = 0.02, alpha: float = 0.05) -> CascadeReport:
+    _check_level(alpha, max_quality_drop)
+    return cascade_report(_file_source(path, CASCADE_COLUMNS), max_quality_drop=max_quality_drop, alpha=alpha)
+
+
+def analyze_compression(
+    path: Path, *, catalog: Path, max_quality_drop: float = 0.02, alpha: float = 0.05
+) -> CompressionReport:
+    _check_level(alpha, max_quality_drop)
+    prices = {m.model_id: m.cost_structure.input_cost_per_1k_tokens for m in load_catalog(catalog)}
+    return compression_report(_file_source(path, COMPRESSION_COLUMNS), prices, max_quality_drop=max_quality_drop,
+                              alpha=alpha)
+
+
+def parse_allocation(text: str) -> dict[str, float]:
+    """`control=0.5,treatment=0.5` -> shares; they must be positive and add up to 1."""
+    shares: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            raise BadInputError(f"--allocation: cannot read {part!r}; use control=0.5,treatment=0.5") from None
+    if any(not name or share <= 0 for name, share in shares.items()):
+        raise BadInputError("--allocation: every variant needs a name and a positive share")
+    if abs(sum(shares.values()) - 1) > 1e-6:
+        raise BadInputError(f"--allocation: shares add up to {sum(shares.values()):g}, not 1")
+    return shares
+
+
+def analyze_experiments(
+    path: Path, *, experiment_id: str | None = None, allocation: Mapping[str, float] | None = None,
+    alpha: float = 0.05,
+) -> ExperimentReport:
+    _check_level(alpha)
+    source = _file_source(path, EXPERIMENT_COLUMNS)
+    known = source.experiment_ids()
+    if experiment_id is not None and experiment_id not in known:
+        raise BadInputError(f"{path}: no experiment {experiment_id!r} (found: {', '.join(known) or 'none'})")
+    if not known:
+        raise BadInputError(f"{path}: no rows with an experiment_id")
+    analyses = []
+    for current in [experiment_id] if experiment_id else known:
+        variants = source.experiment_variants(current)
+        names = [v.variant_id for v in variants]
+        unplanned = [name for name in names if allocation and name not in allocation]
+        analysis = None if unplanned else experiment_analysis(current, variants, allocation, alpha)
+        if analysis is None:
+            raise BadInputError(
+                f"{path}: experiment {current} has no '{CONTROL}' variant (found {', '.join(names)})"
+                if CONTROL not in names else
+                f"experiment {current}: variant(s) {', '.join(unplanned)} not in --allocation")
+        analyses.append(analysis)
+    return ExperimentReport(experiments=analyses, alpha=alpha, input=source.summary)
+
+
+# -- the nightly run: the warehouse's analysis window ------------------------------------
+
+def export_for_analysis(
+    runtime: Runtime, window: tuple[datetime, datetime], directory: Path, *, log: Log = LOG
+) -> AnalysisInputs:
+    with runtime.warehouse() as store:
+        partitions = store.export.by_application(window, directory)
+        prices = store.reference.input_prices()
+    log.info("analysis window exported: %d applications", len(partitions))
+    return AnalysisInputs(partitions=partitions, input_prices=prices)
+
+
+def analyze_application(
+    application: str, partition: Path, input_prices: Mapping[str, float], max_quality_drop: float, alpha: float,
+    *, log: Log = LOG,
+) -> ApplicationAnalysis:
+    """Cascade, compression and usage profile of one application, from its Parquet folder
+    alone (so any worker can run it)."""
+    about = {"optimization.application_id": application}
+    source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
+    with telemetry.operation("analyze.cascade", "model_cascade", **about):
+        cascades = cascade_report(source, max_quality_drop=max_quality_drop, alpha=alpha)
+    with telemetry.operation("analyze.compression", "prompt_compression", **about):
+        compressed = compression_report(source, input_prices, max_quality_drop=max_quality_drop, alpha=alpha)
+    log.info("%s: %d requests; cascade %s, compression %s", application, source.summary.rows,
+             [r.decision for r in cascades.recommendations] or "-",
+             [r.decision for r in compressed.recommendations] or "-")
+    return ApplicationAnalysis(cascades=cascades, compression=compressed, profiles=source.application_profiles())
+
+
+def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LOG) -> list[ExperimentFinding]:
+    """Every running experiment over all its data, against its planned allocation."""
+    findings = []
+    with telemetry.operation("analyze.experiments", "ab_test"), runtime.warehouse() as store:
+        source = store.request_source()
+        for definition in store.reference.running_experiments():
+            analysis = experiment_analysis(definition.experiment_id, source.experiment_variants(definition.experiment_id),
+                                           definition.traffic_allocation(), alpha)
+            if analysis is None:
+                log.warning("experiment %s: no '%s' traffic yet", definition.experiment_id, CONTROL)
+                continue
+            log.info("experiment %s: %s", definition.experiment_id, analysis.recommendation)
+            findings.append(ExperimentFinding(definition=definition, analysis=analysis))
+    return findings
+
+
+def combine(
+    analyses: Sequence[ApplicationAnalysis], *, max_quality_drop: float, alpha: float
+) -> tuple[CascadeReport, CompressionReport, list[ApplicationProfile]]:
+    """The per-application analyses as the nightly reports (see `optimizer.analysis.partitions`)."""
+    return (
+        merge_reports(CascadeReport, [a.cascades for a in analyses], max_quality_drop=max_quality_drop, alpha=alpha),
+        merge_reports(CompressionReport, [a.compression for a in analyses],
+                      max_quality_drop=max_quality_drop, alpha=alpha),
+        [profile for a in analyses for profile in a.profiles],
+    )

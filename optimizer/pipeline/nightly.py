@@ -1,0 +1,137 @@
+"""The nightly optimization, step by step: load yesterday's traffic and costs, analyse,
+tell the platform, report.
+
+Written once, for whoever runs the steps (`Steps`): the Prefect flow runs each as a task
+(retried, logged, visible in the UI, fanned out on threads or Dask); `PlainSteps` calls
+them directly on a thread pool, which is what the benchmark compares the flow against.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import ParamSpec, Protocol, TypeVar
+
+from optimizer import telemetry
+from optimizer.ingest.windows import days_between, floor_to
+from optimizer.pipeline.analyze import (
+    analyze_application,
+    analyze_running_experiments,
+    combine,
+    export_for_analysis,
+)
+from optimizer.pipeline.budgets import check_budgets
+from optimizer.pipeline.ingest import (
+    extract_requests,
+    fetch_cost_summaries,
+    fetch_experiments,
+    fetch_model_catalog,
+    load_warehouse,
+    plan_extraction,
+)
+from optimizer.pipeline.record import deliver_events, record_results
+from optimizer.pipeline.report import write_nightly_report
+from optimizer.pipeline.runtime import Runtime
+from optimizer.report import NightlySummary, ReportData, complete, summarize
+
+P = ParamSpec("P")
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Pending(Protocol[T_co]):
+    def result(self) -> T_co: ...
+
+
+class Steps(Protocol):
+    """Runs one step of the night: `submit` may run it beside others, `call` waits for it."""
+
+    def submit(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Pending[T]: ...
+
+    def call(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+@dataclass
+class PlainSteps:
+    """Each step a plain function call; submitted ones on a thread pool."""
+
+    pool: ThreadPoolExecutor = field(default_factory=ThreadPoolExecutor)
+
+    def submit(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return self.pool.submit(step, *args, **kwargs)
+
+    def call(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return step(*args, **kwargs)
+
+
+@contextmanager
+def plain_steps() -> Iterator[PlainSteps]:
+    with ThreadPoolExecutor() as pool:
+        yield PlainSteps(pool)
+
+
+@dataclass(frozen=True)
+class NightlyParameters:
+    """The flow's parameters (see `flows.nightly`); `window_end` None means today 00:00 UTC."""
+
+    window_end: datetime | None = None
+    backfill_days: int = 7
+    lookback_hours: int = 6
+    analysis_days: int = 14
+    max_quality_drop: float = 0.02
+    alpha: float = 0.05
+
+
+def run_nightly(runtime: Runtime, parameters: NightlyParameters, steps: Steps) -> NightlySummary:
+    """Load every complete UTC day up to the window end, then analyse the last
+    `analysis_days` and every running experiment, record, deliver, check budgets, report.
+
+    The first run backfills `backfill_days`; later runs start at the watermark less
+    `lookback_hours`, to catch records that arrived late.
+    """
+    p = parameters
+    started = datetime.now(UTC)
+    end = p.window_end.astimezone(UTC) if p.window_end else floor_to(started, timedelta(days=1))
+    run_id = uuid.uuid4().hex[:12]
+    staging_dir = runtime.settings.staging_dir / f"run-{run_id}"
+    with telemetry.operation("nightly-optimization", "nightly", **{"optimization.run_id": run_id}):
+        recent = (end - timedelta(days=p.analysis_days), end)
+        windows = steps.call(plan_extraction, runtime, end, p.backfill_days, p.lookback_hours)
+        try:
+            # Fan out: each window, then each application, is a step any worker can run; what
+            # they share is Parquet under the staging folder. One step writes the warehouse.
+            staged = [steps.submit(extract_requests, runtime, window, staging_dir) for window in windows]
+            models = steps.submit(fetch_model_catalog, runtime)
+            costs = steps.submit(fetch_cost_summaries, runtime,
+                                 days_between(min(recent[0], *(w.start for w in windows)), end))
+            experiments = steps.submit(fetch_experiments, runtime)
+            loaded = steps.call(load_warehouse, runtime, windows, [f.result().path for f in staged],
+                                models.result(), costs.result(), experiments.result())
+
+            inputs = steps.call(export_for_analysis, runtime, recent, staging_dir / "analysis")
+            per_application = [
+                steps.submit(analyze_application, application, partition, inputs.input_prices,
+                             p.max_quality_drop, p.alpha)
+                for application, partition in inputs.partitions.items()
+            ]
+            findings = steps.call(analyze_running_experiments, runtime, p.alpha)
+            analyses = [future.result() for future in per_application]
+        finally:
+            shutil.rmtree(staging_dir, ignore_errors=True)
+        cascades, compression, profiles = combine(analyses, max_quality_drop=p.max_quality_drop, alpha=p.alpha)
+        recorded = steps.call(record_results, runtime, run_id, cascades, compression, findings, profiles,
+                              p.alpha, p.max_quality_drop)
+        delivery = steps.call(deliver_events, runtime)
+        budgets = steps.call(check_budgets, runtime, end, recorded.savings_by_team)
+
+        summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets)
+        report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
+                            compression=compression, experiments=[f.analysis for f in findings],
+                            monthly_savings=recorded.monthly_savings)
+        summary, _ = steps.call(write_nightly_report, runtime, report)
+    return summary

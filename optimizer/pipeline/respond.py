@@ -1,0 +1,101 @@
+"""Answering an alert: which applications it concerns, what to change (by its strategy), and
+telling Sentinel what came of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from optimizer.analysis import compression
+from optimizer.pipeline.rollout import adopted_changes
+from optimizer.pipeline.runtime import LOG, Log, Runtime
+from optimizer.rollout import strategies
+from optimizer.rollout.events import sentinel_report
+from optimizer.schemas.registry import ModelProfile
+from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
+from optimizer.warehouse import Warehouse
+from optimizer.warehouse.analytics import RequestSource
+
+
+@dataclass(frozen=True)
+class _Situation:
+    """What a strategy decides from: the alert, the applications it concerns (with the model
+    serving each), and the recent traffic."""
+
+    alert: Mapping[str, Any]
+    serving: dict[str, str]
+    affected_model: str | None
+    teams: dict[str, str]
+    models: list[ModelProfile]
+    store: Warehouse
+    source: RequestSource
+    max_quality_drop: float
+    alpha: float
+
+
+def _faster_model(s: _Situation) -> list[ProposedChange]:
+    details = s.alert.get("anomaly_details") or {}
+    degraded = details.get("current_p95_ms") or s.alert.get("actual_value_ms")
+    return strategies.faster_alternatives(s.serving, s.models, affected_model=s.affected_model,
+                                          degraded_p95_ms=float(degraded) if degraded else None, teams=s.teams,
+                                          max_quality_drop=s.max_quality_drop)
+
+
+def _compression_and_caching(s: _Situation) -> list[ProposedChange]:
+    found = compression.recommend(s.source.compression_data(s.store.reference.input_prices()),
+                                  max_quality_drop=s.max_quality_drop, alpha=s.alpha)
+    return strategies.cost_reductions(found, sorted(s.serving), s.teams)
+
+
+def _higher_quality_model(s: _Situation) -> list[ProposedChange]:
+    return strategies.quality_upgrades(s.serving, s.models, s.teams)
+
+
+# Each strategy's proposal; a strategy without one ("monitor") only acknowledges the alert.
+RESPONSES: dict[strategies.Strategy, Callable[[_Situation], list[ProposedChange]]] = {
+    "faster_model": _faster_model,
+    "compression_and_caching": _compression_and_caching,
+    "higher_quality_model": _higher_quality_model,
+}
+
+
+def propose_response(
+    runtime: Runtime, strategy: strategies.Strategy, alert: Mapping[str, Any], analysis_days: int,
+    max_quality_drop: float, alpha: float, *, log: Log = LOG,
+) -> tuple[list[str], list[ProposedChange]]:
+    """(applications concerned, changes proposed) for an alert, from the last `analysis_days`
+    the warehouse holds."""
+    with runtime.warehouse() as store:
+        latest = store.loads.latest_window_end() or datetime.now(UTC)
+        source = store.request_source((latest - timedelta(days=analysis_days), latest))
+        current = {p.application_id: p.model for p in source.application_profiles()}
+        model, application = strategies.affected(alert)
+        apps = [application] if application in current else sorted(a for a, m in current.items() if m == model)
+        respond = RESPONSES.get(strategy)
+        changes = respond(_Situation(
+            alert=alert, serving={a: current[a] for a in apps}, affected_model=model,
+            teams=store.reference.application_teams(), models=store.reference.model_profiles(), store=store,
+            source=source, max_quality_drop=max_quality_drop, alpha=alpha,
+        )) if respond else []
+    log.info("strategy %s for %s: %d change(s)", strategy, apps or "no application", len(changes))
+    return apps, changes
+
+
+def team_changes(runtime: Runtime, team_id: str, *, log: Log = LOG) -> tuple[list[str], list[ProposedChange]]:
+    """The latest nightly run's adopted recommendations for one team's applications."""
+    with runtime.warehouse() as store:
+        apps = sorted(a for a, t in store.reference.application_teams().items() if t == team_id)
+    changes = adopted_changes(runtime, team_id)
+    log.info("team %s: %d application(s), %d change(s) to propose", team_id, len(apps), len(changes))
+    return apps, changes
+
+
+def report_to_sentinel(runtime: Runtime, outcome: ResponseOutcome, *, log: Log = LOG) -> ResponseOutcome:
+    with runtime.clients() as clients:
+        reported = clients.sentinel.report_anomaly(sentinel_report(outcome, datetime.now(UTC)))
+    if reported is None:
+        log.info("Sentinel takes no reports in its upstream API: outcome kept in this run")
+        return outcome
+    return outcome.model_copy(update={"reported_anomaly_id": reported.anomaly_id})

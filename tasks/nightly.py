@@ -1,0 +1,139 @@
+"""The nightly run's steps as Prefect tasks: each a decorator and one call into
+`optimizer.pipeline`, adding retries, the run's logger and artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from optimizer.ingest.observatory import StagedWindow
+from optimizer.pipeline import analyze, budgets, ingest, record, report
+from optimizer.pipeline.runtime import Runtime
+from optimizer.report import EventDelivery, NightlySummary, RecordedResults, ReportData
+from optimizer.schemas.analysis import (
+    AnalysisInputs,
+    ApplicationAnalysis,
+    CascadeReport,
+    CompressionReport,
+    ExperimentFinding,
+    TeamBudgetStatus,
+)
+from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.governance import CostSummary
+from optimizer.schemas.loads import LoadResult, Window
+from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from tasks._common import TaskSteps, retry_if_transient
+
+RETRY_FETCH: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 10, "retry_condition_fn": retry_if_transient}
+
+
+@task(name="plan-extraction", cache_policy=NO_CACHE)
+def plan_extraction(runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int) -> list[Window]:
+    return ingest.plan_extraction(runtime, window_end, backfill_days, lookback_hours, log=get_run_logger())
+
+
+@task(name="extract-request-window", task_run_name="extract-requests-{window.label}", retries=2,
+      retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
+def extract_request_window(runtime: Runtime, window: Window, staging_dir: Path) -> StagedWindow:
+    return ingest.extract_requests(runtime, window, staging_dir, log=get_run_logger())
+
+
+@task(name="fetch-model-catalog", cache_policy=NO_CACHE, **RETRY_FETCH)
+def fetch_model_catalog(runtime: Runtime) -> list[ModelProfile]:
+    return ingest.fetch_model_catalog(runtime, log=get_run_logger())
+
+
+@task(name="fetch-cost-summaries", cache_policy=NO_CACHE, **RETRY_FETCH)
+def fetch_cost_summaries(runtime: Runtime, days: Sequence[date]) -> dict[date, CostSummary]:
+    return ingest.fetch_cost_summaries(runtime, days, log=get_run_logger())
+
+
+@task(name="fetch-experiments", cache_policy=NO_CACHE, **RETRY_FETCH)
+def fetch_experiments(runtime: Runtime) -> list[StoredExperiment]:
+    return ingest.fetch_experiments(runtime, log=get_run_logger())
+
+
+@task(name="load-warehouse", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def load_warehouse(runtime: Runtime, windows: Sequence[Window], request_files: Sequence[Path],
+                   models: Sequence[ModelProfile], cost_summaries: dict[date, CostSummary],
+                   experiments: Sequence[StoredExperiment]) -> LoadResult:
+    return ingest.load_warehouse(runtime, windows, request_files, models, cost_summaries, experiments,
+                                 log=get_run_logger())
+
+
+@task(name="export-for-analysis", cache_policy=NO_CACHE)
+def export_for_analysis(runtime: Runtime, window: tuple[datetime, datetime], directory: Path) -> AnalysisInputs:
+    return analyze.export_for_analysis(runtime, window, directory, log=get_run_logger())
+
+
+@task(name="analyze-application", task_run_name="analyze-{application}", cache_policy=NO_CACHE)
+def analyze_application(application: str, partition: Path, input_prices: Mapping[str, float],
+                        max_quality_drop: float, alpha: float) -> ApplicationAnalysis:
+    return analyze.analyze_application(application, partition, input_prices, max_quality_drop, alpha,
+                                       log=get_run_logger())
+
+
+@task(name="analyze-experiments", cache_policy=NO_CACHE)
+def analyze_experiments(runtime: Runtime, alpha: float) -> list[ExperimentFinding]:
+    return analyze.analyze_running_experiments(runtime, alpha, log=get_run_logger())
+
+
+@task(name="record-results", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def record_results(runtime: Runtime, run_id: str, cascades: CascadeReport, compression: CompressionReport,
+                   experiments: Sequence[ExperimentFinding], profiles: Sequence[ApplicationProfile],
+                   alpha: float, max_quality_drop: float) -> RecordedResults:
+    return record.record_results(runtime, run_id, cascades, compression, experiments, profiles, alpha,
+                                 max_quality_drop, log=get_run_logger())
+
+
+@task(name="deliver-events", cache_policy=NO_CACHE)
+def deliver_events(runtime: Runtime) -> EventDelivery:
+    return record.deliver_events(runtime, log=get_run_logger())
+
+
+@task(name="check-budgets", cache_policy=NO_CACHE, **RETRY_FETCH)
+def check_budgets(runtime: Runtime, window_end: datetime, savings_by_team: Mapping[str, float]) -> list[TeamBudgetStatus]:
+    return budgets.check_budgets(runtime, window_end, savings_by_team, log=get_run_logger())
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_report(runtime: Runtime, data: ReportData) -> tuple[NightlySummary, Path]:
+    """The report files, and what people read in the Prefect UI: the report as an artifact,
+    the adopted recommendations and the budgets as tables."""
+    summary, markdown = report.write_nightly_report(runtime, data, log=get_run_logger())
+    create_markdown_artifact(key="nightly-optimization", markdown=markdown.read_text(encoding="utf-8"),
+                             description="What the nightly optimization found and recommends")
+    create_table_artifact(
+        key="nightly-recommendations",
+        table=[r.model_dump() for r in summary.recommendations] or [{"recommendation": "none adopted"}],
+        description="Recommendations adopted tonight, with their monthly savings",
+    )
+    if data.budgets:
+        create_table_artifact(key="team-budgets", table=[b.model_dump() for b in data.budgets],
+                              description="Month-to-date spend against each team's budget")
+    return summary, markdown
+
+
+NIGHTLY_STEPS = TaskSteps({
+    ingest.plan_extraction: plan_extraction,
+    ingest.extract_requests: extract_request_window,
+    ingest.fetch_model_catalog: fetch_model_catalog,
+    ingest.fetch_cost_summaries: fetch_cost_summaries,
+    ingest.fetch_experiments: fetch_experiments,
+    ingest.load_warehouse: load_warehouse,
+    analyze.export_for_analysis: export_for_analysis,
+    analyze.analyze_application: analyze_application,
+    analyze.analyze_running_experiments: analyze_experiments,
+    record.record_results: record_results,
+    record.deliver_events: deliver_events,
+    budgets.check_budgets: check_budgets,
+    report.write_nightly_report: publish_report,
+})
