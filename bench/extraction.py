@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.sandbox import sandbox_settings, start_sandbox
-from optimizer.clients import PlatformClients
-from optimizer.ingest.observatory import extract_window
 from optimizer.ingest.windows import Window
+from optimizer.pipeline.ingest import extract_requests
+from optimizer.pipeline.runtime import Runtime
 from optimizer.settings import Settings
 
 PORT = 8792
@@ -36,10 +36,11 @@ def day_windows(days: int) -> list[Window]:
 
 
 def extract(settings: Settings, windows: list[Window], staging: Path, workers: int) -> dict[str, float]:
+    """The nightly run's extraction step, one window per worker thread."""
+    runtime = Runtime(settings.model_copy(update={"page_size": PAGE_SIZE}))
     started = time.perf_counter()
-    with PlatformClients.from_settings(settings) as clients, ThreadPoolExecutor(workers) as pool:
-        staged = list(pool.map(lambda w: extract_window(clients.observatory, w, staging, page_size=PAGE_SIZE),
-                               windows))
+    with ThreadPoolExecutor(workers) as pool:
+        staged = list(pool.map(lambda w: extract_requests(runtime, w, staging), windows))
     seconds = time.perf_counter() - started
     rows = sum(s.rows for s in staged)
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}

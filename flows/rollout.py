@@ -16,9 +16,9 @@ from pydantic import TypeAdapter
 from flows.approval import approval_gate
 from flows.naming import rename_run, run_name
 from optimizer.errors import OptimizerError
+from optimizer.pipeline.rollout import approval_request
 from optimizer.pipeline.runtime import Runtime
-from optimizer.rollout import plan
-from optimizer.rollout.evidence import render_evidence, render_request
+from optimizer.rollout import outcomes, plan
 from optimizer.schemas.rollout import (
     ApprovalAnswer,
     Guardrails,
@@ -90,12 +90,10 @@ def rollout(
     read it with `outcome_of(rollout(..., return_state=True))`.
     """
     runtime = Runtime.current()
-    approvers = runtime.settings.approvers
     guardrails = guardrails or Guardrails()
     rollout_id = uuid.uuid4().hex[:12]
     proposal = build_proposal(runtime, changes)
-    outcome = RolloutOutcome(rollout_id=rollout_id, status="no_change", message="nothing to change",
-                             changes=proposal.changes, diff=proposal.diff, previous_version=proposal.current.version)
+    outcome = outcomes.proposed(rollout_id, proposal)
     if outcome.applications:
         rename_run(run_name("rollout", outcome.applications))
 
@@ -107,45 +105,31 @@ def rollout(
     if not proposal.diff:
         return finish(outcome, requested_by, "no_change")
     policy = [] if proposal.problems else check_policies(runtime, rollout_id, proposal.changes)
-    blocked = proposal.problems + [v for check in policy for v in check.blocking]
-    if blocked:
-        return finish(outcome.model_copy(update={"status": "blocked", "policy": policy,
-                                                 "message": "; ".join(blocked)}), "governance", "blocked")
-    if not approvers:
-        raise OptimizerError("no approvers configured: set AUTO_OPTIMIZER_APPROVERS to who may approve rollouts")
-    evidence = render_evidence(rollout_id=rollout_id, changes=proposal.changes, diff=proposal.diff, policy=policy,
-                               current_version=proposal.current.version, canary_percent=canary_percent,
-                               watch_minutes=watch_minutes, guardrails=guardrails, approvers=approvers)
-    request = render_request(rollout_id=rollout_id, changes=proposal.changes,
-                             current_version=proposal.current.version, approvers=approvers)
+    outcome = outcomes.blocked(outcome, proposal.problems, policy)
+    if outcome.status == "blocked":
+        return finish(outcome, "governance", "blocked")
+
+    request = approval_request(runtime, rollout_id, proposal, policy, canary_percent=canary_percent,
+                               watch_minutes=watch_minutes, guardrails=guardrails)
     gate = approval_gate.with_options(flow_run_name=run_name("approve", outcome.applications))(
-        rollout_id, evidence, request, approvers, approval_timeout_s, approval_poll_s, return_state=True)
+        rollout_id, request.evidence, request.description, request.approvers, approval_timeout_s, approval_poll_s,
+        return_state=True)
     answer = gate.result() if gate.is_completed() else ApprovalAnswer(decision="timeout")
     audit_step(runtime, rollout_id, answer.approver or "nobody", f"approval_{answer.decision}",
                {"comment": answer.comment, "at": answer.answered_at})
-    outcome = outcome.model_copy(update={"policy": policy, "approval": answer})
+    outcome = outcomes.answered(outcome, answer, approval_timeout_s)
     if answer.decision != "approve":
-        status = "timed_out" if answer.decision == "timeout" else "rejected"
-        message = (f"no approval within {approval_timeout_s} s: treated as rejected" if status == "timed_out"
-                   else f"rejected by {answer.approver}")
-        return finish(outcome.model_copy(update={"status": status, "message": message}),
-                      answer.approver or "nobody", status)
+        return finish(outcome, answer.approver or "nobody", outcome.status)
 
-    canary_version, final_version = f"opt-{rollout_id}-canary", f"opt-{rollout_id}"
-    started = apply_routing(runtime, plan.canary(proposal.current, proposal.proposed, canary_percent), canary_version)
+    versions = outcomes.Versions.of(rollout_id, proposal.current.version)
+    started = apply_routing(runtime, plan.canary(proposal.current, proposal.proposed, canary_percent), versions.canary)
     audit_step(runtime, rollout_id, "rollout", "canary_applied",
-               {"version": canary_version, "percent": canary_percent, "effective_time": started.effective_time})
-    outcome = outcome.model_copy(update={"canary_version": canary_version})
+               {"version": versions.canary, "percent": canary_percent, "effective_time": started.effective_time})
     scopes = plan.watched_models(proposal.proposed, plan.changed_applications(proposal.diff))
     verdict = watch_guardrails(runtime, scopes, started.effective_time, watch_minutes, guardrails)
-    if verdict.healthy:
-        apply_routing(runtime, proposal.proposed, final_version)
-        return finish(outcome.model_copy(update={"status": "applied", "applied_version": final_version,
-                                                 "guardrails": verdict,
-                                                 "message": "; ".join([f"promoted {final_version}", *verdict.unchecked])}),
-                      answer.approver or "", "applied")
-    restored = f"restore-{proposal.current.version}-{rollout_id}"
-    apply_routing(runtime, proposal.current, restored)
-    return finish(outcome.model_copy(update={"status": "rolled_back", "restored_version": restored,
-                                             "guardrails": verdict, "message": "; ".join(verdict.breaches)}),
-                  "guardrails", "rolled_back")
+    outcome = outcomes.judged(outcome, versions, verdict)
+    if outcome.status == "applied":
+        apply_routing(runtime, proposal.proposed, versions.promoted)
+        return finish(outcome, answer.approver or "", "applied")
+    apply_routing(runtime, proposal.current, versions.restored)
+    return finish(outcome, "guardrails", "rolled_back")

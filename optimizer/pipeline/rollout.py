@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from optimizer import telemetry
+from optimizer.errors import OptimizerError
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
 from optimizer.rollout.events import outcome_event
+from optimizer.rollout.evidence import render_evidence, render_request
 from optimizer.rollout.guardrails import judge
 from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
 from optimizer.schemas.rollout import (
+    ApprovalRequest,
     GuardrailReading,
     Guardrails,
     GuardrailVerdict,
@@ -87,6 +90,26 @@ def check_policies(
                 ))
     log.info("policy checks: %d, blocked: %d", len(checks), sum(not c.allowed for c in checks))
     return checks
+
+
+def approval_request(
+    runtime: Runtime, rollout_id: str, proposal: Proposal, policy: Sequence[PolicyCheck], *,
+    canary_percent: float, watch_minutes: float, guardrails: Guardrails,
+) -> ApprovalRequest:
+    """The evidence and the form for the approvers the settings name; without any, nobody
+    could approve, which is a configuration error rather than a rejection."""
+    approvers = runtime.settings.approvers
+    if not approvers:
+        raise OptimizerError("no approvers configured: set AUTO_OPTIMIZER_APPROVERS to who may approve rollouts")
+    current = proposal.current.version
+    return ApprovalRequest(
+        evidence=render_evidence(rollout_id=rollout_id, changes=proposal.changes, diff=proposal.diff, policy=policy,
+                                 current_version=current, canary_percent=canary_percent, watch_minutes=watch_minutes,
+                                 guardrails=guardrails, approvers=approvers),
+        description=render_request(rollout_id=rollout_id, changes=proposal.changes, current_version=current,
+                                   approvers=approvers),
+        approvers=list(approvers),
+    )
 
 
 def apply_routing(runtime: Runtime, config: RoutingConfig, version: str, *, log: Log = LOG) -> RoutingConfigApplied:

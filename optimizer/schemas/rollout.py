@@ -149,3 +149,12 @@ class Proposal(BaseModel):
     proposed: RoutingConfig
     diff: list[RuleChange] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
+
+
+class ApprovalRequest(BaseModel):
+    """What an approver is shown: the evidence (a Markdown artifact), the form's description,
+    and who may answer."""
+
+    evidence: str
+    description: str
+    approvers: list[str]
