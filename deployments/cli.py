@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from deployments import cli_text
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
+from optimizer.sandbox.world import WORLDS
 from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -91,6 +92,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         malformed_share=args.malformed_share,
         now=args.now,
         api_style=args.api_style,
+        world=args.world,
         faults=FaultSettings(
             rate_limit_share=args.rate_limit_share,
             server_error_share=args.server_error_share,
@@ -235,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--server-error-share", type=_share, default=0.0, help="share answered 5xx")
     serve.add_argument("--slow-share", type=_share, default=0.0, help="share answered slowly")
     serve.add_argument("--slow-seconds", type=float, default=2.0)
+    serve.add_argument("--world", choices=sorted(WORLDS), default="default",
+                       help="which world it plays: how much traffic, and how its models drift (default: default)")
     serve.add_argument("--api-style", choices=["both", "spec", "upstream"], default="both",
                        help="serve the specification's APIs, the upstream services', or both (default)")
     serve.set_defaults(handler=cmd_sandbox_serve)

@@ -103,15 +103,19 @@ class ObservatoryClient(StyledClient):
     # ---- what the optimizer asks, in either API --------------------------------------
 
     def traffic(
-        self, start: datetime, end: datetime, *, application: str, models: Sequence[str] = ()
+        self, start: datetime, end: datetime, *, application: str, models: Sequence[str] = (),
+        variant: tuple[str, str] | None = None,
     ) -> TrafficStats:
-        """Served requests, error rate, p95 latency and quality of an application's traffic.
+        """Served requests, error rate, p95 latency and quality of an application's traffic,
+        or of one variant of an experiment on it (`variant`: experiment id, variant id).
 
         The analytics API has no application dimension and no quality metric: there the
         figures are those of the models the application's traffic goes to, without quality.
         """
         if not self.style.upstream:
             filters = {"llm.application_name": application, "llm.shadow": "false"}
+            if variant is not None:
+                filters |= {"llm.experiment_id": variant[0], "llm.variant_id": variant[1]}
 
             def value(metric: str, aggregation: Aggregation) -> float | None:
                 points = self.query_metrics(metric, start, end, aggregation, filters=filters).data_points

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from optimizer.catalog import load_catalog
 from optimizer.sandbox.faults import FaultInjector, FaultSettings
 from optimizer.sandbox.traffic import TrafficGenerator
-from optimizer.sandbox.world import APPLICATIONS, BUDGET_FACTORS, EXPERIMENTS, TEAMS
+from optimizer.sandbox.world import APPLICATIONS, BUDGET_FACTORS, EXPERIMENTS, TEAMS, WORLDS
 from optimizer.schemas.governance import (
     CostRecord,
     Policy,
@@ -48,6 +48,15 @@ class SandboxConfig(BaseModel):
     # Which APIs it serves where the specification and the upstream services differ: both
     # (the default), or only one, so a client speaking the other fails as it would for real.
     api_style: Literal["both", "spec", "upstream"] = "both"
+    # Which world it plays (`optimizer.sandbox.world.WORLDS`): volume and how models drift.
+    world: str = "default"
+
+    @field_validator("world")
+    @classmethod
+    def _known_world(cls, name: str) -> str:
+        if name not in WORLDS:
+            raise ValueError(f"unknown world {name!r}; known: {', '.join(WORLDS)}")
+        return name
 
 
 class SandboxState:
@@ -58,12 +67,14 @@ class SandboxState:
         self._clock_set_at = time.monotonic()
         self.anchor = config.anchor or self.now().date()
         self.catalog = {p.model_id: p for p in load_catalog(config.catalog_path)}
+        self.world = WORLDS[config.world]
         self.traffic = TrafficGenerator(
             seed=config.seed,
-            requests_per_day=config.requests_per_day,
+            requests_per_day=self.world.requests_per_day or config.requests_per_day,
             catalog=self.catalog,
             anchor=self.anchor,
             malformed_rate=config.malformed_share,
+            drifts=self.world.drifts,
         )
         self.faults = FaultInjector(config.faults)
         self.request_counts: Counter[str] = Counter()
@@ -98,6 +109,10 @@ class SandboxState:
         frame = self.traffic.between(start, min(end, now))
         now_ns = int(now.timestamp() * 1_000_000_000)
         return frame[frame["visible_ns"].to_numpy() <= now_ns]
+
+    def routing_changed(self, effective: datetime) -> None:
+        """Traffic from `effective` on follows the routing versions as they now stand."""
+        self.traffic.set_routing([(v.last_updated, v) for v in self.routing_versions], effective)
 
     def billed_requests(self, start: datetime, end: datetime) -> pd.DataFrame:
         """What Governance has billed for [start, end): every request up to now."""

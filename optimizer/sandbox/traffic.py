@@ -10,13 +10,25 @@ request) and a configurable share is rendered malformed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from optimizer.sandbox.sampling import hex_digits, pick_rows
+from optimizer.sandbox.serving import (
+    PROMPT_LATENCY_MS,
+    CallNoise,
+    ModelTable,
+    Outcome,
+    Requests,
+    RoutingNoise,
+    call,
+    compressed_quality,
+    quality_shift,
+    route,
+)
 from optimizer.sandbox.world import (
     APPLICATIONS,
     COMPLEXITIES,
@@ -26,25 +38,20 @@ from optimizer.sandbox.world import (
     EXPERIMENTS,
     MODEL_BEHAVIOUR,
     TASK_TYPES,
+    Drift,
     ExperimentPlan,
     Incident,
     seeded_incidents,
 )
 from optimizer.schemas.registry import ModelProfile
+from optimizer.schemas.routing import RoutingConfig
 
 NS_PER_S = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_S
+ROUTING_STREAM = 7  # the random stream of routed calls, apart from the day's own
 WEEKDAY_VOLUME = (1.0, 1.04, 1.06, 1.03, 0.95, 0.45, 0.38)  # Monday first
-MALFORMED_KINDS = (
-    "missing_model",
-    "negative_tokens",
-    "quality_out_of_range",
-    "unknown_status",
-    "non_numeric_cost",
-    "bad_timestamp",
-    "missing_request_id",
-    "non_numeric_latency",
-)
+MALFORMED_KINDS = ("missing_model", "negative_tokens", "quality_out_of_range", "unknown_status", "non_numeric_cost",
+                   "bad_timestamp", "missing_request_id", "non_numeric_latency")
 LATE_SHARE = 0.03
 MAX_LATE_S = 5 * 3600
 
@@ -59,16 +66,6 @@ def day_start_ns(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * NS_PER_S
 
 
-@dataclass(frozen=True)
-class Outcome:
-    completion_tokens: np.ndarray
-    failed: np.ndarray
-    latency_ms: np.ndarray
-    cost_usd: np.ndarray
-    quality: np.ndarray
-    confidence: np.ndarray
-
-
 class TrafficGenerator:
     """Produces the requests of any day as a DataFrame sorted by (ts, request_id)."""
 
@@ -81,6 +78,7 @@ class TrafficGenerator:
         anchor: date,
         malformed_rate: float = 0.002,
         cache_days: int = 64,
+        drifts: Sequence[Drift] = (),
     ) -> None:
         self.seed = seed
         self.requests_per_day = requests_per_day
@@ -89,19 +87,24 @@ class TrafficGenerator:
         self.models = [m for m in MODEL_BEHAVIOUR if m in catalog]
         self._model_index = {m: i for i, m in enumerate(self.models)}
         behaviour = [MODEL_BEHAVIOUR[m] for m in self.models]
-        self._skill = np.array([b.skill for b in behaviour])
-        self._error_rate = np.array([b.error_rate for b in behaviour])
-        self._first_token_ms = np.array([b.first_token_ms for b in behaviour])
-        self._ms_per_token = np.array([b.ms_per_output_token for b in behaviour])
-        self._verbosity = np.array([b.verbosity for b in behaviour])
         costs = [catalog[m].cost_structure for m in self.models]
-        self._price_in = np.array([c.input_cost_per_1k_tokens for c in costs])
-        self._price_out = np.array([c.output_cost_per_1k_tokens for c in costs])
+        self.table = ModelTable(
+            skill=np.array([b.skill for b in behaviour]), error_rate=np.array([b.error_rate for b in behaviour]),
+            first_token_ms=np.array([b.first_token_ms for b in behaviour]),
+            ms_per_token=np.array([b.ms_per_output_token for b in behaviour]),
+            verbosity=np.array([b.verbosity for b in behaviour]),
+            price_in=np.array([c.input_cost_per_1k_tokens for c in costs]),
+            price_out=np.array([c.output_cost_per_1k_tokens for c in costs]),
+        )
+        self._price_in, self._price_out = self.table.price_in, self.table.price_out
         self._provider = np.array([catalog[m].provider for m in self.models], dtype=object)
         self._cache: OrderedDict[date, pd.DataFrame] = OrderedDict()
         self._cache_days = cache_days
         self._team_spend: dict[date, dict[str, float]] = {}
         self.incidents: list[Incident] = seeded_incidents(anchor)
+        self.drifts: tuple[Drift, ...] = tuple(drifts)
+        # The Orchestrator's routing over time: (effective from, in ns; configuration), in order.
+        self._routing: list[tuple[int, RoutingConfig]] = []
 
     def add_incident(self, incident: Incident) -> None:
         """Start an incident; days it touches are generated again with it."""
@@ -111,6 +114,15 @@ class TrafficGenerator:
             self._cache.pop(day, None)
             self._team_spend.pop(day, None)
             day += timedelta(days=1)
+
+    def set_routing(self, timeline: Sequence[tuple[datetime, RoutingConfig]], changed_from: datetime) -> None:
+        """The routing in force over time; traffic from `changed_from` on is served by it (days
+        generated before are generated again, the requests before that moment unchanged)."""
+        self._routing = sorted(((int(start.timestamp() * NS_PER_S), config) for start, config in timeline),
+                               key=lambda item: item[0])
+        for day in [d for d in self._cache if d >= changed_from.astimezone(UTC).date()]:
+            self._cache.pop(day, None)
+            self._team_spend.pop(day, None)
 
     def experiment_start(self, plan: ExperimentPlan) -> datetime:
         day = self.anchor - timedelta(days=plan.started_days_before_anchor)
@@ -163,28 +175,10 @@ class TrafficGenerator:
         completion_median: np.ndarray,
         latency_factor: np.ndarray,
         error_factor: np.ndarray,
+        skill_shift: np.ndarray,
     ) -> Outcome:
-        n = len(model)
-        completion = np.maximum(
-            1, np.round(completion_median * self._verbosity[model] * rng.lognormal(0, 0.45, n))
-        ).astype(np.int64)
-        failed = rng.random(n) < self._error_rate[model] * error_factor
-        completion = np.where(failed, 0, completion)
-        latency = (
-            self._first_token_ms[model]
-            + self._ms_per_token[model] * completion
-            + 0.015 * prompt_tokens
-        ) * rng.lognormal(0, 0.22, n) * latency_factor
-        latency = np.where(failed, rng.uniform(80, 30_000, n), latency)
-        cost = np.where(
-            failed,
-            0.0,
-            (prompt_tokens * self._price_in[model] + completion * self._price_out[model]) / 1000.0,
-        )
-        margin = self._skill[model] - difficulty
-        quality = np.clip(0.25 + 0.75 / (1 + np.exp(-1.3 * margin)) + rng.normal(0, 0.05, n), 0, 1)
-        confidence = np.clip(1 / (1 + np.exp(-(1.6 * margin + rng.normal(0, 0.7, n)))), 0, 1)
-        return Outcome(completion, failed, latency, cost, quality, confidence)
+        requests = Requests(difficulty, prompt_tokens, completion_median, latency_factor, error_factor, skill_shift)
+        return call(self.table, model, requests, CallNoise.draw(rng, len(model)))
 
     def _generate(self, day: date) -> pd.DataFrame:
         rng = np.random.default_rng([self.seed, day.toordinal()])
@@ -211,6 +205,7 @@ class TrafficGenerator:
         ).astype(np.int64)
         completion_median = np.array([a.completion_tokens_median for a in apps])[app] * (0.8 + 0.2 * complexity)
         model = np.array([self._model_index[a.model] for a in apps])[app]
+        shift = quality_shift(self.drifts, self.anchor, self._model_index, ts_ns, app)
 
         latency_factor = np.ones(n)
         error_factor = np.ones(n)
@@ -228,7 +223,8 @@ class TrafficGenerator:
             error_factor[window] *= incident.error_factor
             prompt_tokens[window] = np.round(prompt_tokens[window] * incident.prompt_factor)
 
-        served = self._outcome(rng, model, difficulty, prompt_tokens, completion_median, latency_factor, error_factor)
+        served = self._outcome(rng, model, difficulty, prompt_tokens, completion_median, latency_factor, error_factor,
+                               shift)
         completion = served.completion_tokens
         failed = served.failed
         latency = served.latency_ms
@@ -256,7 +252,7 @@ class TrafficGenerator:
             if plan.technique == "model_cascade" and plan.cheap_model:
                 cheap = self._outcome(
                     rng, np.full(len(rows), self._model_index[plan.cheap_model]), difficulty[rows],
-                    prompt_tokens[rows], completion_median[rows], latency_factor[rows], error_factor[rows],
+                    prompt_tokens[rows], completion_median[rows], latency_factor[rows], error_factor[rows], shift[rows],
                 )
                 escalate = (cheap.confidence < plan.escalation_threshold) | cheap.failed
                 keep = rows[~escalate]
@@ -282,18 +278,29 @@ class TrafficGenerator:
                     failed[rows], 0.0,
                     (prompt_tokens[rows] * self._price_in[m] + completion[rows] * self._price_out[m]) / 1000.0,
                 )
-                latency[rows] -= 0.015 * (original_prompt[rows] - prompt_tokens[rows])
-                # Compression loses little on long prompts and a lot on short ones.
-                quality[rows] = np.clip(
-                    quality[rows] - 0.004 - 0.08 * np.exp(-original_prompt[rows] / 350.0), 0, 1
-                )
+                latency[rows] -= PROMPT_LATENCY_MS * (original_prompt[rows] - prompt_tokens[rows])
+                quality[rows] = compressed_quality(quality[rows], original_prompt[rows])
 
         shadow_model = np.array(
             [self._model_index[a.shadow_model] if a.shadow_model else -1 for a in apps]
         )[app]
         shadow_rate = np.array([a.shadow_rate for a in apps])[app]
         paired = production & ~in_experiment & (shadow_model >= 0) & (rng.random(n) < shadow_rate)
-        evaluated = np.where(paired, True, rng.random(n) < np.where(in_experiment, 0.5, 0.25)) & ~failed
+        chosen_for_evaluation = np.where(paired, True, rng.random(n) < np.where(in_experiment, 0.5, 0.25))
+        # The Orchestrator's routing serves the rest (a shadow-evaluation sample stays on the
+        # application's own model, so its pairs keep comparing that model with the candidate).
+        optimization_id = np.full(n, None, dtype=object)
+        if self._routing:
+            route(self._routing, ts_ns, app, ~in_experiment & ~paired, [(a.application_id, a.model) for a in apps],
+                  self._model_index, self.table, Requests(difficulty, prompt_tokens.copy(), completion_median,
+                                                          latency_factor, error_factor, shift),
+                  RoutingNoise.draw(np.random.default_rng([self.seed, day.toordinal(), ROUTING_STREAM]), n),
+                  {"model": model, "prompt_tokens": prompt_tokens, "completion_tokens": completion, "failed": failed,
+                   "latency_ms": latency, "cost_usd": cost, "quality": quality, "confidence": confidence,
+                   "escalated": escalated, "compression_technique": technique,
+                   "original_prompt_tokens": original_prompt, "optimization_id": optimization_id,
+                   "experiment_id": experiment_id, "variant_id": variant_id})
+        evaluated = chosen_for_evaluation & ~failed
 
         # Ids are built column-wise (formatting them one by one was most of a day's generation).
         serial = np.char.add(f"{day:%Y%m%d}-", np.char.zfill(np.arange(n).astype(str), 6))
@@ -331,12 +338,13 @@ class TrafficGenerator:
             "escalated": escalated,
             "compression_technique": technique,
             "original_prompt_tokens": original_prompt,
+            "optimization_id": optimization_id,
         }
 
         rows = np.flatnonzero(paired)
         shadow = self._outcome(
             rng, shadow_model[rows], difficulty[rows], prompt_tokens[rows],
-            completion_median[rows], latency_factor[rows], error_factor[rows],
+            completion_median[rows], latency_factor[rows], error_factor[rows], shift[rows],
         )
         k = len(rows)
         secondary = {
@@ -363,6 +371,7 @@ class TrafficGenerator:
             "escalated": np.full(k, None, dtype=object),
             "compression_technique": np.full(k, None, dtype=object),
             "original_prompt_tokens": np.full(k, -1, dtype=np.int64),
+            "optimization_id": np.full(k, None, dtype=object),
         }
         frame = pd.concat([pd.DataFrame(primary), pd.DataFrame(secondary)], ignore_index=True)
         return self._finish(frame, rng)

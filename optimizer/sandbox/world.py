@@ -188,3 +188,34 @@ BUDGET_FACTORS: dict[str, float] = {
     "team-marketing": 0.95,
     "team-data": 1.5,
 }
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A model whose answers to one application get worse (or better) from a day on, while
+    it stays as confident as before: what past shadow pairs cannot show."""
+
+    application_id: str
+    model: str
+    days_after_anchor: int
+    quality_shift: float  # added to the model's skill where the quality of its answers is concerned
+
+
+@dataclass(frozen=True)
+class World:
+    """A named variation of the organisation: its volume and how its models drift."""
+
+    name: str
+    description: str
+    requests_per_day: int | None = None  # None: the sandbox's own setting
+    drifts: tuple[Drift, ...] = ()
+
+
+WORLDS: dict[str, World] = {world.name: world for world in (
+    World("default", "the organisation as seeded: models behave the same every day"),
+    World("drift", "GPT-4o mini turns bad at support-bot's requests three days after the anchor, "
+                   "as confident as ever: a cascade that past shadow pairs certify turns harmful live",
+          drifts=(Drift("support-bot", "gpt-4o-mini-2024-07-18", 3, -2.5),)),
+    World("low-traffic", "an eighth of the default volume: experiments take longer to decide",
+          requests_per_day=1_500),
+)}

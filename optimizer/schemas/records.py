@@ -50,6 +50,7 @@ class RequestRecord(BaseModel):
     escalated: bool | None = None
     compression_technique: str | None = None
     original_prompt_tokens: NonNegativeInt | None = None
+    optimization_id: str | None = None
 
 
 Kind = Literal["string", "integer", "number", "boolean", "timestamp"]

@@ -90,6 +90,7 @@ def put_routing(body: RoutingConfigUpdate, request: Request) -> Response:
                 last_updated=effective, status="scheduled" if scheduled else "active",
             )
         )
+        state.routing_changed(effective)
     applied = RoutingConfigApplied(
         config_id=config_id, version=body.version, status="scheduled" if scheduled else "active",
         effective_time=effective, validation_result=validation,

@@ -1,0 +1,291 @@
+"""How the sandbox's platform serves a request: which model answers, at what cost, latency and
+quality, under the Orchestrator's routing rule for its application.
+
+Every call draws its randomness from a `CallNoise` made for all of a day's requests at once,
+whatever the routing: changing the routing changes how requests are answered from the moment
+it takes effect, and nothing about the requests before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from optimizer.sandbox.world import APPLICATIONS, Drift
+from optimizer.schemas.routing import RoutingConfig, RoutingRule
+
+PROMPT_LATENCY_MS = 0.015  # per prompt token, on every model
+
+
+@dataclass(frozen=True)
+class CallNoise:
+    """One model call's randomness per request (drawn in this order, as the generator always has)."""
+
+    completion: np.ndarray  # lognormal factor on the completion length
+    fail: np.ndarray  # uniform: fails when below the model's error rate
+    latency: np.ndarray  # lognormal factor on the latency
+    fail_latency: np.ndarray  # latency of a failed call
+    quality: np.ndarray  # normal noise on the quality score
+    confidence: np.ndarray  # normal noise on the model's confidence
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n: int) -> CallNoise:
+        return cls(rng.lognormal(0, 0.45, n), rng.random(n), rng.lognormal(0, 0.22, n),
+                   rng.uniform(80, 30_000, n), rng.normal(0, 0.05, n), rng.normal(0, 0.7, n))
+
+    def take(self, rows: np.ndarray) -> CallNoise:
+        return CallNoise(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    completion_tokens: np.ndarray
+    failed: np.ndarray
+    latency_ms: np.ndarray
+    cost_usd: np.ndarray
+    quality: np.ndarray
+    confidence: np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    """The world's models as arrays indexed by model number: behaviour and list prices."""
+
+    skill: np.ndarray
+    error_rate: np.ndarray
+    first_token_ms: np.ndarray
+    ms_per_token: np.ndarray
+    verbosity: np.ndarray
+    price_in: np.ndarray
+    price_out: np.ndarray
+
+
+@dataclass(frozen=True)
+class Requests:
+    """What a request is, whoever answers it: per row, in the day's order."""
+
+    difficulty: np.ndarray
+    prompt_tokens: np.ndarray
+    completion_median: np.ndarray
+    latency_factor: np.ndarray
+    error_factor: np.ndarray
+    # The world's drift: per row and model, added to the model's skill where quality is
+    # concerned but not its confidence (a model confidently wrong on a new kind of request).
+    quality_shift: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Requests:
+        return Requests(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
+
+def call(table: ModelTable, model: np.ndarray, requests: Requests, noise: CallNoise) -> Outcome:
+    """Each row answered by `model` (a model number per row)."""
+    completion = np.maximum(
+        1, np.round(requests.completion_median * table.verbosity[model] * noise.completion)
+    ).astype(np.int64)
+    failed = noise.fail < table.error_rate[model] * requests.error_factor
+    completion = np.where(failed, 0, completion)
+    latency = (table.first_token_ms[model] + table.ms_per_token[model] * completion
+               + PROMPT_LATENCY_MS * requests.prompt_tokens) * noise.latency * requests.latency_factor
+    latency = np.where(failed, noise.fail_latency, latency)
+    cost = np.where(failed, 0.0,
+                    (requests.prompt_tokens * table.price_in[model] + completion * table.price_out[model]) / 1000.0)
+    margin = table.skill[model] - requests.difficulty
+    drifted = margin + requests.quality_shift[np.arange(len(model)), model]
+    quality = np.clip(0.25 + 0.75 / (1 + np.exp(-1.3 * drifted)) + noise.quality, 0, 1)
+    confidence = np.clip(1 / (1 + np.exp(-(1.6 * margin + noise.confidence))), 0, 1)
+    return Outcome(completion, failed, latency, cost, quality, confidence)
+
+
+def compression_ratio(noise: np.ndarray, target: float = 0.5) -> np.ndarray:
+    """Share of the prompt left after compression, around `target`."""
+    return np.clip(target + 0.06 * noise, 0.3, 0.8)
+
+
+def compressed_quality(quality: np.ndarray, original_prompt_tokens: np.ndarray) -> np.ndarray:
+    """Compression loses little on long prompts and a lot on short ones."""
+    return np.clip(quality - 0.004 - 0.08 * np.exp(-original_prompt_tokens / 350.0), 0, 1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a routing rule answers its application's requests, as far as the sandbox models it."""
+
+    model: str  # a single model, or a cascade's primary
+    fallback: str | None = None  # a cascade's fallback
+    threshold: float | None = None  # the cascade escalates below this confidence
+    compression_floor: int | None = None  # compress prompts of at least this many tokens
+    # What the Orchestrator tags the requests it routes by this rule with (its optimization
+    # hints): the optimization, and an experiment's id and variant.
+    optimization_id: str | None = None
+    experiment_id: str | None = None
+    variant_id: str | None = None
+
+    @classmethod
+    def of(cls, rule: RoutingRule) -> Plan | None:
+        """None for a rule that names no model the sandbox can serve."""
+        selection = rule.target_selection
+        hints: dict[str, Any] = rule.optimization_hints.model_dump() if rule.optimization_hints else {}
+        floor = int(hints.get("compression_min_prompt_tokens") or 0) if hints.get("enable_prompt_compression") else None
+        tags = (hints.get("optimization_id"), hints.get("experiment_id"), hints.get("variant_id"))
+        cascade = selection.cascade_config
+        if cascade is not None and cascade.fallback_models:
+            return cls(cascade.primary_model, cascade.fallback_models[0],
+                       cascade.escalation_threshold.confidence_score or 0.0, floor, *tags)
+        if selection.preferred_models:
+            return cls(selection.preferred_models[0], None, None, floor, *tags)
+        return None
+
+    def serves_like(self, model: str) -> bool:
+        """Whether requests are answered as `model` alone answers them (tags aside)."""
+        return (self.model, self.fallback, self.compression_floor) == (model, None, None)
+
+    def models(self) -> list[str]:
+        return [self.model, *([self.fallback] if self.fallback else [])]
+
+
+@dataclass
+class Served:
+    """The columns serving writes, for the rows it served (in the order of `rows`)."""
+
+    model: np.ndarray
+    prompt_tokens: np.ndarray
+    completion_tokens: np.ndarray
+    failed: np.ndarray
+    latency_ms: np.ndarray
+    cost_usd: np.ndarray
+    quality: np.ndarray
+    confidence: np.ndarray
+    escalated: np.ndarray  # object: True/False for cascade rows, None otherwise
+    compression_technique: np.ndarray  # object
+    original_prompt_tokens: np.ndarray  # -1 when not compressed
+
+
+def serve(
+    plan: Plan, index: dict[str, int], table: ModelTable, requests: Requests,
+    first: CallNoise, second: CallNoise, ratio_noise: np.ndarray,
+) -> Served:
+    """Every row answered under `plan`: compressed first (when its prompt is long enough), then
+    by the model, or by the cascade's primary and, below its confidence threshold or on
+    failure, by the fallback (paying for both calls and waiting for both)."""
+    n = len(requests.difficulty)
+    original = requests.prompt_tokens
+    compressed = (np.zeros(n, dtype=bool) if plan.compression_floor is None
+                  else original >= plan.compression_floor)
+    prompt = np.where(compressed, np.maximum(4, np.round(original * compression_ratio(ratio_noise))), original)
+    prompt = prompt.astype(np.int64)
+    asked = Requests(requests.difficulty, prompt, requests.completion_median, requests.latency_factor,
+                     requests.error_factor, requests.quality_shift)
+    model = np.full(n, index[plan.model])
+    answer = call(table, model, asked, first)
+    completion, failed, latency = answer.completion_tokens, answer.failed, answer.latency_ms
+    cost, quality, confidence = answer.cost_usd, answer.quality, answer.confidence
+    escalated = np.full(n, None, dtype=object)
+    if plan.fallback is not None and plan.threshold is not None:
+        up = (answer.confidence < plan.threshold) | answer.failed
+        backup = call(table, np.full(n, index[plan.fallback]), asked, second)
+        model = np.where(up, index[plan.fallback], model)
+        completion = np.where(up, backup.completion_tokens, completion)
+        failed = np.where(up, backup.failed, failed)
+        latency = np.where(up, latency + backup.latency_ms, latency)
+        cost = np.where(up, cost + backup.cost_usd, cost)
+        quality = np.where(up, backup.quality, quality)
+        escalated = up.astype(object)
+    quality = np.where(compressed, compressed_quality(quality, original), quality)
+    technique = np.full(n, None, dtype=object)
+    technique[compressed] = "llmlingua"
+    return Served(model, prompt, completion, failed, latency, cost, quality, confidence, escalated, technique,
+                  np.where(compressed, original, -1).astype(np.int64))
+
+
+def rules_for(config: RoutingConfig, application_id: str) -> tuple[RoutingRule | None, list[RoutingRule]]:
+    """The application's own rule (the first by priority) and the rules splitting a share of
+    its traffic off (`conditions.traffic_percentage`: a canary or an experiment)."""
+    mine = sorted((r for r in config.routing_rules if r.conditions.get("application_id") == application_id),
+                  key=lambda r: r.priority)
+    base = next((r for r in mine if "traffic_percentage" not in r.conditions), None)
+    return base, [r for r in mine if "traffic_percentage" in r.conditions]
+
+
+def segments(timeline: Sequence[tuple[int, RoutingConfig]], start_ns: int, end_ns: int
+             ) -> list[tuple[int, int, RoutingConfig]]:
+    """The configurations in force over [start_ns, end_ns), each with the span it covers."""
+    spans = []
+    for position, (effective, config) in enumerate(timeline):
+        until = timeline[position + 1][0] if position + 1 < len(timeline) else end_ns
+        lo, hi = max(effective, start_ns), min(until, end_ns)
+        if lo < hi:
+            spans.append((lo, hi, config))
+    return spans
+
+
+@dataclass(frozen=True)
+class RoutingNoise:
+    """A day's randomness for routed calls: a first call, a fallback call, compression, and
+    which split a request falls in. Drawn for every request, whatever the routing."""
+
+    first: CallNoise
+    second: CallNoise
+    ratio: np.ndarray
+    split: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n: int) -> RoutingNoise:
+        return cls(CallNoise.draw(rng, n), CallNoise.draw(rng, n), rng.normal(0, 1, n), rng.random(n))
+
+
+def route(
+    timeline: Sequence[tuple[int, RoutingConfig]], ts_ns: np.ndarray, application: np.ndarray,
+    routable: np.ndarray, baselines: Sequence[tuple[str, str]], index: dict[str, int], table: ModelTable,
+    requests: Requests, noise: RoutingNoise, columns: dict[str, np.ndarray],
+) -> None:
+    """Serve the routable rows by the rules in force at their time, in place in `columns`
+    (the day's arrays by record column, models as numbers). `baselines` names each
+    application (by its number) and the model that serves it when nothing else is set."""
+    if not len(ts_ns):
+        return
+    for lo, hi, config in segments(timeline, int(ts_ns[0]), int(ts_ns[-1]) + 1):
+        in_span = routable & (ts_ns >= lo) & (ts_ns < hi)
+        for number, (application_id, model) in enumerate(baselines):
+            rows = in_span & (application == number)
+            if not rows.any():
+                continue
+            base, splits = rules_for(config, application_id)
+            choice = np.full(len(ts_ns), -1)
+            floor = 0.0
+            for position, rule in enumerate(splits):
+                share = float(rule.conditions.get("traffic_percentage", 0)) / 100
+                choice[rows & (noise.split >= floor) & (noise.split < floor + share)] = position
+                floor += share
+            plans = [(Plan.of(base) if base else None, rows & (choice == -1))]
+            plans += [(Plan.of(rule), rows & (choice == position)) for position, rule in enumerate(splits)]
+            for plan, chosen in plans:
+                if plan is None or not chosen.any() or any(m not in index for m in plan.models()):
+                    continue
+                picked = np.flatnonzero(chosen)
+                if not plan.serves_like(model):
+                    served = serve(plan, index, table, requests.take(picked), noise.first.take(picked),
+                                   noise.second.take(picked), noise.ratio[picked])
+                    for name, values in vars(served).items():
+                        columns[name][picked] = values
+                for name in ("optimization_id", "experiment_id", "variant_id"):
+                    if getattr(plan, name) is not None:
+                        columns[name][picked] = getattr(plan, name)
+
+
+def quality_shift(drifts: Sequence[Drift], anchor: date, model_index: dict[str, int], ts_ns: np.ndarray,
+                  application: np.ndarray) -> np.ndarray:
+    """The world's drift per request and model (see `Drift`): zero where none applies."""
+    shift = np.zeros((len(ts_ns), len(model_index)))
+    names = [a.application_id for a in APPLICATIONS]
+    for drift in drifts:
+        if drift.model not in model_index:
+            continue
+        day = anchor + timedelta(days=drift.days_after_anchor)
+        start_ns = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+        rows = (application == names.index(drift.application_id)) & (ts_ns >= start_ns)
+        shift[rows, model_index[drift.model]] += drift.quality_shift
+    return shift
