@@ -5,9 +5,11 @@ id (and an experiment's variant) in their telemetry."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +25,7 @@ from optimizer.schemas.routing import (
     RoutingRule,
     TargetSelection,
 )
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN
 from tests.conftest import SANDBOX_NOW, sandbox_config, settings_for
 
 MINI, FOUR_O = "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"
@@ -43,6 +46,9 @@ def split_rule(name: str, percent: float, selection: TargetSelection, **tags: st
 
 CASCADE = TargetSelection(strategy="cost_aware_cascade", cascade_config=CascadeConfig(
     primary_model=MINI, fallback_models=[FOUR_O], escalation_threshold=EscalationThreshold(confidence_score=0.8)))
+# The cascade the world's truth finds within a 0.02 quality margin on support-bot.
+SAFE_CASCADE = TargetSelection(strategy="cost_aware_cascade", cascade_config=CascadeConfig(
+    primary_model=MINI, fallback_models=[FOUR_O], escalation_threshold=EscalationThreshold(confidence_score=0.9)))
 
 
 def apply(clients: PlatformClients, version: str, *extra: RoutingRule) -> None:
@@ -141,3 +147,44 @@ def test_in_the_drift_world_the_cheap_model_turns_bad_on_support_bot_without_kno
 def test_an_unknown_world_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown world 'mars'"):
         sandbox_config(world="mars")
+
+
+def truth(sandbox: SandboxServer, day: date) -> dict[str, dict[str, Any]]:
+    answer = httpx.get(f"{sandbox.url}/_sandbox/truth", params={"day": day.isoformat()}, timeout=60,
+                       headers={"Authorization": f"Bearer {SANDBOX_DEFAULT_TOKEN}"}).json()
+    return {a["application_id"]: a for a in answer["applications"]}
+
+
+def promote(clients: PlatformClients, version: str, selection: TargetSelection) -> None:
+    current = clients.orchestrator.routing()
+    rules = [r.model_copy(update={"target_selection": selection}) if r.id == "rule-support-bot" else r
+             for r in current.routing_rules]
+    clients.orchestrator.update_routing(RoutingConfigUpdate(version=version, routing_rules=rules,
+                                                            default_policy=current.default_policy))
+
+
+def test_the_world_knows_what_a_routing_really_does_and_the_best_one_there_is(
+    platform: tuple[SandboxServer, PlatformClients],
+) -> None:
+    sandbox, clients = platform
+    before = truth(sandbox, SANDBOX_NOW.date())
+    bot = before["support-bot"]
+    assert bot["live_plan"] is None and bot["live"] == bot["baseline"]
+    assert bot["oracle"]["quality"] >= bot["baseline"]["quality"] - 0.02  # within the margin
+    assert 0 < bot["oracle"]["cost_usd"] < bot["baseline"]["cost_usd"] and bot["oracle_monthly_savings_usd"] > 0
+    assert all(a["oracle_monthly_savings_usd"] >= 0 for a in before.values())
+
+    promote(clients, "v-cascade", SAFE_CASCADE)
+    after = truth(sandbox, SANDBOX_NOW.date() + timedelta(days=1))["support-bot"]
+    assert after["live_plan"]["fallback"] == FOUR_O and after["live"]["cost_usd"] < bot["baseline"]["cost_usd"]
+    assert 0 < after["live_monthly_savings_usd"] <= after["oracle_monthly_savings_usd"] * 1.0001
+    assert after["live_quality_drop"] < 0.02  # this cascade is a good one here
+
+
+def test_in_the_drift_world_the_truth_shows_the_cascade_turning_harmful(tmp_path: Path) -> None:
+    with SandboxServer(sandbox_config(world="drift", requests_per_day=4_000)) as sandbox, \
+            PlatformClients.from_settings(settings_for(sandbox, tmp_path)) as clients:
+        promote(clients, "v-cascade", SAFE_CASCADE)
+        drifted = sandbox.state.anchor + timedelta(days=WORLDS["drift"].drifts[0].days_after_anchor)
+        assert truth(sandbox, drifted - timedelta(days=1))["support-bot"]["live_quality_drop"] < 0.02
+        assert truth(sandbox, drifted)["support-bot"]["live_quality_drop"] > 0.05

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +25,7 @@ from optimizer.sandbox.services import (
 )
 from optimizer.sandbox.services._common import problem, reply, state_of
 from optimizer.sandbox.state import SandboxConfig, SandboxState
+from optimizer.sandbox.truth import verdicts
 from optimizer.sandbox.world import Incident
 from optimizer.settings import SERVICES
 
@@ -132,6 +133,17 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         """How many requests each route received, faults included (tests count retries here)."""
         state = state_of(request)
         return reply({"requests": dict(state.request_counts), "faults": dict(state.faults.served)})
+
+    @app.get(f"{ADMIN_PREFIX}/truth", tags=["sandbox"])
+    def truth(request: Request, day: date, margin: float = 0.02) -> Response:
+        """What the world knows and no optimizer sees: per application, the true quality, cost
+        and latency of its own model, of the routing in force at noon of `day`, and of the
+        cheapest routing within `margin` of its own model's quality (the oracle)."""
+        state = state_of(request)
+        with state.lock:
+            routing = state.routing_at(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+            found = verdicts(state.traffic, routing, day, margin)
+        return reply({"day": day.isoformat(), "margin": margin, "applications": [v.as_dict() for v in found]})
 
     @app.put(f"{ADMIN_PREFIX}/faults", tags=["sandbox"])
     def set_faults(body: FaultSettings, request: Request) -> Response:

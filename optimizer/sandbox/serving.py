@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.sandbox.world import APPLICATIONS, Drift
+from optimizer.sandbox.world import APPLICATIONS, DIFFICULTY_BY_COMPLEXITY, Drift
 from optimizer.schemas.routing import RoutingConfig, RoutingRule
 
 PROMPT_LATENCY_MS = 0.015  # per prompt token, on every model
@@ -62,6 +62,20 @@ class ModelTable:
     verbosity: np.ndarray
     price_in: np.ndarray
     price_out: np.ndarray
+
+
+def request_features(
+    application: np.ndarray, complexity: np.ndarray, difficulty_noise: np.ndarray, prompt_noise: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(latent difficulty, prompt tokens, median completion tokens) of requests of these
+    applications (by number) and complexities, from their noise (normal, lognormal)."""
+    apps = APPLICATIONS
+    difficulty = (np.array(DIFFICULTY_BY_COMPLEXITY)[complexity] + np.array([a.difficulty_shift for a in apps])[application]
+                  + difficulty_noise)
+    prompt_median = np.array([a.prompt_tokens_median for a in apps])[application]
+    prompt_tokens = np.maximum(8, np.round(prompt_median * (0.7 + 0.3 * complexity) * prompt_noise)).astype(np.int64)
+    completion_median = np.array([a.completion_tokens_median for a in apps])[application] * (0.8 + 0.2 * complexity)
+    return difficulty, prompt_tokens, completion_median
 
 
 @dataclass(frozen=True)

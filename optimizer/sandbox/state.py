@@ -114,6 +114,11 @@ class SandboxState:
         """Traffic from `effective` on follows the routing versions as they now stand."""
         self.traffic.set_routing([(v.last_updated, v) for v in self.routing_versions], effective)
 
+    def routing_at(self, moment: datetime) -> RoutingConfigState:
+        """The routing version in force at `moment`."""
+        due = [v for v in self.routing_versions if v.last_updated <= moment]
+        return max(due, key=lambda v: v.last_updated) if due else self.routing_versions[0]
+
     def billed_requests(self, start: datetime, end: datetime) -> pd.DataFrame:
         """What Governance has billed for [start, end): every request up to now."""
         return self.traffic.between(start, min(end, self.now()))

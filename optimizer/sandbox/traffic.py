@@ -27,12 +27,12 @@ from optimizer.sandbox.serving import (
     call,
     compressed_quality,
     quality_shift,
+    request_features,
     route,
 )
 from optimizer.sandbox.world import (
     APPLICATIONS,
     COMPLEXITIES,
-    DIFFICULTY_BY_COMPLEXITY,
     ENVIRONMENT_SHARES,
     ENVIRONMENTS,
     EXPERIMENTS,
@@ -115,6 +115,11 @@ class TrafficGenerator:
             self._team_spend.pop(day, None)
             day += timedelta(days=1)
 
+    @property
+    def model_index(self) -> dict[str, int]:
+        """Each model's number in the generator's arrays."""
+        return self._model_index
+
     def set_routing(self, timeline: Sequence[tuple[datetime, RoutingConfig]], changed_from: datetime) -> None:
         """The routing in force over time; traffic from `changed_from` on is served by it (days
         generated before are generated again, the requests before that moment unchanged)."""
@@ -194,16 +199,8 @@ class TrafficGenerator:
         complexity = pick_rows(rng, np.array([a.complexity_mix for a in apps])[app])
         environment = rng.choice(len(ENVIRONMENTS), size=n, p=ENVIRONMENT_SHARES)
         production = environment == 0
-        difficulty = (
-            np.array(DIFFICULTY_BY_COMPLEXITY)[complexity]
-            + np.array([a.difficulty_shift for a in apps])[app]
-            + rng.normal(0, 0.8, n)
-        )
-        prompt_median = np.array([a.prompt_tokens_median for a in apps])[app]
-        prompt_tokens = np.maximum(
-            8, np.round(prompt_median * (0.7 + 0.3 * complexity) * rng.lognormal(0, 0.55, n))
-        ).astype(np.int64)
-        completion_median = np.array([a.completion_tokens_median for a in apps])[app] * (0.8 + 0.2 * complexity)
+        difficulty, prompt_tokens, completion_median = request_features(
+            app, complexity, rng.normal(0, 0.8, n), rng.lognormal(0, 0.55, n))
         model = np.array([self._model_index[a.model] for a in apps])[app]
         shift = quality_shift(self.drifts, self.anchor, self._model_index, ts_ns, app)
 

@@ -1,0 +1,153 @@
+"""The world's hidden truth: what a routing really does to an application's quality, cost and
+latency on a given day, and the best routing there is (the oracle a simulation is scored
+against).
+
+Figures are expectations over a large sample of the application's requests, each answered
+under the routing with the world's own randomness: no optimizer sees them, the sandbox knows
+them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from optimizer.sandbox.serving import (
+    Plan,
+    Requests,
+    RoutingNoise,
+    quality_shift,
+    request_features,
+    rules_for,
+    serve,
+)
+from optimizer.sandbox.traffic import TrafficGenerator
+from optimizer.sandbox.world import APPLICATIONS, COMPLEXITIES
+from optimizer.schemas.routing import RoutingConfig
+
+SAMPLE = 20_000
+THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(1, 20))
+COMPRESSION_FLOORS = (0, 200, 400, 600, 800, 1000, 1500, 2000, 3000)
+DAYS_PER_MONTH = 30.4
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Per request, in expectation."""
+
+    quality: float
+    cost_usd: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One application's truth on a day: its own model, the routing in force, the oracle."""
+
+    application_id: str
+    requests_per_day: float  # routable requests (not shadow samples, not seeded experiments)
+    baseline: Effect
+    live: Effect
+    live_plan: dict[str, Any] | None
+    oracle: Effect
+    oracle_plan: dict[str, Any]
+    margin: float
+
+    @property
+    def oracle_monthly_savings_usd(self) -> float:
+        return (self.baseline.cost_usd - self.oracle.cost_usd) * self.requests_per_day * DAYS_PER_MONTH
+
+    @property
+    def live_monthly_savings_usd(self) -> float:
+        return (self.baseline.cost_usd - self.live.cost_usd) * self.requests_per_day * DAYS_PER_MONTH
+
+    @property
+    def live_quality_drop(self) -> float:
+        return self.baseline.quality - self.live.quality
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"oracle_monthly_savings_usd": self.oracle_monthly_savings_usd,
+                               "live_monthly_savings_usd": self.live_monthly_savings_usd,
+                               "live_quality_drop": self.live_quality_drop}
+
+
+class Truth:
+    """Expectations for the applications of one generator's world, on one day."""
+
+    def __init__(self, traffic: TrafficGenerator, day: date, *, seed: int = 0, sample: int = SAMPLE) -> None:
+        self.traffic, self.day = traffic, day
+        self._samples: dict[str, tuple[Requests, RoutingNoise]] = {}
+        self._seed, self._sample = seed, sample
+
+    def _requests(self, application_id: str) -> tuple[Requests, RoutingNoise]:
+        if application_id not in self._samples:
+            number = [a.application_id for a in APPLICATIONS].index(application_id)
+            app = APPLICATIONS[number]
+            rng = np.random.default_rng([self._seed, number, 99])
+            n = self._sample
+            application = np.full(n, number)
+            complexity = rng.choice(len(COMPLEXITIES), size=n, p=np.array(app.complexity_mix) / sum(app.complexity_mix))
+            difficulty, prompt, completion = request_features(application, complexity, rng.normal(0, 0.8, n),
+                                                               rng.lognormal(0, 0.55, n))
+            moment = datetime(self.day.year, self.day.month, self.day.day, 12, tzinfo=UTC)
+            ts_ns = np.full(n, int(moment.timestamp()) * 1_000_000_000)
+            shift = quality_shift(self.traffic.drifts, self.traffic.anchor, self.traffic.model_index, ts_ns,
+                                  application)
+            self._samples[application_id] = (
+                Requests(difficulty, prompt, completion, np.ones(n), np.ones(n), shift), RoutingNoise.draw(rng, n))
+        return self._samples[application_id]
+
+    def effect(self, application_id: str, plan: Plan) -> Effect:
+        requests, noise = self._requests(application_id)
+        served = serve(plan, self.traffic.model_index, self.traffic.table, requests, noise.first, noise.second,
+                       noise.ratio)
+        return Effect(float(served.quality.mean()), float(served.cost_usd.mean()), float(served.latency_ms.mean()))
+
+    def candidates(self, application_id: str) -> list[Plan]:
+        """The routings the platform can put evidence behind for the application: its own model
+        with compression at any floor, and a cascade from the model it shadow-evaluates (when
+        that one is cheaper) at any threshold, with or without compression."""
+        app = next(a for a in APPLICATIONS if a.application_id == application_id)
+        table, index = self.traffic.table, self.traffic.model_index
+        price = table.price_in + table.price_out
+        floors = (None, *COMPRESSION_FLOORS)
+        plans = [Plan(app.model, compression_floor=floor) for floor in floors]
+        if app.shadow_model and app.shadow_model in index and price[index[app.shadow_model]] < price[index[app.model]]:
+            plans += [Plan(app.shadow_model, app.model, threshold, floor) for threshold in THRESHOLDS for floor in floors]
+        return plans
+
+    def verdict(self, application_id: str, live: Plan | None, margin: float, requests_per_day: float) -> Verdict:
+        app = next(a for a in APPLICATIONS if a.application_id == application_id)
+        baseline = self.effect(application_id, Plan(app.model))
+        effects = [(plan, self.effect(application_id, plan)) for plan in self.candidates(application_id)]
+        allowed = [(plan, e) for plan, e in effects if e.quality >= baseline.quality - margin]
+        best_plan, best = min(allowed, key=lambda item: item[1].cost_usd)
+        live_effect = self.effect(application_id, live) if live is not None else baseline
+        return Verdict(application_id, requests_per_day, baseline, live_effect,
+                       asdict(live) if live is not None else None, best, asdict(best_plan), margin)
+
+
+def routable_requests_per_day(traffic: TrafficGenerator, day: date, application_id: str) -> float:
+    """How many of the application's requests a day the routing serves (a week's mean)."""
+    frame = traffic.between(datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=7),
+                            datetime(day.year, day.month, day.day, tzinfo=UTC))
+    mine = frame[(frame["application_id"] == application_id) & ~frame["shadow"] & frame["pair_id"].isna()]
+    seeded = mine["experiment_id"].notna() & mine["optimization_id"].isna()
+    return float((~seeded).sum()) / 7
+
+
+def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margin: float) -> list[Verdict]:
+    """Every application's truth on `day` under `routing` (its own rule; a split's share aside)."""
+    truth = Truth(traffic, day)
+    found = []
+    for app in APPLICATIONS:
+        base, _ = rules_for(routing, app.application_id)
+        live = Plan.of(base) if base is not None else None
+        if live is not None and live.serves_like(app.model):
+            live = None
+        found.append(truth.verdict(app.application_id, live, margin,
+                                   routable_requests_per_day(traffic, day, app.application_id)))
+    return found
