@@ -26,7 +26,7 @@ from optimizer.pipeline.runtime import Runtime, configured
 from optimizer.settings import Settings
 
 NIGHT = NightlyParameters(window_end=datetime(2026, 11, 25, tzinfo=UTC), lookback_hours=6, analysis_days=14,
-                          max_quality_drop=0.02, alpha=0.05)
+                          max_quality_drop=0.02, alpha=0.05, propose_changes=False)
 
 
 def plain_nightly(settings: Settings, backfill_days: int) -> None:

@@ -14,7 +14,7 @@ from optimizer import telemetry
 from optimizer.pipeline.nightly import NightlyParameters, run_nightly
 from optimizer.pipeline.runtime import Runtime
 from optimizer.report import NightlySummary
-from tasks.nightly import NIGHTLY_STEPS
+from tasks.nightly import NIGHTLY_STEPS, RolloutRuns
 
 
 def _run_name() -> str:
@@ -31,19 +31,30 @@ def nightly_optimization(
     analysis_days: int = 14,
     max_quality_drop: float = 0.02,
     alpha: float = 0.05,
+    propose_changes: bool = True,
+    experiment_percent: float = 10.0,
+    max_experiment_days: float = 14.0,
+    approval_timeout_s: int = 24 * 3600,
 ) -> NightlySummary:
     """Load every complete UTC day up to `window_end` (default: today 00:00 UTC), then
     analyse the last `analysis_days` and every running experiment.
 
     The first run backfills `backfill_days`; later runs start at the watermark less
     `lookback_hours`, to catch records that arrived late.
+
+    Then it closes the loop: every experiment of an approved change is deployed, stopped or
+    continued on tonight's evidence, and, with `propose_changes`, each application with a
+    new adopted change gets one approval request (a run of the `rollout` deployment; the
+    approved change goes live as an experiment on `experiment_percent`% of its traffic).
     """
     runtime = Runtime.current()
     telemetry.configure(runtime.settings.telemetry_file)
     summary = run_nightly(runtime, NightlyParameters(
         window_end=window_end, backfill_days=backfill_days, lookback_hours=lookback_hours,
         analysis_days=analysis_days, max_quality_drop=max_quality_drop, alpha=alpha,
-    ), NIGHTLY_STEPS)
+        propose_changes=propose_changes, experiment_percent=experiment_percent,
+        max_experiment_days=max_experiment_days, approval_timeout_s=approval_timeout_s,
+    ), NIGHTLY_STEPS, RolloutRuns())
     telemetry.flush()
     get_run_logger().info("nightly run %s: %d requests loaded, %s a month of savings found, report %s",
                           summary.run_id, summary.requests_loaded, f"${summary.potential_monthly_savings_usd:,.2f}",

@@ -33,6 +33,7 @@ from tasks.rollout import (
     build_proposal,
     check_policies,
     record_rollout,
+    start_experiment,
     watch_guardrails,
 )
 
@@ -43,6 +44,7 @@ FINAL_STATES: dict[RolloutStatus, Callable[..., State[Any]]] = {
     "applied": Completed, "no_change": Completed,
     "rolled_back": Failed, "blocked": Failed,
     "rejected": Cancelled, "timed_out": Cancelled,
+    "experimenting": Completed,
 }
 
 
@@ -83,17 +85,24 @@ def rollout(
     canary_percent: float = 10.0,
     watch_minutes: float = 30.0,
     guardrails: Guardrails | None = None,
+    optimization_id: str | None = None,
+    experiment_percent: float = 10.0,
 ) -> State[RolloutOutcome]:
     """Roll `changes` out (by default the latest nightly run's adopted recommendations).
 
     The run ends in a state named after the outcome, with the RolloutOutcome as its result:
     read it with `outcome_of(rollout(..., return_state=True))`.
+
+    With an `optimization_id` (a nightly proposal) the approved change goes live as an A/B
+    experiment on `experiment_percent`% of the traffic beside as much control traffic, and the
+    run ends there; the nightly analysis deploys or stops it. Without one, it goes out as a
+    canary watched for `watch_minutes` and is promoted or restored within the run.
     """
     runtime = Runtime.current()
     guardrails = guardrails or Guardrails()
     rollout_id = uuid.uuid4().hex[:12]
     proposal = build_proposal(runtime, changes)
-    outcome = outcomes.proposed(rollout_id, proposal)
+    outcome = outcomes.proposed(rollout_id, proposal).model_copy(update={"optimization_id": optimization_id})
     if outcome.applications:
         rename_run(run_name("rollout", outcome.applications))
 
@@ -110,7 +119,8 @@ def rollout(
         return finish(outcome, "governance", "blocked")
 
     request = approval_request(runtime, rollout_id, proposal, policy, canary_percent=canary_percent,
-                               watch_minutes=watch_minutes, guardrails=guardrails)
+                               watch_minutes=watch_minutes, guardrails=guardrails,
+                               experiment_percent=experiment_percent if optimization_id else None)
     gate = approval_gate.with_options(flow_run_name=run_name("approve", outcome.applications))(
         rollout_id, request.evidence, request.description, request.approvers, approval_timeout_s, approval_poll_s,
         return_state=True)
@@ -120,6 +130,11 @@ def rollout(
     outcome = outcomes.answered(outcome, answer, approval_timeout_s)
     if answer.decision != "approve":
         return finish(outcome, answer.approver or "nobody", outcome.status)
+
+    if optimization_id is not None:
+        experiment_id, version = start_experiment(runtime, optimization_id, proposal, experiment_percent)
+        return finish(outcomes.experimenting(outcome, experiment_id, version, experiment_percent),
+                      answer.approver or "", "experiment_started")
 
     versions = outcomes.Versions.of(rollout_id, proposal.current.version)
     started = apply_routing(runtime, plan.canary(proposal.current, proposal.proposed, canary_percent), versions.canary)

@@ -7,13 +7,18 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelling
 
 from optimizer.ingest.observatory import StagedWindow
-from optimizer.pipeline import analyze, budgets, ingest, record, report
+from optimizer.pipeline import analyze, budgets, ingest, loop, record, report
+from optimizer.pipeline.loop import ApprovalRuns
 from optimizer.pipeline.runtime import Runtime
 from optimizer.report import EventDelivery, NightlySummary, RecordedResults, ReportData
 from optimizer.schemas.analysis import (
@@ -27,7 +32,9 @@ from optimizer.schemas.analysis import (
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.loads import LoadResult, Window
+from optimizer.schemas.optimizations import LoopSummary
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.schemas.rollout import Guardrails
 from tasks._common import TaskSteps, retry_if_transient
 
 RETRY_FETCH: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 10, "retry_condition_fn": retry_if_transient}
@@ -94,6 +101,43 @@ def record_results(runtime: Runtime, run_id: str, cascades: CascadeReport, compr
                                  max_quality_drop, log=get_run_logger())
 
 
+@task(name="decide-experiments", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def decide_experiments(runtime: Runtime, findings: Sequence[ExperimentFinding], window_end: datetime, *,
+                       max_days: float, guardrails: Guardrails) -> dict[str, str]:
+    return loop.decide_experiments(runtime, findings, window_end, max_days=max_days, guardrails=guardrails,
+                                   log=get_run_logger())
+
+
+@task(name="ask-for-approval", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def propose_changes(runtime: Runtime, run_id: str, approvals: ApprovalRuns, *, experiment_percent: float,
+                    approval_timeout_s: int) -> LoopSummary:
+    return loop.propose_changes(runtime, run_id, approvals, experiment_percent=experiment_percent,
+                                approval_timeout_s=approval_timeout_s, log=get_run_logger())
+
+
+class RolloutRuns:
+    """Approval requests as runs of the rollout deployment, through the Prefect API; the
+    idempotency key (the optimization's id) makes asking twice return the same run."""
+
+    DEPLOYMENT = "rollout/rollout"
+
+    def start(self, parameters: dict[str, Any], key: str) -> str | None:
+        with get_client(sync_client=True) as client:
+            try:
+                deployment = client.read_deployment_by_name(self.DEPLOYMENT)
+            except ObjectNotFound:
+                return None
+            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, idempotency_key=key,
+                                                         tags=["nightly-proposal"])
+        return str(run.id)
+
+    def cancel(self, run_id: str, reason: str) -> None:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(run_id), Cancelling(message=reason), force=True)
+
+
 @task(name="deliver-events", cache_policy=NO_CACHE)
 def deliver_events(runtime: Runtime) -> EventDelivery:
     return record.deliver_events(runtime, log=get_run_logger())
@@ -134,6 +178,8 @@ NIGHTLY_STEPS = TaskSteps({
     analyze.analyze_running_experiments: analyze_experiments,
     record.record_results: record_results,
     record.deliver_events: deliver_events,
+    loop.decide_experiments: decide_experiments,
+    loop.propose_changes: propose_changes,
     budgets.check_budgets: check_budgets,
     report.write_nightly_report: publish_report,
 })

@@ -44,6 +44,12 @@ def apply_routing(runtime: Runtime, config: RoutingConfig, version: str) -> Rout
     return rollout.apply_routing(runtime, config, version, log=get_run_logger())
 
 
+@task(name="start-experiment", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def start_experiment(runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float) -> tuple[str, str]:
+    return rollout.start_experiment(runtime, optimization_id, proposal, percent, log=get_run_logger())
+
+
 @task(name="watch-guardrails", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
 def watch_guardrails(runtime: Runtime, scopes: Mapping[str, Sequence[str]], started: datetime, watch_minutes: float,

@@ -34,10 +34,13 @@ from optimizer.pipeline.ingest import (
     load_warehouse,
     plan_extraction,
 )
+from optimizer.pipeline.loop import ApprovalRuns, decide_experiments, propose_changes
 from optimizer.pipeline.record import deliver_events, record_results
 from optimizer.pipeline.report import write_nightly_report
 from optimizer.pipeline.runtime import Runtime
 from optimizer.report import NightlySummary, ReportData, complete, summarize
+from optimizer.schemas.optimizations import LoopSummary
+from optimizer.schemas.rollout import Guardrails
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -85,11 +88,19 @@ class NightlyParameters:
     analysis_days: int = 14
     max_quality_drop: float = 0.02
     alpha: float = 0.05
+    propose_changes: bool = True  # ask for approval of new findings by itself
+    experiment_percent: float = 10.0  # share of an application's traffic each arm of an experiment takes
+    max_experiment_days: float = 14.0
+    approval_timeout_s: int = 24 * 3600
 
 
-def run_nightly(runtime: Runtime, parameters: NightlyParameters, steps: Steps) -> NightlySummary:
+def run_nightly(
+    runtime: Runtime, parameters: NightlyParameters, steps: Steps, approvals: ApprovalRuns | None = None,
+) -> NightlySummary:
     """Load every complete UTC day up to the window end, then analyse the last
-    `analysis_days` and every running experiment, record, deliver, check budgets, report.
+    `analysis_days` and every running experiment, record, decide the experiments that are
+    live, ask for approval of new findings (through `approvals`, when given and
+    `propose_changes`), deliver, check budgets, report.
 
     The first run backfills `backfill_days`; later runs start at the watermark less
     `lookback_hours`, to catch records that arrived late.
@@ -126,10 +137,16 @@ def run_nightly(runtime: Runtime, parameters: NightlyParameters, steps: Steps) -
         cascades, compression, profiles = combine(analyses, max_quality_drop=p.max_quality_drop, alpha=p.alpha)
         recorded = steps.call(record_results, runtime, run_id, cascades, compression, findings, profiles,
                               p.alpha, p.max_quality_drop)
+        loop = LoopSummary(decided=steps.call(decide_experiments, runtime, findings, end,
+                                              max_days=p.max_experiment_days, guardrails=Guardrails()))
+        if p.propose_changes and approvals is not None:
+            asked = steps.call(propose_changes, runtime, run_id, approvals, experiment_percent=p.experiment_percent,
+                               approval_timeout_s=p.approval_timeout_s)
+            loop = asked.model_copy(update={"decided": loop.decided})
         delivery = steps.call(deliver_events, runtime)
         budgets = steps.call(check_budgets, runtime, end, recorded.savings_by_team)
 
-        summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets)
+        summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets, loop)
         report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
                             compression=compression, experiments=[f.analysis for f in findings],
                             monthly_savings=recorded.monthly_savings)

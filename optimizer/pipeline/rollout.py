@@ -15,6 +15,7 @@ from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
 from optimizer.rollout.events import outcome_event
 from optimizer.rollout.evidence import render_evidence, render_request
+from optimizer.rollout.experiments import experiment_definition, optimization_after
 from optimizer.rollout.guardrails import judge
 from optimizer.schemas.governance import LLMRequestSpec, PolicyEvaluationRequest, RequestContext
 from optimizer.schemas.rollout import (
@@ -30,11 +31,12 @@ from optimizer.schemas.rollout import (
 from optimizer.schemas.routing import RoutingConfig, RoutingConfigApplied, RoutingConfigUpdate
 
 
-def adopted_changes(runtime: Runtime, team_id: str | None = None) -> list[ProposedChange]:
-    """The routing changes the latest nightly run's adopted recommendations ask for (only
-    `team_id`'s applications, if given), with the savings and Registry ids it recorded."""
+def adopted_changes(runtime: Runtime, team_id: str | None = None, run_id: str | None = None) -> list[ProposedChange]:
+    """The routing changes the adopted recommendations of run `run_id` (by default the latest
+    nightly run) ask for (only `team_id`'s applications, if given), with the savings and
+    Registry ids it recorded."""
     with runtime.warehouse() as store:
-        adopted = store.results.latest_adopted()
+        adopted = store.results.latest_adopted(run_id)
         teams = store.reference.application_teams()
     changes = []
     for recorded in adopted:
@@ -94,7 +96,7 @@ def check_policies(
 
 def approval_request(
     runtime: Runtime, rollout_id: str, proposal: Proposal, policy: Sequence[PolicyCheck], *,
-    canary_percent: float, watch_minutes: float, guardrails: Guardrails,
+    canary_percent: float, watch_minutes: float, guardrails: Guardrails, experiment_percent: float | None = None,
 ) -> ApprovalRequest:
     """The evidence and the form for the approvers the settings name; without any, nobody
     could approve, which is a configuration error rather than a rejection."""
@@ -105,11 +107,28 @@ def approval_request(
     return ApprovalRequest(
         evidence=render_evidence(rollout_id=rollout_id, changes=proposal.changes, diff=proposal.diff, policy=policy,
                                  current_version=current, canary_percent=canary_percent, watch_minutes=watch_minutes,
-                                 guardrails=guardrails, approvers=approvers),
+                                 guardrails=guardrails, approvers=approvers, experiment_percent=experiment_percent),
         description=render_request(rollout_id=rollout_id, changes=proposal.changes, current_version=current,
                                    approvers=approvers),
         approvers=list(approvers),
     )
+
+
+def start_experiment(
+    runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float, *, log: Log = LOG,
+) -> tuple[str, str]:
+    """The proposal live as an A/B experiment: its arms in a new routing version, then the
+    experiment registered in the Registry from the moment they took effect. Returns the
+    experiment's id and the routing version."""
+    experiment_id, version = f"exp-{optimization_id}", f"{optimization_id}-experiment"
+    config = plan.experiment(proposal.current, proposal.proposed, percent, optimization_id=optimization_id,
+                             experiment_id=experiment_id)
+    applied = apply_routing(runtime, config, version, log=log)
+    with runtime.clients() as clients:
+        clients.registry.record_experiment(experiment_definition(
+            experiment_id, optimization_id, proposal.changes, percent, applied.effective_time))
+    log.info("experiment %s live from %s on %g%% of the traffic", experiment_id, applied.effective_time, percent)
+    return experiment_id, version
 
 
 def apply_routing(runtime: Runtime, config: RoutingConfig, version: str, *, log: Log = LOG) -> RoutingConfigApplied:
@@ -174,5 +193,8 @@ def record_rollout(
         event = outcome_event(outcome, datetime.now(UTC))
         if event is not None:
             store.outbox.queue([event])
+        optimization = store.optimizations.get(outcome.optimization_id) if outcome.optimization_id else None
+        if optimization is not None:
+            store.optimizations.save([optimization_after(optimization, outcome, datetime.now(UTC))])
     log.info("rollout %s: %s (%s)", outcome.rollout_id, outcome.status, outcome.message)
     return outcome

@@ -15,6 +15,7 @@ from optimizer.schemas.analysis import (
     TeamBudgetStatus,
 )
 from optimizer.schemas.loads import LoadResult, Window
+from optimizer.schemas.optimizations import LoopSummary
 
 
 class ExperimentOutcome(BaseModel):
@@ -53,6 +54,7 @@ class NightlySummary(BaseModel):
     experiment_outcomes: list[ExperimentOutcome] = Field(default_factory=list)
     budgets_flagged: list[str] = Field(default_factory=list)
     events: EventDelivery = Field(default_factory=EventDelivery)
+    loop: LoopSummary = Field(default_factory=LoopSummary)
     report: str = ""
     report_markdown: str = ""
 
@@ -99,6 +101,7 @@ def complete(
     recorded: RecordedResults,
     delivery: EventDelivery,
     budgets: Sequence[TeamBudgetStatus],
+    loop: LoopSummary | None = None,
 ) -> NightlySummary:
     """The load summary with what the analyses found and what the platform was told."""
     return summary.model_copy(
@@ -108,6 +111,7 @@ def complete(
             "experiment_outcomes": recorded.experiment_outcomes,
             "budgets_flagged": [b.team_id for b in budgets if b.flagged],
             "events": delivery,
+            "loop": loop or LoopSummary(),
         }
     )
 

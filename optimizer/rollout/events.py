@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from optimizer.schemas.analysis import ExperimentAnalysis
 from optimizer.schemas.events import (
     OPTIMIZATION_APPLIED,
     OPTIMIZATION_FAILED,
     SOURCE,
     OutgoingEvent,
 )
+from optimizer.schemas.optimizations import Optimization
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
 from optimizer.schemas.sentinel import AnomalyReport
 
@@ -58,3 +60,50 @@ def sentinel_report(outcome: ResponseOutcome, now: datetime) -> AnomalyReport:
                  "applied_version": outcome.rollout.applied_version if outcome.rollout else None,
                  "changes": len(outcome.changes)},
     )
+
+
+_METRIC_NAMES = {"cost_usd": "average_cost_usd", "latency_ms": "average_latency_ms",
+                 "quality_score": "quality_score", "error_rate": "error_rate"}
+
+
+def optimization_event(
+    optimization: Optimization, analysis: ExperimentAnalysis | None, version: str, now: datetime,
+) -> OutgoingEvent:
+    """`optimization.applied` for an experiment's winner deployed to all traffic,
+    `optimization.failed` for one stopped or rolled back: in the specification's shape, with
+    control's figures as the original metrics and the treatment's as the optimized ones."""
+    found = {c.metric: c for c in (analysis.comparisons if analysis else []) if c.variant_id == "treatment"}
+    original = {_METRIC_NAMES[m]: c.control_mean for m, c in found.items()}
+    optimized = {_METRIC_NAMES[m]: c.treatment_mean for m, c in found.items()}
+    improvement: dict[str, float] = {}
+    if "cost_usd" in found:
+        cost = found["cost_usd"]
+        improvement["cost_saved_usd"] = cost.control_mean - cost.treatment_mean
+        if cost.control_mean:
+            improvement["reduction_percentage"] = 100 * (cost.control_mean - cost.treatment_mean) / cost.control_mean
+    if "latency_ms" in found:
+        improvement["latency_change_ms"] = found["latency_ms"].absolute_diff
+    if "quality_score" in found:
+        improvement["quality_change"] = found["quality_score"].absolute_diff
+    first = optimization.changes[0]
+    data: dict[str, object] = {
+        "optimization_id": optimization.optimization_id,
+        "optimization_type": first.kind,
+        "technique": first.technique or first.kind,
+        "status": optimization.status,
+        "reason": optimization.reason,
+        "experiment_id": optimization.experiment_id,
+        "version": version,
+        "original_metrics": original,
+        "optimized_metrics": optimized,
+        "improvement": improvement,
+        "quality_metrics": {"quality_score": optimized.get("quality_score"),
+                            "quality_change_ci": list(found["quality_score"].sequential_ci)
+                            if "quality_score" in found else None},
+        "expected_monthly_savings_usd": round(optimization.forecast_monthly_savings_usd, 2),
+        "metadata": {"application_id": optimization.application_id,
+                     "model": first.primary_model or next(iter(first.preferred_models), None)},
+    }
+    kind = OPTIMIZATION_APPLIED if optimization.status == "deployed" else OPTIMIZATION_FAILED
+    return OutgoingEvent(id=f"evt-{optimization.optimization_id}-{optimization.status}", type=kind, source=SOURCE,
+                         subject=f"optimization/{optimization.optimization_id}", time=now, data=data)

@@ -94,6 +94,7 @@ def render_evidence(
     watch_minutes: float,
     guardrails: Guardrails,
     approvers: Sequence[str],
+    experiment_percent: float | None = None,
 ) -> str:
     lines = [
         f"# Routing change {rollout_id}: approval needed",
@@ -120,6 +121,19 @@ def render_evidence(
         if rule.before is not None:
             lines += ["// before", json.dumps(rule.before, indent=2, sort_keys=True)]
         lines += ["// after", json.dumps(rule.after, indent=2, sort_keys=True), "```", ""]
+    if experiment_percent is not None:
+        lines += [
+            "## If you approve",
+            "",
+            f"The change goes live as an A/B experiment: {experiment_percent:g}% of each application's traffic "
+            f"takes the new rules (treatment) and another {experiment_percent:g}% keeps the current ones (control), "
+            "both measured over the same hours. Each night an always-valid sequential test decides: the winner "
+            "is deployed to all traffic, a loser stopped (the current rules restored), or the experiment goes on "
+            "until its maximum duration. If its own traffic breaks the guardrails against control (error rate "
+            f"+{guardrails.max_error_rate_increase:.1%}, p95 latency +{guardrails.max_p95_latency_increase_pct:g}%, "
+            f"quality -{guardrails.max_quality_drop}), it is rolled back at once.",
+        ]
+        return "\n".join(lines) + "\n"
     lines += [
         "## If you approve",
         "",
@@ -151,6 +165,7 @@ def render_outcome(outcome: RolloutOutcome) -> str:
         ("expected savings", f"${_total(outcome.changes):,.2f} a month"),
         ("routing version before", outcome.previous_version or "-"),
         ("canary version", outcome.canary_version or "-"),
+        ("experiment", f"{outcome.experiment_id} ({outcome.experiment_version})" if outcome.experiment_id else "-"),
         ("promoted version", outcome.applied_version or "-"),
         ("restored version", outcome.restored_version or "-"),
         ("approval", decided),

@@ -57,6 +57,16 @@ def answered(outcome: RolloutOutcome, answer: ApprovalAnswer, timeout_s: int) ->
     return outcome.model_copy(update={"status": "rejected", "message": f"rejected by {answer.approver}"})
 
 
+def experimenting(outcome: RolloutOutcome, experiment_id: str, version: str, percent: float) -> RolloutOutcome:
+    """Approved and live as an experiment: the nightly analysis decides from here."""
+    return outcome.model_copy(update={
+        "status": "experimenting", "experiment_id": experiment_id, "experiment_version": version,
+        "experiment_percent": percent,
+        "message": f"live as experiment {experiment_id} on {percent:g}% of the traffic, beside "
+                   f"{percent:g}% of control traffic; each night's analysis deploys, stops or continues it",
+    })
+
+
 def judged(outcome: RolloutOutcome, versions: Versions, verdict: GuardrailVerdict) -> RolloutOutcome:
     """After the canary: `applied` as the promoted version when its guardrails held, else
     `rolled_back` to a restored copy of the rules it replaced."""

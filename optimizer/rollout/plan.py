@@ -164,3 +164,71 @@ def watched_models(proposed: RoutingConfig, applications: Iterable[str]) -> dict
 def changed_applications(changes: Sequence[RuleChange]) -> list[str]:
     return sorted({str(c.after.get("conditions", {}).get("application_id")) for c in changes
                    if c.after.get("conditions", {}).get("application_id")})
+
+
+# -- experiments: a change live on a share of traffic beside control traffic --------------
+
+TREATMENT_SUFFIX, CONTROL_SUFFIX = "-treatment", "-control"
+
+
+def _tagged(rule: RoutingRule, **tags: str) -> RoutingRule:
+    hints = (rule.optimization_hints or OptimizationHints()).model_dump() | tags
+    return rule.model_copy(update={"optimization_hints": OptimizationHints.model_validate(hints)})
+
+
+def experiment(
+    current: RoutingConfig, proposed: RoutingConfig, percent: float, *, optimization_id: str, experiment_id: str,
+) -> RoutingConfig:
+    """The current configuration plus, for each rule the proposal changes, two arms of
+    `percent` of its application's traffic each: the changed rule (treatment) and the rule as
+    it is (control), both tagged with the optimization and the experiment, so their requests
+    are compared over the same hours."""
+    before = {r.id: r for r in current.routing_rules}
+    arms = []
+    for rule in proposed.routing_rules:
+        if before.get(rule.id) == rule:
+            continue
+        control = before.get(rule.id, rule.model_copy(update={"target_selection": TargetSelection(
+            strategy="capability_match", preferred_models=rule.target_selection.models()[-1:])}))
+        for arm, suffix, variant in ((rule, TREATMENT_SUFFIX, "treatment"), (control, CONTROL_SUFFIX, "control")):
+            arms.append(_tagged(arm.model_copy(update={
+                "id": rule.id + suffix, "name": f"{rule.name} ({variant}, {percent:g}%)",
+                "priority": rule.priority + 1,
+                "conditions": {**rule.conditions, "traffic_percentage": percent},
+            }), optimization_id=optimization_id, experiment_id=experiment_id, variant_id=variant))
+    return RoutingConfig(routing_rules=[*current.routing_rules, *arms], default_policy=current.default_policy)
+
+
+def _arms_of(config: RoutingConfig, optimization_id: str) -> list[RoutingRule]:
+    return [r for r in config.routing_rules if "traffic_percentage" in r.conditions
+            and r.optimization_hints is not None
+            and (r.optimization_hints.model_extra or {}).get("optimization_id") == optimization_id]
+
+
+def end_experiment(current: RoutingConfig, optimization_id: str) -> RoutingConfig:
+    """The configuration without the experiment's arms: every request back on the rules it had."""
+    arms = {r.id for r in _arms_of(current, optimization_id)}
+    return RoutingConfig(routing_rules=[r for r in current.routing_rules if r.id not in arms],
+                         default_policy=current.default_policy)
+
+
+def promote_experiment(current: RoutingConfig, optimization_id: str) -> RoutingConfig:
+    """The treatment arm's rule for all its application's traffic, still tagged with the
+    optimization (so what it saves can be measured), the arms gone."""
+    treatments = {r.id.removesuffix(TREATMENT_SUFFIX): r for r in _arms_of(current, optimization_id)
+                  if r.id.endswith(TREATMENT_SUFFIX)}
+    rules = []
+    for rule in end_experiment(current, optimization_id).routing_rules:
+        winner = treatments.pop(rule.id, None)
+        if winner is None:
+            rules.append(rule)
+            continue
+        hints = {k: v for k, v in (winner.optimization_hints.model_dump() if winner.optimization_hints else {}).items()
+                 if k not in {"experiment_id", "variant_id"}}
+        rules.append(rule.model_copy(update={"target_selection": winner.target_selection,
+                                             "optimization_hints": OptimizationHints.model_validate(hints)}))
+    for rule_id, winner in treatments.items():  # an application that had no rule of its own
+        conditions = {k: v for k, v in winner.conditions.items() if k != "traffic_percentage"}
+        rules.append(winner.model_copy(update={"id": rule_id, "name": winner.name.split(" (")[0],
+                                               "priority": winner.priority - 1, "conditions": conditions}))
+    return RoutingConfig(routing_rules=rules, default_policy=current.default_policy)

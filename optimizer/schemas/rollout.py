@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from optimizer.schemas.routing import RoutingConfig, RoutingConfigState
 
 ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching"]
-RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back"]
+RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back", "experimenting"]
 
 # What a person reads for each status (the run's final state in the Prefect UI, the result
 # artifact); the status values themselves are stored and emitted, so they stay as they are.
@@ -21,6 +21,7 @@ OUTCOME_TITLES: dict[RolloutStatus, str] = {
     "timed_out": "Timed out",
     "blocked": "Blocked by policy",
     "no_change": "Nothing to do",
+    "experimenting": "Experiment started",
 }
 
 
@@ -116,6 +117,11 @@ class RolloutOutcome(BaseModel):
     applied_version: str | None = None
     restored_version: str | None = None
     guardrails: GuardrailVerdict | None = None
+    # For a nightly proposal: the optimization it is, and the experiment it went live as.
+    optimization_id: str | None = None
+    experiment_id: str | None = None
+    experiment_version: str | None = None
+    experiment_percent: float | None = None
 
     @property
     def title(self) -> str:

@@ -73,15 +73,16 @@ class Results:
                 )
             insert_events(db, events, now)
 
-    def latest_adopted(self) -> list[RecordedRecommendation]:
-        """The most recent nightly run's adopted recommendations, cascades first, then by application."""
+    def latest_adopted(self, run_id: str | None = None) -> list[RecordedRecommendation]:
+        """The adopted recommendations of run `run_id`, by default of the most recent nightly run
+        that finished; cascades first, then by application."""
         rows = self._db.execute(
             """
             SELECT kind, payload, registry_recommendation_id, monthly_savings_usd FROM recommendations
             WHERE decision = 'adopt'
-              AND run_id = (SELECT run_id FROM optimization_runs ORDER BY finished_at DESC LIMIT 1)
+              AND run_id = coalesce($run, (SELECT run_id FROM optimization_runs ORDER BY finished_at DESC LIMIT 1))
             ORDER BY kind, application_id
-            """
+            """, {"run": run_id}
         ).fetchall()
         return [
             RecordedRecommendation(

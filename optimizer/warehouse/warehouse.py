@@ -3,7 +3,8 @@
 Each concern keeps its SQL in its own module: `loads` (request records in, quarantine,
 watermarks), `reference` (model prices, spend, experiments, application owners), `results`
 (what the analyses found), `outbox` (events to send), `runs` and `rollouts` (what each run
-did), `audit` (who did what) and `export` (Parquet out). They share the connection, so a
+did), `optimizations` (each change from finding to deployment), `audit` (who did what) and
+`export` (Parquet out). They share the connection, so a
 write that spans two of them (results with their events, a load with its reference data)
 is still one transaction.
 """
@@ -20,6 +21,7 @@ from optimizer.warehouse.analytics import RequestSource
 from optimizer.warehouse.audit import AuditLog
 from optimizer.warehouse.export import ParquetExport
 from optimizer.warehouse.loads import Loads
+from optimizer.warehouse.optimizations import Optimizations
 from optimizer.warehouse.outbox import Outbox
 from optimizer.warehouse.reference import ReferenceData
 from optimizer.warehouse.results import Results
@@ -55,6 +57,7 @@ class Warehouse:
         self.rollouts = Rollouts(self._db)
         self.audit = AuditLog(self._db)
         self.export = ParquetExport(self._db)
+        self.optimizations = Optimizations(self._db)
 
     def request_source(self, window: tuple[datetime, datetime] | None = None) -> RequestSource:
         """The stored request records, restricted to [start, end) if a window is given, for the

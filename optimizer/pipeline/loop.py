@@ -1,0 +1,164 @@
+"""The closed loop's nightly steps: decide the experiments that are live, then ask for
+approval of tonight's new findings.
+
+Deciding needs no approval (the approver agreed to the experiment and its rules); every
+routing change is a new version of the Orchestrator's configuration, audited, announced by
+an event in the outbox, and kept in the optimization's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from optimizer.pipeline.rollout import adopted_changes, apply_routing
+from optimizer.pipeline.runtime import LOG, Log, Runtime
+from optimizer.rollout import plan
+from optimizer.rollout.events import optimization_event
+from optimizer.rollout.guardrails import judge
+from optimizer.rollout.proposals import plan_proposals
+from optimizer.schemas.analysis import ExperimentFinding
+from optimizer.schemas.optimizations import LoopSummary, Optimization
+from optimizer.schemas.rollout import GuardrailReading, Guardrails, GuardrailVerdict
+
+Decision = Literal["deploy", "stop", "roll_back", "continue"]
+
+
+class ApprovalRuns(Protocol):
+    """Where approval requests run: the orchestrator's rollout deployment."""
+
+    def start(self, parameters: dict[str, Any], key: str) -> str | None:
+        """The id of the run asking for approval; None when there is no rollout deployment."""
+
+    def cancel(self, run_id: str, reason: str) -> None: ...
+
+
+def decide(
+    optimization: Optimization, finding: ExperimentFinding | None, verdict: GuardrailVerdict, now: datetime,
+    max_days: float,
+) -> tuple[Decision, str]:
+    """What tonight's evidence says about a live experiment: a guardrail breach rolls it back;
+    the always-valid analysis deploys the winner or stops a loser; it runs at most `max_days`."""
+    if verdict.breaches:
+        return "roll_back", "guardrails broken against control: " + "; ".join(verdict.breaches)
+    if finding is not None:
+        analysis = finding.analysis
+        if analysis.recommendation == "deploy_to_production" and analysis.winner == "treatment":
+            return "deploy", "; ".join(analysis.reasons) or "the treatment wins"
+        if analysis.recommendation in {"keep_control", "invalid_srm"}:
+            return "stop", "; ".join(analysis.reasons) or analysis.recommendation
+    started = finding.definition.test_period.start if finding is not None else optimization.started_at
+    if started is not None and now - started >= timedelta(days=max_days):
+        return "stop", f"inconclusive after {max_days:g} days"
+    return "continue", "not enough evidence yet"
+
+
+def _readings(runtime: Runtime, optimization: Optimization, start: datetime, end: datetime
+              ) -> tuple[dict[str, GuardrailReading], dict[str, GuardrailReading]]:
+    """(control, treatment) over the same hours, from the Observatory."""
+    app, experiment = optimization.application_id, optimization.experiment_id or ""
+    found: dict[str, GuardrailReading] = {}
+    with runtime.clients() as clients:
+        for variant in ("control", "treatment"):
+            stats = clients.observatory.traffic(start, end, application=app, variant=(experiment, variant))
+            found[variant] = GuardrailReading(
+                application_id=app, window="baseline" if variant == "control" else "canary", requests=stats.requests,
+                error_rate=stats.error_rate, p95_latency_ms=stats.p95_latency_ms, quality=stats.quality,
+                evaluated=stats.evaluated or 0)
+    return {app: found["control"]}, {app: found["treatment"]}
+
+
+def decide_experiments(
+    runtime: Runtime, findings: Sequence[ExperimentFinding], window_end: datetime, *, max_days: float,
+    guardrails: Guardrails, log: Log = LOG,
+) -> dict[str, str]:
+    """Deploy, stop, roll back or continue every optimization under experiment."""
+    with runtime.warehouse() as store:
+        live = store.optimizations.all("experimenting")
+    by_experiment = {f.analysis.experiment_id: f for f in findings}
+    decided: dict[str, str] = {}
+    for optimization in live:
+        finding = by_experiment.get(optimization.experiment_id or "")
+        control, treatment = _readings(runtime, optimization, window_end - timedelta(days=1), window_end)
+        verdict = judge(control, treatment, guardrails)
+        decision, reason = decide(optimization, finding, verdict, window_end, max_days)
+        log.info("%s: %s (%s)", optimization.optimization_id, decision, reason)
+        if decision == "continue":
+            continue
+        decided[optimization.optimization_id] = _conclude(runtime, optimization, finding, decision, reason)
+    return decided
+
+
+FINAL: dict[Decision, Literal["deployed", "stopped", "rolled_back"]] = {
+    "deploy": "deployed", "stop": "stopped", "roll_back": "rolled_back"}
+
+
+def _conclude(runtime: Runtime, optimization: Optimization, finding: ExperimentFinding | None, decision: Decision,
+              reason: str) -> str:
+    status = FINAL[decision]
+    with runtime.clients() as clients:
+        current = clients.orchestrator.routing()
+    config = (plan.promote_experiment(current, optimization.optimization_id) if decision == "deploy"
+              else plan.end_experiment(current, optimization.optimization_id))
+    version = f"{optimization.optimization_id}-{status.replace('_', '-')}"
+    apply_routing(runtime, config, version)
+    if finding is not None:
+        conclusion = {"deployed": "Successful", "stopped": "Inconclusive" if "inconclusive" in reason else "Failed",
+                      "rolled_back": "Failed"}[status]
+        with runtime.clients() as clients:
+            clients.registry.record_experiment(finding.definition.model_copy(update={
+                "status": "completed" if status == "deployed" else "failed" if status == "rolled_back" else "stopped",
+                "conclusion": f"{conclusion}: {reason}"}))
+    now = datetime.now(UTC)
+    moved = optimization.moved(status, reason, now, ended_at=now)
+    with runtime.warehouse() as store:
+        store.optimizations.save([moved])
+        store.outbox.queue([optimization_event(moved, finding.analysis if finding else None, version, now)])
+        store.audit.record("nightly-analysis", status, f"optimization/{optimization.optimization_id}",
+                           {"version": version, "reason": reason, "experiment_id": optimization.experiment_id})
+    return f"{status} as routing version {version}"
+
+
+def propose_changes(
+    runtime: Runtime, run_id: str, runs: ApprovalRuns, *, experiment_percent: float, approval_timeout_s: int,
+    log: Log = LOG,
+) -> LoopSummary:
+    """One approval request per application with a new adopted change (see
+    `optimizer.rollout.proposals`), and another try for requests that found no rollout
+    deployment to run through before."""
+    summary = LoopSummary()
+    now = datetime.now(UTC)
+    with runtime.warehouse() as store:
+        known = store.optimizations.all()
+    proposals = plan_proposals(adopted_changes(runtime, run_id=run_id), known, run_id=run_id, now=now)
+    summary.skipped = proposals.skipped
+    for old in proposals.superseded:
+        previous = next(o for o in known if o.optimization_id == old.optimization_id)
+        if previous.approval_run_id:
+            runs.cancel(previous.approval_run_id, old.reason)
+        summary.superseded.append(old.optimization_id)
+    unasked = [o for o in known if o.status == "waiting_approval" and o.approval_run_id is None
+               and o.optimization_id not in summary.superseded]
+    asked = []
+    for optimization in [*unasked, *proposals.new]:
+        run_id_started = runs.start({
+            "changes": [c.model_dump(mode="json") for c in optimization.changes],
+            "requested_by": optimization.proposed_by, "optimization_id": optimization.optimization_id,
+            "experiment_percent": experiment_percent, "approval_timeout_s": approval_timeout_s,
+        }, key=optimization.optimization_id)
+        if run_id_started is None:
+            summary.waiting_for_deployment.append(optimization.optimization_id)
+            asked.append(optimization)
+            continue
+        summary.proposed.append(optimization.optimization_id)
+        asked.append(optimization.model_copy(update={"approval_run_id": run_id_started}))
+    with runtime.warehouse() as store:
+        store.optimizations.save([*proposals.superseded, *asked])
+        for optimization in proposals.superseded:
+            store.audit.record("nightly-analysis", "superseded", f"optimization/{optimization.optimization_id}",
+                               {"reason": optimization.reason})
+    log.info("approval asked for %d change(s), %d superseded, %d without a rollout deployment yet; skipped: %s",
+             len(summary.proposed), len(summary.superseded), len(summary.waiting_for_deployment),
+             summary.skipped or "none")
+    return summary

@@ -1,0 +1,61 @@
+"""An optimization's experiment: how it is registered, and what its rollout and its nightly
+verdicts make of the optimization."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from optimizer.schemas.optimizations import Optimization, OptimizationStatus
+from optimizer.schemas.registry import StoredExperiment, TestPeriod
+from optimizer.schemas.rollout import ProposedChange, RolloutOutcome, RolloutStatus
+
+EXPERIMENT_TYPES = {"model_cascade": "model_selection", "preferred_model": "model_selection",
+                    "prompt_compression": "prompt_optimization", "caching": "caching"}
+
+# What a rollout's end makes of the optimization it carried.
+AFTER_ROLLOUT: dict[RolloutStatus, OptimizationStatus] = {
+    "blocked": "blocked", "rejected": "rejected", "timed_out": "rejected", "no_change": "superseded",
+    "experimenting": "experimenting", "applied": "deployed", "rolled_back": "rolled_back",
+}
+
+
+def _what(change: ProposedChange) -> str:
+    if change.kind == "model_cascade":
+        return (f"{change.primary_model} answers first, {change.fallback_model} below confidence "
+                f"{change.confidence_threshold:g}")
+    if change.kind == "prompt_compression":
+        return f"{change.technique} compression of prompts from {change.min_prompt_tokens or 0} tokens"
+    return change.kind.replace("_", " ")
+
+
+def experiment_definition(
+    experiment_id: str, optimization_id: str, changes: Sequence[ProposedChange], percent: float, start: datetime,
+) -> StoredExperiment:
+    """The experiment as the Registry keeps it: both arms, their equal allocation, and which
+    optimization and application it decides about."""
+    first = changes[0]
+    return StoredExperiment(
+        experiment_id=experiment_id,
+        experiment_type=EXPERIMENT_TYPES.get(first.kind, "routing"),
+        technique=first.kind,
+        hypothesis="; ".join(_what(c) for c in changes) + " keeps quality while cutting cost",
+        configuration={
+            "variants": [{"variant_id": "control", "description": "the current routing"},
+                         {"variant_id": "treatment", "description": "; ".join(_what(c) for c in changes)}],
+            "traffic_allocation": {"control": 0.5, "treatment": 0.5},
+            "traffic_percentage": {"control": percent, "treatment": percent},
+        },
+        test_period=TestPeriod(start=start),
+        metadata={"created_by": "llm-auto-optimizer", "optimization_id": optimization_id,
+                  "application_id": first.application_id},
+        status="running",
+    )
+
+
+def optimization_after(optimization: Optimization, outcome: RolloutOutcome, now: datetime) -> Optimization:
+    update: dict[str, object] = {}
+    if outcome.status == "experimenting":
+        update = {"experiment_id": outcome.experiment_id, "traffic_percent": outcome.experiment_percent,
+                  "started_at": now, "previous_version": outcome.previous_version}
+    return optimization.moved(AFTER_ROLLOUT[outcome.status], outcome.message, now, **update)

@@ -1,0 +1,73 @@
+"""An optimization: one application's routing change on its way from a nightly finding,
+through approval and an experiment, to deployment (or not)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from optimizer.schemas.rollout import ProposedChange
+
+OptimizationStatus = Literal[
+    "waiting_approval",  # asked for; a person has not answered yet
+    "superseded",  # a newer finding for the application replaced it before anyone answered
+    "rejected",  # a person said no, or nobody answered in time
+    "blocked",  # Governance refused a model it routes to, or the configuration was invalid
+    "experimenting",  # live on a share of the traffic, against control traffic of the same hours
+    "deployed",  # the experiment found it better: all traffic
+    "stopped",  # the experiment found it no better, or it ran out of time: previous rules restored
+    "rolled_back",  # its guardrails broke, or Sentinel stopped it: previous rules restored
+]
+OPEN: frozenset[OptimizationStatus] = frozenset({"waiting_approval", "experimenting"})
+LIVE: frozenset[OptimizationStatus] = frozenset({"experimenting", "deployed"})
+
+# What identifies a change, whatever evidence or savings came with it.
+_ROUTING_FIELDS = ("application_id", "kind", "primary_model", "fallback_model", "confidence_threshold",
+                   "preferred_models", "technique", "min_prompt_tokens")
+
+
+def fingerprint(changes: Sequence[ProposedChange]) -> str:
+    """The same routing change gets the same fingerprint on any night."""
+    canonical = sorted(json.dumps(c.model_dump(include=set(_ROUTING_FIELDS), mode="json"), sort_keys=True)
+                       for c in changes)
+    return hashlib.sha256("\n".join(canonical).encode()).hexdigest()[:16]
+
+
+class LoopSummary(BaseModel):
+    """What one nightly run did in the closed loop."""
+
+    proposed: list[str] = Field(default_factory=list)  # optimization ids asked for tonight
+    waiting_for_deployment: list[str] = Field(default_factory=list)  # asked for, no run to ask through yet
+    superseded: list[str] = Field(default_factory=list)
+    skipped: dict[str, str] = Field(default_factory=dict)  # application -> why nothing was asked
+    decided: dict[str, str] = Field(default_factory=dict)  # optimization id -> what became of it
+
+
+class Optimization(BaseModel):
+    optimization_id: str
+    application_id: str
+    changes: list[ProposedChange]
+    fingerprint: str
+    status: OptimizationStatus
+    reason: str = ""
+    proposed_by: str  # the nightly run that found it
+    proposed_at: datetime
+    updated_at: datetime
+    forecast_monthly_savings_usd: float = 0.0
+    approval_run_id: str | None = None  # the rollout flow run that asks for approval
+    experiment_id: str | None = None
+    traffic_percent: float | None = None
+    started_at: datetime | None = None  # live from
+    ended_at: datetime | None = None
+    previous_version: str | None = None  # the routing version it was started against
+    history: list[str] = Field(default_factory=list)  # "<time> <status>: <reason>", oldest first
+
+    def moved(self, status: OptimizationStatus, reason: str, at: datetime, **update: object) -> Optimization:
+        """The same optimization in its next status, with the step kept in its history."""
+        return self.model_copy(update={"status": status, "reason": reason, "updated_at": at,
+                                       "history": [*self.history, f"{at.isoformat()} {status}: {reason}"], **update})

@@ -1,0 +1,85 @@
+"""The closed loop against the sandbox and a real Prefect API: a night's findings become
+approval requests by themselves (once), an approved one goes live as an experiment beside
+control traffic, and a later night decides it with new routing versions and events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+from flows.nightly import nightly_optimization
+from flows.rollout import outcome_of, rollout
+from optimizer.clients import PlatformClients
+from optimizer.pipeline.runtime import configured
+from optimizer.sandbox import SandboxServer
+from optimizer.warehouse import Warehouse
+from tests.conftest import DAY_END, SANDBOX_NOW, in_thread, sandbox_config, settings_for
+from tests.test_rollout import answer
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+
+
+def approval_requests() -> list[dict[str, Any]]:
+    """The parameters of every run of the rollout deployment, oldest first."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["rollout"])))
+    return [dict(run.parameters) for run in sorted(runs, key=lambda r: r.created or r.expected_start_time)]
+
+
+def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) -> None:
+    rollout.to_deployment(name="rollout").apply()
+    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
+            configured(settings_for(sandbox, tmp_path, approvers=["alice", "bob"])) as runtime, \
+            PlatformClients.from_settings(runtime.settings) as clients:
+        first = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        asked = approval_requests()
+        assert first.loop.proposed and len(asked) == len(first.loop.proposed)
+        assert {a["optimization_id"] for a in asked} == set(first.loop.proposed)
+        adopted_apps = {r.application_id for r in first.recommendations}
+        assert {a["changes"][0]["application_id"] for a in asked} == adopted_apps  # one request per application
+
+        again = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        assert again.loop.proposed == [] and len(approval_requests()) == len(asked)  # never the same change twice
+        assert set(again.loop.skipped.values()) == {"this change was proposed before"}
+
+        # A person approves the support-bot request: it goes live as an experiment.
+        request = next(a for a in asked if a["changes"][0]["application_id"] == "support-bot")
+        result: dict[str, Any] = {}
+        thread = in_thread(lambda: result.update(state=rollout(**request, approval_poll_s=1, return_state=True)))
+        answer("approve", "alice", "try it on a tenth")
+        thread.join(120)
+        outcome = outcome_of(result["state"])
+        assert outcome.status == "experimenting" and outcome.experiment_id == f"exp-{request['optimization_id']}"
+        arms = {r.id: r for r in clients.orchestrator.routing().routing_rules if "traffic_percentage" in r.conditions}
+        assert set(arms) == {"rule-support-bot-treatment", "rule-support-bot-control"}
+        assert {r.conditions["traffic_percentage"] for r in arms.values()} == {10.0}
+        assert outcome.experiment_id in sandbox.state.experiments
+        with Warehouse(runtime.settings.warehouse) as store:
+            live = store.optimizations.get(request["optimization_id"])
+        assert live is not None and live.status == "experimenting" and live.approval_run_id
+
+        # Two days later the experiment is decided: deployed, stopped when it cannot tell yet, or
+        # rolled back when its own traffic broke a guardrail against control.
+        sandbox.state.set_now(SANDBOX_NOW + timedelta(days=2))
+        later = nightly_optimization(window_end=DAY_END + timedelta(days=2), backfill_days=7, max_experiment_days=1)
+        assert request["optimization_id"] in later.loop.decided
+        with Warehouse(runtime.settings.warehouse) as store:
+            decided = store.optimizations.get(request["optimization_id"])
+        assert decided is not None and decided.status in {"deployed", "stopped", "rolled_back"}
+        routing = clients.orchestrator.routing()
+        assert routing.version == f"{decided.optimization_id}-{decided.status.replace('_', '-')}"
+        assert not [r for r in routing.routing_rules if "traffic_percentage" in r.conditions]
+        bot = next(r for r in routing.routing_rules if r.id == "rule-support-bot")
+        cascade = bot.target_selection.cascade_config
+        assert (cascade is not None) == (decided.status == "deployed")
+        kind = "applied" if decided.status == "deployed" else "failed"
+        (event,) = [e for e in sandbox.state.events.values()
+                    if e["subject"] == f"optimization/{decided.optimization_id}"]
+        assert event["type"] == f"io.llm-platform.optimization.{kind}"
+        assert {"original_metrics", "optimized_metrics", "improvement", "quality_metrics"} <= set(event["data"])
+        assert sandbox.state.experiments[outcome.experiment_id].status != "running"

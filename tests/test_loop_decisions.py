@@ -1,0 +1,111 @@
+"""The closed loop's decisions, as pure functions: which findings are asked for, how an
+experiment's arms are laid out, promoted and ended, and what a night's evidence decides."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from optimizer.pipeline.loop import decide
+from optimizer.rollout import plan
+from optimizer.rollout.proposals import plan_proposals
+from optimizer.schemas.analysis import ExperimentAnalysis, ExperimentFinding
+from optimizer.schemas.optimizations import Optimization, fingerprint
+from optimizer.schemas.registry import StoredExperiment, TestPeriod
+from optimizer.schemas.rollout import GuardrailVerdict, ProposedChange
+from optimizer.schemas.routing import RoutingConfig, RoutingRule, TargetSelection
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+MINI, GPT4O = "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"
+CASCADE = ProposedChange(application_id="support-bot", kind="model_cascade", primary_model=MINI,
+                         fallback_model=GPT4O, confidence_threshold=0.9, monthly_savings_usd=80.0)
+COMPRESSION = ProposedChange(application_id="doc-qa", kind="prompt_compression", technique="llmlingua",
+                             min_prompt_tokens=800, monthly_savings_usd=140.0)
+
+
+def known(change: ProposedChange, status: str, optimization_id: str = "opt-old") -> Optimization:
+    return Optimization.model_validate({
+        "optimization_id": optimization_id, "application_id": change.application_id, "changes": [change],
+        "fingerprint": fingerprint([change]), "status": status, "proposed_by": "run-0",
+        "proposed_at": NOW, "updated_at": NOW})
+
+
+def test_each_application_is_asked_once_and_a_newer_finding_supersedes_a_waiting_one() -> None:
+    fresh = plan_proposals([CASCADE, COMPRESSION], [], run_id="run-1", now=NOW)
+    assert [(o.application_id, o.status, o.forecast_monthly_savings_usd) for o in fresh.new] == [
+        ("doc-qa", "waiting_approval", 140.0), ("support-bot", "waiting_approval", 80.0)]
+
+    # The same change is never asked for twice, whatever became of it; the savings estimate
+    # moving does not make it another change.
+    cheaper = CASCADE.model_copy(update={"monthly_savings_usd": 95.0, "reason": "new evidence"})
+    again = plan_proposals([cheaper], [known(CASCADE, "rejected")], run_id="run-2", now=NOW)
+    assert again.new == [] and again.skipped == {"support-bot": "this change was proposed before"}
+
+    # A different change for the application replaces the one still waiting, with a reason.
+    newer = CASCADE.model_copy(update={"confidence_threshold": 0.85})
+    replaced = plan_proposals([newer], [known(CASCADE, "waiting_approval")], run_id="run-3", now=NOW)
+    assert [o.application_id for o in replaced.new] == ["support-bot"]
+    assert [(o.optimization_id, o.status) for o in replaced.superseded] == [("opt-old", "superseded")]
+    assert "run-3" in replaced.superseded[0].reason and replaced.superseded[0].history[-1].endswith(
+        replaced.superseded[0].reason)
+
+    # Nothing new while the application has a change under experiment.
+    busy = plan_proposals([newer], [known(CASCADE, "experimenting")], run_id="run-4", now=NOW)
+    assert busy.new == [] and "under experiment" in busy.skipped["support-bot"]
+
+
+def rule(application: str, model: str) -> RoutingRule:
+    return RoutingRule(id=f"rule-{application}", name=f"{application} routing", priority=100,
+                       conditions={"application_id": application},
+                       target_selection=TargetSelection(strategy="capability_match", preferred_models=[model]))
+
+
+def test_an_experiment_runs_beside_control_and_ends_promoted_or_undone() -> None:
+    current = RoutingConfig(routing_rules=[rule("support-bot", GPT4O), rule("doc-qa", GPT4O)])
+    proposed = plan.apply_changes(current, [CASCADE])
+    live = plan.experiment(current, proposed, 10, optimization_id="opt-1", experiment_id="exp-opt-1")
+    arms = {r.id: r for r in live.routing_rules if "traffic_percentage" in r.conditions}
+    assert set(arms) == {"rule-support-bot-treatment", "rule-support-bot-control"}
+    treatment, control = arms["rule-support-bot-treatment"], arms["rule-support-bot-control"]
+    assert treatment.target_selection.cascade_config is not None
+    assert control.target_selection == current.routing_rules[0].target_selection
+    for arm, variant in ((treatment, "treatment"), (control, "control")):
+        assert arm.conditions == {"application_id": "support-bot", "traffic_percentage": 10}
+        assert arm.optimization_hints is not None
+        assert arm.optimization_hints.model_extra == {"optimization_id": "opt-1", "experiment_id": "exp-opt-1",
+                                                      "variant_id": variant}
+
+    assert plan.end_experiment(live, "opt-1") == current
+    assert plan.end_experiment(live, "opt-other") == live
+    promoted = plan.promote_experiment(live, "opt-1")
+    assert [r.id for r in promoted.routing_rules] == ["rule-support-bot", "rule-doc-qa"]
+    bot = promoted.routing_rules[0]
+    assert bot.target_selection == treatment.target_selection and bot.conditions == {"application_id": "support-bot"}
+    assert bot.optimization_hints is not None and bot.optimization_hints.model_extra == {"optimization_id": "opt-1"}
+
+
+def finding(recommendation: str, winner: str | None = None, started: datetime = NOW) -> ExperimentFinding:
+    return ExperimentFinding(
+        definition=StoredExperiment(experiment_id="exp-opt-1", experiment_type="model_selection",
+                                    test_period=TestPeriod(start=started)),
+        analysis=ExperimentAnalysis.model_validate({
+            "experiment_id": "exp-opt-1", "srm_p_value": 0.5, "srm_detected": False, "variants": [],
+            "comparisons": [], "winner": winner, "recommendation": recommendation, "reasons": ["why"]}),
+    )
+
+
+def test_a_nights_evidence_deploys_stops_rolls_back_or_waits() -> None:
+    opt = known(CASCADE, "experimenting", "opt-1").model_copy(update={"experiment_id": "exp-opt-1",
+                                                                     "started_at": NOW})
+    healthy, broken = GuardrailVerdict(healthy=True), GuardrailVerdict(healthy=False, breaches=["p95 +61%"])
+    later = NOW + timedelta(days=2)
+    assert decide(opt, finding("deploy_to_production", "treatment"), healthy, later, 14)[0] == "deploy"
+    assert decide(opt, finding("deploy_to_production", "treatment"), broken, later, 14) == (
+        "roll_back", "guardrails broken against control: p95 +61%")
+    assert decide(opt, finding("keep_control"), healthy, later, 14)[0] == "stop"
+    assert decide(opt, finding("invalid_srm"), healthy, later, 14)[0] == "stop"
+    assert decide(opt, finding("continue"), healthy, later, 14) == ("continue", "not enough evidence yet")
+    assert decide(opt, finding("continue"), healthy, NOW + timedelta(days=14), 14) == (
+        "stop", "inconclusive after 14 days")
+    # Too little traffic to judge is no breach: the experiment waits for more.
+    quiet = GuardrailVerdict(healthy=False, unchecked=["support-bot: 3 requests"])
+    assert decide(opt, None, quiet, later, 14)[0] == "continue"
