@@ -77,6 +77,8 @@ def cmd_run_nightly(args: argparse.Namespace) -> int:
         summary = flow(
             window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
             analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
+            propose_changes=not args.no_proposals, experiment_percent=args.experiment_percent,
+            max_experiment_days=args.max_experiment_days,
         )
     _emit(summary, args.json, cli_text.nightly_text)
     return EXIT_OK
@@ -220,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run them on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
     nightly.add_argument("--dask-workers", type=int, default=2, metavar="N",
                          help="worker processes of the local Dask cluster (default 2)")
+    nightly.add_argument("--no-proposals", action="store_true",
+                         help="do not ask for approval of new findings tonight (live experiments are still decided)")
+    nightly.add_argument("--experiment-percent", type=float, default=10.0,
+                         help="share of an application's traffic each arm of an approved change's experiment takes")
+    nightly.add_argument("--max-experiment-days", type=float, default=14.0,
+                         help="an experiment undecided after this many days is stopped as inconclusive")
     nightly.set_defaults(handler=cmd_run_nightly)
 
     sandbox = commands.add_parser("sandbox", help="the local stand-in for the platform services")

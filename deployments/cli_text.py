@@ -24,6 +24,13 @@ def nightly_text(summary: Any) -> str:
         lines.append("Experiments: " + "; ".join(
             f"{o.experiment_id} {o.recommendation}" + (f" ({o.winner} wins)" if o.winner else "")
             for o in summary.experiment_outcomes))
+    loop = summary.loop
+    if loop.proposed or loop.waiting_for_deployment or loop.decided:
+        lines.append(
+            f"Approval asked for {len(loop.proposed)} change(s)"
+            + (f"; {len(loop.waiting_for_deployment)} wait for a rollout deployment to ask through"
+               if loop.waiting_for_deployment else "")
+            + "".join(f"\n  {o}: {what}" for o, what in sorted(loop.decided.items())))
     if summary.budgets_flagged:
         lines.append("Over their budget alert threshold: " + ", ".join(summary.budgets_flagged))
     lines.append(f"Events: {summary.events.delivered} delivered, {summary.events.pending} pending")
