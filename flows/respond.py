@@ -12,9 +12,10 @@ from prefect.runtime import flow_run
 from flows.naming import rename_run, run_name
 from flows.rollout import outcome_of, rollout
 from optimizer.pipeline.runtime import Runtime
-from optimizer.rollout.strategies import strategy_for
+from optimizer.rollout.strategies import affected, named_optimization, strategy_for
 from optimizer.schemas.rollout import ProposedChange, ResponseOutcome, RolloutOutcome
-from tasks.respond import propose_response, report_to_sentinel, team_changes
+from tasks.nightly import deliver_events
+from tasks.respond import propose_response, report_to_sentinel, stop_optimization, team_changes
 
 
 def _alert_name(kind: str, subject_key: str) -> Callable[[], str]:
@@ -55,9 +56,19 @@ def anomaly_response(
     watch_minutes: float = 30.0,
 ) -> ResponseOutcome:
     """Latency anomaly -> faster model, cost spike -> compression and caching, quality
-    degradation -> higher-quality model; anything else is only acknowledged."""
+    degradation -> higher-quality model; anything else is only acknowledged. An anomaly
+    that blames a live optimization (`optimization_side_effect`, `rollback_optimization`)
+    rolls it back at once: stopping needs no approval, only an audit entry."""
     runtime = Runtime.current()
     strategy = strategy_for(event_type, alert)
+    optimization_id = named_optimization(alert)
+    if strategy == "stop_optimization" and optimization_id:
+        stopped = stop_optimization(runtime, optimization_id, str(alert.get("title") or alert.get("description")
+                                                                   or "an anomaly in its traffic"))
+        deliver_events(runtime)
+        return report_to_sentinel(runtime, ResponseOutcome(
+            trigger=event_type, event_id=event_id, alert_id=alert.get("alert_id"), strategy=strategy,
+            applications=[a for a in [affected(alert)[1]] if a], message=stopped))
     apps, changes = propose_response(runtime, strategy, alert, analysis_days, max_quality_drop, alpha)
     result = _roll_out("anomaly", apps, changes, f"anomaly-{event_id}", approval_timeout_s=approval_timeout_s,
                        approval_poll_s=approval_poll_s, watch_minutes=watch_minutes)

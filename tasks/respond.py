@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from optimizer.pipeline import respond
+from optimizer.pipeline import loop, respond
 from optimizer.pipeline.runtime import Runtime
 from optimizer.rollout.strategies import Strategy
 from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
@@ -21,6 +21,12 @@ def propose_response(runtime: Runtime, strategy: Strategy, alert: Mapping[str, A
                      max_quality_drop: float, alpha: float) -> tuple[list[str], list[ProposedChange]]:
     return respond.propose_response(runtime, strategy, alert, analysis_days, max_quality_drop, alpha,
                                     log=get_run_logger())
+
+
+@task(name="stop-optimization", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def stop_optimization(runtime: Runtime, optimization_id: str, reason: str) -> str:
+    return loop.stop_optimization(runtime, optimization_id, reason, actor="sentinel", log=get_run_logger())
 
 
 @task(name="team-changes", cache_policy=NO_CACHE)

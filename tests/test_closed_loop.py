@@ -8,20 +8,27 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
 from flows.nightly import nightly_optimization
+from flows.respond import anomaly_response
 from flows.rollout import outcome_of, rollout
 from optimizer.clients import PlatformClients
 from optimizer.pipeline.runtime import configured
+from optimizer.rollout import plan
 from optimizer.sandbox import SandboxServer
+from optimizer.schemas.optimizations import Optimization, fingerprint
+from optimizer.schemas.rollout import ProposedChange
+from optimizer.schemas.routing import RoutingConfigUpdate
 from optimizer.warehouse import Warehouse
 from tests.conftest import DAY_END, SANDBOX_NOW, in_thread, sandbox_config, settings_for
 from tests.test_rollout import answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+MINI, FOUR_O = "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"
 
 
 def approval_requests() -> list[dict[str, Any]]:
@@ -83,3 +90,55 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
         assert event["type"] == f"io.llm-platform.optimization.{kind}"
         assert {"original_metrics", "optimized_metrics", "improvement", "quality_metrics"} <= set(event["data"])
         assert sandbox.state.experiments[outcome.experiment_id].status != "running"
+
+
+def live_optimization(clients: PlatformClients, runtime_warehouse: Path, status: str) -> str:
+    """support-bot's cascade as an optimization `status` ("experimenting" or "deployed"),
+    routed as such, without the nights that would lead there."""
+    change = ProposedChange(application_id="support-bot", kind="model_cascade", primary_model=MINI,
+                            fallback_model=FOUR_O, confidence_threshold=0.9, monthly_savings_usd=80.0)
+    current = clients.orchestrator.routing()
+    config = plan.experiment(current, plan.apply_changes(current, [change]), 10, optimization_id="opt-live",
+                             experiment_id="exp-opt-live")
+    if status == "deployed":
+        config = plan.promote_experiment(config, "opt-live")
+    clients.orchestrator.update_routing(RoutingConfigUpdate(version=f"opt-live-{status}",
+                                                            routing_rules=config.routing_rules,
+                                                            default_policy=config.default_policy))
+    with Warehouse(runtime_warehouse) as store:
+        store.optimizations.save([Optimization.model_validate({
+            "optimization_id": "opt-live", "application_id": "support-bot", "changes": [change],
+            "fingerprint": fingerprint([change]), "status": status, "proposed_by": "run-0",
+            "proposed_at": SANDBOX_NOW, "updated_at": SANDBOX_NOW, "experiment_id": "exp-opt-live",
+            "previous_version": current.version})])
+    return current.version
+
+
+@pytest.mark.parametrize("status", ["experimenting", "deployed"])
+def test_sentinel_stops_a_live_optimization_at_once(tmp_path: Path, status: str) -> None:
+    with SandboxServer(sandbox_config()) as sandbox, configured(settings_for(sandbox, tmp_path)) as runtime, \
+            PlatformClients.from_settings(runtime.settings) as clients:
+        before = live_optimization(clients, runtime.settings.warehouse, status)
+        original = next(v for v in clients.orchestrator.routing_history() if v.version == before)
+        alert = {"alert_id": "alert-side-effect", "severity": "high", "category": "quality",
+                 "alert_type": "optimization_side_effect", "title": "quality drop in optimized requests",
+                 "optimization_id": "opt-live", "recommendation": "rollback_optimization",
+                 "anomaly_details": {"application_id": "support-bot"}}
+        outcome = anomaly_response(alert=alert, event_id="evt-side-effect")  # no approval asked
+        assert outcome.strategy == "stop_optimization" and "rolled_back" in outcome.message
+        routing = clients.orchestrator.routing()
+        assert routing.version == "opt-live-rolled-back"
+        assert [r.model_dump() for r in routing.routing_rules] == [r.model_dump() for r in original.routing_rules]
+        with Warehouse(runtime.settings.warehouse) as store:
+            stopped = store.optimizations.get("opt-live")
+        assert stopped is not None and stopped.status == "rolled_back" and stopped.reason.startswith("stopped by sentinel")
+        with duckdb.connect(str(runtime.settings.warehouse), read_only=True) as db:
+            audit = db.execute("SELECT actor, action FROM audit_log WHERE subject = 'optimization/opt-live'").fetchall()
+        assert audit == [("sentinel", "rolled_back")]
+        (event,) = [e for e in sandbox.state.events.values() if e["subject"] == "optimization/opt-live"]
+        assert event["type"] == "io.llm-platform.optimization.failed"
+        assert sandbox.state.anomalies[-1]["report"]["context"]["strategy"] == "stop_optimization"
+
+        # Stopping what is no longer live says so and changes nothing.
+        again = anomaly_response(alert=alert, event_id="evt-side-effect-2")
+        assert "nothing to stop" in again.message and clients.orchestrator.routing().version == routing.version

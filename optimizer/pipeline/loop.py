@@ -19,7 +19,7 @@ from optimizer.rollout.events import optimization_event
 from optimizer.rollout.guardrails import judge
 from optimizer.rollout.proposals import plan_proposals
 from optimizer.schemas.analysis import ExperimentFinding
-from optimizer.schemas.optimizations import LoopSummary, Optimization
+from optimizer.schemas.optimizations import LIVE, LoopSummary, Optimization
 from optimizer.schemas.rollout import GuardrailReading, Guardrails, GuardrailVerdict
 
 Decision = Literal["deploy", "stop", "roll_back", "continue"]
@@ -95,12 +95,18 @@ FINAL: dict[Decision, Literal["deployed", "stopped", "rolled_back"]] = {
 
 
 def _conclude(runtime: Runtime, optimization: Optimization, finding: ExperimentFinding | None, decision: Decision,
-              reason: str) -> str:
+              reason: str, actor: str = "nightly-analysis") -> str:
     status = FINAL[decision]
     with runtime.clients() as clients:
         current = clients.orchestrator.routing()
-    config = (plan.promote_experiment(current, optimization.optimization_id) if decision == "deploy"
-              else plan.end_experiment(current, optimization.optimization_id))
+        if decision == "deploy":
+            config = plan.promote_experiment(current, optimization.optimization_id)
+        elif optimization.status == "deployed":  # undo a deployment: the application's rule as it was before
+            before = next((v for v in clients.orchestrator.routing_history()
+                           if v.version == optimization.previous_version), None)
+            config = plan.revert(current, before, optimization.application_id, optimization.optimization_id)
+        else:
+            config = plan.end_experiment(current, optimization.optimization_id)
     version = f"{optimization.optimization_id}-{status.replace('_', '-')}"
     apply_routing(runtime, config, version)
     if finding is not None:
@@ -115,9 +121,23 @@ def _conclude(runtime: Runtime, optimization: Optimization, finding: ExperimentF
     with runtime.warehouse() as store:
         store.optimizations.save([moved])
         store.outbox.queue([optimization_event(moved, finding.analysis if finding else None, version, now)])
-        store.audit.record("nightly-analysis", status, f"optimization/{optimization.optimization_id}",
+        store.audit.record(actor, status, f"optimization/{optimization.optimization_id}",
                            {"version": version, "reason": reason, "experiment_id": optimization.experiment_id})
     return f"{status} as routing version {version}"
+
+
+def stop_optimization(runtime: Runtime, optimization_id: str, reason: str, *, actor: str, log: Log = LOG) -> str:
+    """Roll a live optimization back at once: stopping needs no approval, only an audit entry.
+    Anything else about it (unknown, already ended) is said, not done."""
+    with runtime.warehouse() as store:
+        optimization = store.optimizations.get(optimization_id)
+    if optimization is None:
+        return f"no optimization {optimization_id}: nothing to stop"
+    if optimization.status not in LIVE:
+        return f"{optimization_id} is {optimization.status}: nothing to stop"
+    done = _conclude(runtime, optimization, None, "roll_back", f"stopped by {actor}: {reason}", actor=actor)
+    log.info("%s %s", optimization_id, done)
+    return f"{optimization_id} {done}"
 
 
 def propose_changes(

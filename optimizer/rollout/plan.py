@@ -232,3 +232,21 @@ def promote_experiment(current: RoutingConfig, optimization_id: str) -> RoutingC
         rules.append(winner.model_copy(update={"id": rule_id, "name": winner.name.split(" (")[0],
                                                "priority": winner.priority - 1, "conditions": conditions}))
     return RoutingConfig(routing_rules=rules, default_policy=current.default_policy)
+
+
+def revert(current: RoutingConfig, before: RoutingConfig | None, application_id: str,
+           optimization_id: str) -> RoutingConfig:
+    """The configuration with a deployed optimization undone: the application's own rule as
+    it was in `before` (the version the optimization started against; an application that
+    had no rule then has none again), and any arms gone. Without `before` (a history that
+    no longer holds it) only the arms go."""
+    config = end_experiment(current, optimization_id)
+    rules = list(config.routing_rules)
+    index = _rule_index(rules, application_id)
+    old = _rule_index(before.routing_rules, application_id) if before is not None else None
+    if index is not None:
+        if before is not None and old is not None:
+            rules[index] = before.routing_rules[old]
+        elif before is not None:
+            del rules[index]
+    return RoutingConfig(routing_rules=rules, default_policy=config.default_policy)

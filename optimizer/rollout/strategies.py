@@ -16,7 +16,7 @@ from optimizer.schemas.analysis import CompressionReport
 from optimizer.schemas.registry import ModelProfile
 from optimizer.schemas.rollout import ProposedChange
 
-Strategy = Literal["faster_model", "compression_and_caching", "higher_quality_model", "monitor"]
+Strategy = Literal["faster_model", "compression_and_caching", "higher_quality_model", "stop_optimization", "monitor"]
 
 _BY_ALERT_TYPE: dict[str, Strategy] = {
     "latency_anomaly": "faster_model",
@@ -27,10 +27,22 @@ _BY_ALERT_TYPE: dict[str, Strategy] = {
     "token_usage_spike": "compression_and_caching",
     "quality_degradation": "higher_quality_model",
     "hallucination": "higher_quality_model",
+    "optimization_side_effect": "stop_optimization",
 }
 
 
+def named_optimization(alert: Mapping[str, Any]) -> str | None:
+    """The live optimization an anomaly blames (the specification's `optimization_side_effect`,
+    recommending `rollback_optimization`), if it names one."""
+    details = alert.get("anomaly_details") or {}
+    named = alert.get("optimization_id") or details.get("optimization_id")
+    return str(named) if named else None
+
+
 def strategy_for(event_type: str, alert: Mapping[str, Any]) -> Strategy:
+    if named_optimization(alert) and (alert.get("alert_type") == "optimization_side_effect"
+                                      or alert.get("recommendation") == "rollback_optimization"):
+        return "stop_optimization"
     if event_type.endswith("threshold-exceeded"):
         metric = str(alert.get("metric_name", ""))
         if "duration" in metric or "latency" in metric:
