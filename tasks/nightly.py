@@ -32,7 +32,7 @@ from optimizer.schemas.analysis import (
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.loads import LoadResult, Window
-from optimizer.schemas.optimizations import LoopSummary
+from optimizer.schemas.optimizations import LoopSummary, RealizedSavings
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
 from optimizer.schemas.rollout import Guardrails
 from tasks._common import TaskSteps, retry_if_transient
@@ -117,6 +117,11 @@ def propose_changes(runtime: Runtime, run_id: str, approvals: ApprovalRuns, *, e
                                 approval_timeout_s=approval_timeout_s, log=get_run_logger())
 
 
+@task(name="measure-realized-savings", cache_policy=NO_CACHE)
+def measure_realized(runtime: Runtime, run_id: str, window_end: datetime, *, alpha: float) -> list[RealizedSavings]:
+    return loop.measure_realized(runtime, run_id, window_end, alpha=alpha, log=get_run_logger())
+
+
 class RolloutRuns:
     """Approval requests as runs of the rollout deployment, through the Prefect API; the
     idempotency key (the optimization's id) makes asking twice return the same run."""
@@ -180,6 +185,7 @@ NIGHTLY_STEPS = TaskSteps({
     record.deliver_events: deliver_events,
     loop.decide_experiments: decide_experiments,
     loop.propose_changes: propose_changes,
+    loop.measure_realized: measure_realized,
     budgets.check_budgets: check_budgets,
     report.write_nightly_report: publish_report,
 })

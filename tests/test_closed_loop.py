@@ -4,11 +4,13 @@ control traffic, and a later night decides it with new routing versions and even
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
@@ -23,6 +25,7 @@ from optimizer.sandbox import SandboxServer
 from optimizer.schemas.optimizations import Optimization, fingerprint
 from optimizer.schemas.rollout import ProposedChange
 from optimizer.schemas.routing import RoutingConfigUpdate
+from optimizer.settings import SANDBOX_DEFAULT_TOKEN
 from optimizer.warehouse import Warehouse
 from tests.conftest import DAY_END, SANDBOX_NOW, in_thread, sandbox_config, settings_for
 from tests.test_rollout import answer
@@ -110,7 +113,7 @@ def live_optimization(clients: PlatformClients, runtime_warehouse: Path, status:
             "optimization_id": "opt-live", "application_id": "support-bot", "changes": [change],
             "fingerprint": fingerprint([change]), "status": status, "proposed_by": "run-0",
             "proposed_at": SANDBOX_NOW, "updated_at": SANDBOX_NOW, "experiment_id": "exp-opt-live",
-            "previous_version": current.version})])
+            "previous_version": current.version, "forecast_monthly_savings_usd": 80.0})])
     return current.version
 
 
@@ -142,3 +145,26 @@ def test_sentinel_stops_a_live_optimization_at_once(tmp_path: Path, status: str)
         # Stopping what is no longer live says so and changes nothing.
         again = anomaly_response(alert=alert, event_id="evt-side-effect-2")
         assert "nothing to stop" in again.message and clients.orchestrator.routing().version == routing.version
+
+
+def test_a_deployed_change_is_measured_against_its_forecast(tmp_path: Path) -> None:
+    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
+            configured(settings_for(sandbox, tmp_path)) as runtime, \
+            PlatformClients.from_settings(runtime.settings) as clients:
+        live_optimization(clients, runtime.settings.warehouse, "deployed")  # from SANDBOX_NOW on
+        sandbox.state.set_now(SANDBOX_NOW + timedelta(days=3))
+        night = nightly_optimization(window_end=DAY_END + timedelta(days=3), backfill_days=10, propose_changes=False)
+        truth = httpx.get(f"{sandbox.url}/_sandbox/truth", params={"day": (DAY_END + timedelta(days=2)).date()},
+                          headers={"Authorization": f"Bearer {SANDBOX_DEFAULT_TOKEN}"}, timeout=60).json()
+    bot = next(a for a in truth["applications"] if a["application_id"] == "support-bot")
+    true_saving = bot["baseline"]["cost_usd"] - bot["live"]["cost_usd"]
+    assert night.realized_monthly_savings_usd > 0
+    with duckdb.connect(str(runtime.settings.warehouse), read_only=True) as db:
+        (record,) = [json.loads(r[0]) for r in db.execute("SELECT record FROM realized_savings").fetchall()]
+    low, high = record["saving_per_request_ci"]
+    assert low - 0.1 * true_saving < true_saving < high + 0.1 * true_saving  # the world's truth, within the interval
+    assert record["forecast_monthly_savings_usd"] == 80.0
+    assert record["forecast_error_usd"] == pytest.approx(record["realized_monthly_savings_usd"] - 80.0)
+    assert record["requests_after"] > 1000 and record["quality_change_ci"] is not None
+    html = Path(night.report).read_text(encoding="utf-8")
+    assert "Deployed changes: forecast and realized" in html and "opt-live" in html

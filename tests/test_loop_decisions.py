@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from optimizer.pipeline.loop import decide
 from optimizer.rollout import plan
 from optimizer.rollout.proposals import plan_proposals
@@ -109,3 +111,24 @@ def test_a_nights_evidence_deploys_stops_rolls_back_or_waits() -> None:
     # Too little traffic to judge is no breach: the experiment waits for more.
     quiet = GuardrailVerdict(healthy=False, unchecked=["support-bot: 3 requests"])
     assert decide(opt, None, quiet, later, 14)[0] == "continue"
+
+
+def test_realized_savings_scale_the_saving_per_request_to_a_month_with_its_interval() -> None:
+    from optimizer.analysis.realized import DAYS_PER_MONTH, ServedTraffic, realized_savings
+    from optimizer.analysis.statistics import SampleMean
+
+    before = ServedTraffic(10_000, 7.0, SampleMean(10_000, 0.0030, 1e-6), SampleMean(10_000, 900, 4e4),
+                           SampleMean(2_500, 0.92, 0.01))
+    after = ServedTraffic(3_000, 2.0, SampleMean(3_000, 0.0018, 1e-6), SampleMean(3_000, 1100, 9e4),
+                          SampleMean(750, 0.91, 0.01))
+    found = realized_savings("opt-1", "support-bot", before, after, forecast_monthly_usd=50.0)
+    assert found is not None
+    per_day = 1_500
+    assert found.saving_per_request_usd == pytest.approx(0.0012)
+    assert found.realized_monthly_savings_usd == pytest.approx(0.0012 * per_day * DAYS_PER_MONTH)
+    low, high = found.realized_monthly_savings_ci
+    assert low < found.realized_monthly_savings_usd < high
+    assert found.forecast_error_usd == pytest.approx(found.realized_monthly_savings_usd - 50.0)
+    assert found.quality_change == pytest.approx(-0.01) and found.latency_change_ms == pytest.approx(200)
+    assert realized_savings("opt-1", "support-bot", before, ServedTraffic(0, 0.0, *[SampleMean(0, 0, 0)] * 3),
+                            forecast_monthly_usd=50.0) is None  # nothing served yet: nothing to say

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from optimizer.analysis.realized import realized_savings
 from optimizer.pipeline.rollout import adopted_changes, apply_routing
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
@@ -19,7 +20,7 @@ from optimizer.rollout.events import optimization_event
 from optimizer.rollout.guardrails import judge
 from optimizer.rollout.proposals import plan_proposals
 from optimizer.schemas.analysis import ExperimentFinding
-from optimizer.schemas.optimizations import LIVE, LoopSummary, Optimization
+from optimizer.schemas.optimizations import LIVE, LoopSummary, Optimization, RealizedSavings
 from optimizer.schemas.rollout import GuardrailReading, Guardrails, GuardrailVerdict
 
 Decision = Literal["deploy", "stop", "roll_back", "continue"]
@@ -138,6 +139,27 @@ def stop_optimization(runtime: Runtime, optimization_id: str, reason: str, *, ac
     done = _conclude(runtime, optimization, None, "roll_back", f"stopped by {actor}: {reason}", actor=actor)
     log.info("%s %s", optimization_id, done)
     return f"{optimization_id} {done}"
+
+
+def measure_realized(
+    runtime: Runtime, run_id: str, window_end: datetime, *, alpha: float, baseline_days: float = 7.0, log: Log = LOG,
+) -> list[RealizedSavings]:
+    """What every deployed change has saved so far, against its forecast; kept with tonight's
+    date, so the forecast error of every night stays on record."""
+    found = []
+    with runtime.warehouse() as store:
+        for optimization in store.optimizations.all("deployed"):
+            before, after = store.realized.served(optimization.application_id, optimization.optimization_id,
+                                                  baseline_days)
+            result = realized_savings(optimization.optimization_id, optimization.application_id, before, after,
+                                      optimization.forecast_monthly_savings_usd, alpha)
+            if result is not None:
+                found.append(result)
+        store.realized.record(run_id, window_end, found)
+    for r in found:
+        log.info("%s realized %.2f USD a month (forecast %.2f)", r.optimization_id, r.realized_monthly_savings_usd,
+                 r.forecast_monthly_savings_usd)
+    return found
 
 
 def propose_changes(

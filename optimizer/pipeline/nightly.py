@@ -34,7 +34,12 @@ from optimizer.pipeline.ingest import (
     load_warehouse,
     plan_extraction,
 )
-from optimizer.pipeline.loop import ApprovalRuns, decide_experiments, propose_changes
+from optimizer.pipeline.loop import (
+    ApprovalRuns,
+    decide_experiments,
+    measure_realized,
+    propose_changes,
+)
 from optimizer.pipeline.record import deliver_events, record_results
 from optimizer.pipeline.report import write_nightly_report
 from optimizer.pipeline.runtime import Runtime
@@ -143,12 +148,13 @@ def run_nightly(
             asked = steps.call(propose_changes, runtime, run_id, approvals, experiment_percent=p.experiment_percent,
                                approval_timeout_s=p.approval_timeout_s)
             loop = asked.model_copy(update={"decided": loop.decided})
+        realized = steps.call(measure_realized, runtime, run_id, end, alpha=p.alpha)
         delivery = steps.call(deliver_events, runtime)
         budgets = steps.call(check_budgets, runtime, end, recorded.savings_by_team)
 
         summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets, loop)
         report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
                             compression=compression, experiments=[f.analysis for f in findings],
-                            monthly_savings=recorded.monthly_savings)
+                            monthly_savings=recorded.monthly_savings, realized=realized)
         summary, _ = steps.call(write_nightly_report, runtime, report)
     return summary

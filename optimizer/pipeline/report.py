@@ -20,6 +20,9 @@ def write_nightly_report(
         spend = {dimension: store.reference.daily_spend(dimension, first, last)
                  for dimension in ("team", "application", "model")}
         data = data.model_copy(update={
+            "realized_history": store.realized.history(),
+            "summary": data.summary.model_copy(update={
+                "realized_monthly_savings_usd": sum(r.realized_monthly_savings_usd for r in data.realized)}),
             "spend_by_model": spend["model"],
             "spend_totals": {dimension: spend_lines(daily, store.reference.spend_labels(dimension))
                              for dimension, daily in spend.items()},

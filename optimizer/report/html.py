@@ -62,6 +62,39 @@ def _decision(value: str) -> str:
     return f'<span class="{escape(value)}">{escape(value)}</span>'
 
 
+def _interval(pair: tuple[float, float] | None, spec: str) -> str:
+    return "-" if pair is None else f"({format(pair[0], spec)}, {format(pair[1], spec)})"
+
+
+def _loop_section(data: ReportData) -> list[str]:
+    """Deployed changes: forecast against what they really saved, per change and in total."""
+    s = data.summary
+    parts = ['<h2 id="realized">Deployed changes: forecast and realized</h2>']
+    if s.loop.proposed or s.loop.decided:
+        parts.append(f'<p class="muted">Tonight: approval asked for {len(s.loop.proposed)} change(s); '
+                     + escape("; ".join(f"{o} {what}" for o, what in sorted(s.loop.decided.items())) or "no experiment decided")
+                     + ".</p>")
+    if data.realized:
+        parts.append(_table(
+            ["application", "optimization", "forecast / month", "realized / month (CI)", "forecast error",
+             "quality change (CI)", "latency change ms (CI)", "days"],
+            [[escape(r.application_id), escape(r.optimization_id), _money(r.forecast_monthly_savings_usd),
+              f"{_money(r.realized_monthly_savings_usd)} {_interval(r.realized_monthly_savings_ci, ',.0f')}",
+              f"{_money(r.forecast_error_usd)}" + (f" ({r.forecast_error_pct:+.0f}%)" if r.forecast_error_pct is not None
+                                                  else ""),
+              "-" if r.quality_change is None else f"{r.quality_change:+.4f} {_interval(r.quality_change_ci, '+.4f')}",
+              "-" if r.latency_change_ms is None else f"{r.latency_change_ms:+.0f} {_interval(r.latency_change_ci, '+.0f')}",
+              f"{r.days_after:.1f}"] for r in data.realized],
+            numeric={2, 3, 4, 7},
+        ))
+    if data.realized_history:
+        parts.append(line_chart({"realized": [(day, realized) for day, realized, _ in data.realized_history],
+                                 "forecast": [(day, forecast) for day, _, forecast in data.realized_history]},
+                                title="Monthly savings of deployed changes: realized and forecast (USD)",
+                                y_label="USD a month"))
+    return parts
+
+
 def render_html(data: ReportData) -> str:
     s = data.summary
     parts = [
@@ -88,6 +121,9 @@ def render_html(data: ReportData) -> str:
              for r in sorted(s.recommendations, key=lambda r: -r.monthly_savings_usd)],
             numeric={2},
         ))
+
+    if data.realized or data.realized_history or s.loop.decided or s.loop.proposed:
+        parts += _loop_section(data)
 
     parts.append('<h2 id="spend">Spend</h2>')
     series: dict[str, list[tuple[date, float]]] = defaultdict(list)

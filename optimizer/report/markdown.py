@@ -29,6 +29,18 @@ def render_markdown(data: ReportData) -> str:
             for r in sorted(s.recommendations, key=lambda r: -r.monthly_savings_usd)
         ]
         lines.append("")
+    if data.realized:
+        lines += ["## Deployed changes: forecast and realized", "",
+                  "| application | optimization | forecast / month | realized / month | 95% CI | forecast error |",
+                  "|---|---|---:|---:|---|---:|"]
+        lines += [f"| {r.application_id} | {r.optimization_id} | {_money(r.forecast_monthly_savings_usd)} | "
+                  f"{_money(r.realized_monthly_savings_usd)} | {_money(r.realized_monthly_savings_ci[0])} to "
+                  f"{_money(r.realized_monthly_savings_ci[1])} | {_money(r.forecast_error_usd)} |" for r in data.realized]
+        lines.append("")
+    if s.loop.proposed or s.loop.decided:
+        lines += [f"Approval asked for {len(s.loop.proposed)} change(s)."]
+        lines += [f"- {o}: {what}" for o, what in sorted(s.loop.decided.items())]
+        lines.append("")
     lines += ["## Cascades", "", "| application | decision | why |", "|---|---|---|"]
     lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.cascades.recommendations]
     lines += ["", "## Compression", "", "| application | decision | why |", "|---|---|---|"]

@@ -15,7 +15,7 @@ from optimizer.schemas.analysis import (
     TeamBudgetStatus,
 )
 from optimizer.schemas.loads import LoadResult, Window
-from optimizer.schemas.optimizations import LoopSummary
+from optimizer.schemas.optimizations import LoopSummary, RealizedSavings
 
 
 class ExperimentOutcome(BaseModel):
@@ -55,6 +55,7 @@ class NightlySummary(BaseModel):
     budgets_flagged: list[str] = Field(default_factory=list)
     events: EventDelivery = Field(default_factory=EventDelivery)
     loop: LoopSummary = Field(default_factory=LoopSummary)
+    realized_monthly_savings_usd: float = 0.0  # what the deployed changes save, as measured tonight
     report: str = ""
     report_markdown: str = ""
 
@@ -165,3 +166,5 @@ class ReportData(BaseModel):
     compression: CompressionReport
     experiments: list[ExperimentAnalysis] = Field(default_factory=list)
     monthly_savings: dict[str, float] = Field(default_factory=dict)  # "<kind>:<application>" -> USD
+    realized: list[RealizedSavings] = Field(default_factory=list)  # tonight's measurement of deployed changes
+    realized_history: list[tuple[date, float, float]] = Field(default_factory=list)  # (night, realized, forecast)

@@ -71,3 +71,28 @@ class Optimization(BaseModel):
         """The same optimization in its next status, with the step kept in its history."""
         return self.model_copy(update={"status": status, "reason": reason, "updated_at": at,
                                        "history": [*self.history, f"{at.isoformat()} {status}: {reason}"], **update})
+
+
+class RealizedSavings(BaseModel):
+    """What a deployed change really did, measured on the traffic it served against its
+    application's traffic before its experiment began; beside what it was forecast to save."""
+
+    optimization_id: str
+    application_id: str
+    requests_before: int
+    requests_after: int
+    days_after: float
+    requests_per_day: float
+    cost_per_request_before_usd: float
+    cost_per_request_after_usd: float
+    saving_per_request_usd: float
+    saving_per_request_ci: tuple[float, float]
+    realized_monthly_savings_usd: float
+    realized_monthly_savings_ci: tuple[float, float]
+    forecast_monthly_savings_usd: float
+    forecast_error_usd: float  # realized - forecast
+    forecast_error_pct: float | None  # of the forecast
+    quality_change: float | None  # after - before
+    quality_change_ci: tuple[float, float] | None
+    latency_change_ms: float | None
+    latency_change_ci: tuple[float, float] | None

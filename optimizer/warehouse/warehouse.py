@@ -3,7 +3,7 @@
 Each concern keeps its SQL in its own module: `loads` (request records in, quarantine,
 watermarks), `reference` (model prices, spend, experiments, application owners), `results`
 (what the analyses found), `outbox` (events to send), `runs` and `rollouts` (what each run
-did), `optimizations` (each change from finding to deployment), `audit` (who did what) and
+did), `optimizations` (each change from finding to deployment), `realized` (what deployed ones saved), `audit` (who did what) and
 `export` (Parquet out). They share the connection, so a
 write that spans two of them (results with their events, a load with its reference data)
 is still one transaction.
@@ -23,6 +23,7 @@ from optimizer.warehouse.export import ParquetExport
 from optimizer.warehouse.loads import Loads
 from optimizer.warehouse.optimizations import Optimizations
 from optimizer.warehouse.outbox import Outbox
+from optimizer.warehouse.realized import Realized
 from optimizer.warehouse.reference import ReferenceData
 from optimizer.warehouse.results import Results
 from optimizer.warehouse.runs import Rollouts, Runs
@@ -58,6 +59,7 @@ class Warehouse:
         self.audit = AuditLog(self._db)
         self.export = ParquetExport(self._db)
         self.optimizations = Optimizations(self._db)
+        self.realized = Realized(self._db)
 
     def request_source(self, window: tuple[datetime, datetime] | None = None) -> RequestSource:
         """The stored request records, restricted to [start, end) if a window is given, for the
