@@ -84,6 +84,16 @@ def cmd_run_nightly(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from deployments.simulate import simulate
+
+    result = simulate(days=args.days, world=args.world, approve=args.approve, seed=args.seed,
+                      requests_per_day=args.requests_per_day, workdir=args.workdir, settings=args.settings,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    _emit(result, args.json, cli_text.simulation_text)
+    return EXIT_OK
+
+
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from optimizer.sandbox import FaultSettings, SandboxConfig, serve
 
@@ -185,7 +195,7 @@ def cmd_sandbox_export(args: argparse.Namespace) -> int:
 
 # Commands that run flows or start flow runs: with no PREFECT_API_URL they need Prefect's
 # embedded API, whose first start on a new PREFECT_HOME is slow.
-USES_PREFECT = frozenset({cmd_demo, cmd_run_nightly, cmd_webhook_serve})
+USES_PREFECT = frozenset({cmd_demo, cmd_run_nightly, cmd_webhook_serve, cmd_simulate})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--api-style", choices=["spec", "upstream"], default="spec",
                       help="the APIs the sandbox serves and the optimizer speaks (default spec)")
     demo.set_defaults(handler=cmd_demo)
+
+    sim = commands.add_parser("simulate", help="the closed loop night after night on the sandbox, scored against its truth")
+    sim.add_argument("--days", type=int, default=30, help="nights to simulate (default 30)")
+    sim.add_argument("--world", choices=sorted(WORLDS), default="default", help="the world the sandbox plays")
+    sim.add_argument("--approve", choices=["all", "none"], default="all",
+                     help="what the scripted approver answers every request (default all)")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--requests-per-day", type=int, default=12_000)
+    sim.add_argument("--workdir", type=Path,
+                     help="where the simulation keeps its warehouse and reports (default: simulate/<world>/ in the data folder)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sim.set_defaults(handler=cmd_simulate)
 
     run = commands.add_parser("run", help="run a flow against the configured platform")
     run_flows = run.add_subparsers(dest="flow", required=True, metavar="FLOW")

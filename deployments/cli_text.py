@@ -96,3 +96,17 @@ def experiment_text(report: Any) -> str:
             )
         lines += [f"  {reason}" for reason in e.reasons]
     return "\n".join(lines)
+
+
+def simulation_text(result: Any) -> str:
+    lines = [f"{result.days} nights in the {result.world} world, approving {result.approve}: "
+             f"{result.proposals} asked, {result.approvals} approved, {result.experiments_started} experiments, "
+             f"{result.deployed} deployed, {result.stopped} stopped, {result.rolled_back} rolled back.",
+             f"Savings a month: realized ${result.realized_monthly_savings_usd:,.2f} (forecast "
+             f"${result.forecast_monthly_savings_usd:,.2f}; the world's best ${result.oracle_monthly_savings_usd:,.2f}"
+             + (f", {result.realized_share_of_oracle:.0%} of it" if result.realized_share_of_oracle is not None else "")
+             + ").",
+             f"Quality violations: {result.quality_violations} deployed, {result.violation_days} night(s) with any; "
+             f"changes proposed twice: {result.proposed_twice}; unanswered requests: {result.unanswered}; "
+             f"{result.seconds:.0f} s."]
+    return "\n".join(lines)

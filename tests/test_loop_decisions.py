@@ -42,8 +42,12 @@ def test_each_application_is_asked_once_and_a_newer_finding_supersedes_a_waiting
     again = plan_proposals([cheaper], [known(CASCADE, "rejected")], run_id="run-2", now=NOW)
     assert again.new == [] and again.skipped == {"support-bot": "this change was proposed before"}
 
+    # Tuned differently, it is still the same change.
+    retuned = CASCADE.model_copy(update={"confidence_threshold": 0.85})
+    assert plan_proposals([retuned], [known(CASCADE, "rolled_back")], run_id="run-2", now=NOW).new == []
+
     # A different change for the application replaces the one still waiting, with a reason.
-    newer = CASCADE.model_copy(update={"confidence_threshold": 0.85})
+    newer = CASCADE.model_copy(update={"primary_model": "gemini-1.5-flash-002"})
     replaced = plan_proposals([newer], [known(CASCADE, "waiting_approval")], run_id="run-3", now=NOW)
     assert [o.application_id for o in replaced.new] == ["support-bot"]
     assert [(o.optimization_id, o.status) for o in replaced.superseded] == [("opt-old", "superseded")]

@@ -82,7 +82,10 @@ def decide_experiments(
     for optimization in live:
         finding = by_experiment.get(optimization.experiment_id or "")
         control, treatment = _readings(runtime, optimization, window_end - timedelta(days=1), window_end)
-        verdict = judge(control, treatment, guardrails)
+        served = treatment[optimization.application_id].requests
+        # Too little traffic to judge is no breach: the experiment waits for more.
+        verdict = (judge(control, treatment, guardrails) if served >= guardrails.min_requests else
+                   GuardrailVerdict(healthy=False, unchecked=[f"only {served} treatment requests in the last day"]))
         decision, reason = decide(optimization, finding, verdict, window_end, max_days)
         log.info("%s: %s (%s)", optimization.optimization_id, decision, reason)
         if decision == "continue":

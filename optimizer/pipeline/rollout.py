@@ -4,6 +4,7 @@ approval."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,10 @@ def approval_request(
     )
 
 
+# Read-modify-write of the routing by the rollouts of one process, one at a time.
+_ROUTING_WRITES = threading.Lock()
+
+
 def start_experiment(
     runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float, *, log: Log = LOG,
 ) -> tuple[str, str]:
@@ -121,9 +126,13 @@ def start_experiment(
     experiment registered in the Registry from the moment they took effect. Returns the
     experiment's id and the routing version."""
     experiment_id, version = f"exp-{optimization_id}", f"{optimization_id}-experiment"
-    config = plan.experiment(proposal.current, proposal.proposed, percent, optimization_id=optimization_id,
-                             experiment_id=experiment_id)
-    applied = apply_routing(runtime, config, version, log=log)
+    with _ROUTING_WRITES, runtime.clients() as clients:
+        # The routing as it is now, not as it was when the proposal was made: other approved
+        # changes may have gone live since, and their arms must stay.
+        current = clients.orchestrator.routing()
+        config = plan.experiment(current, plan.apply_changes(current, proposal.changes), percent,
+                                 optimization_id=optimization_id, experiment_id=experiment_id)
+        applied = apply_routing(runtime, config, version, log=log)
     with runtime.clients() as clients:
         clients.registry.record_experiment(experiment_definition(
             experiment_id, optimization_id, proposal.changes, percent, applied.effective_time))

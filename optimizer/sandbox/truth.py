@@ -9,7 +9,7 @@ them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,9 @@ class Verdict:
     oracle: Effect
     oracle_plan: dict[str, Any]
     margin: float
+    # The shares split off to other rules (an experiment's arms, a canary): each plan, its
+    # share in percent and its quality drop against the baseline.
+    arms: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def oracle_monthly_savings_usd(self) -> float:
@@ -144,10 +147,17 @@ def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margi
     truth = Truth(traffic, day)
     found = []
     for app in APPLICATIONS:
-        base, _ = rules_for(routing, app.application_id)
+        base, splits = rules_for(routing, app.application_id)
         live = Plan.of(base) if base is not None else None
         if live is not None and live.serves_like(app.model):
             live = None
-        found.append(truth.verdict(app.application_id, live, margin,
-                                   routable_requests_per_day(traffic, day, app.application_id)))
+        verdict = truth.verdict(app.application_id, live, margin,
+                                routable_requests_per_day(traffic, day, app.application_id))
+        for rule in splits:
+            plan = Plan.of(rule)
+            if plan is not None:
+                verdict.arms.append({"plan": asdict(plan), "share": float(rule.conditions["traffic_percentage"]),
+                                     "quality_drop": verdict.baseline.quality - truth.effect(app.application_id,
+                                                                                              plan).quality})
+        found.append(verdict)
     return found

@@ -26,13 +26,14 @@ OptimizationStatus = Literal[
 OPEN: frozenset[OptimizationStatus] = frozenset({"waiting_approval", "experimenting"})
 LIVE: frozenset[OptimizationStatus] = frozenset({"experimenting", "deployed"})
 
-# What identifies a change, whatever evidence or savings came with it.
-_ROUTING_FIELDS = ("application_id", "kind", "primary_model", "fallback_model", "confidence_threshold",
-                   "preferred_models", "technique", "min_prompt_tokens")
+# What identifies a change: which models and which technique, not how it is tuned (a
+# cascade's threshold or a compression floor moves a little from night to night with the
+# evidence; it is still the change that was tried).
+_ROUTING_FIELDS = ("application_id", "kind", "primary_model", "fallback_model", "preferred_models", "technique")
 
 
 def fingerprint(changes: Sequence[ProposedChange]) -> str:
-    """The same routing change gets the same fingerprint on any night."""
+    """The same routing change gets the same fingerprint on any night, however it is tuned."""
     canonical = sorted(json.dumps(c.model_dump(include=set(_ROUTING_FIELDS), mode="json"), sort_keys=True)
                        for c in changes)
     return hashlib.sha256("\n".join(canonical).encode()).hexdigest()[:16]
