@@ -30,7 +30,9 @@ th { background: #f3f4f6; } td.num, th.num { text-align: right; font-variant-num
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
+    if value is None:
+        return "-"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
@@ -79,7 +81,8 @@ def _loop_section(data: ReportData) -> list[str]:
             ["application", "optimization", "forecast / month", "realized / month (CI)", "forecast error",
              "quality change (CI)", "latency change ms (CI)", "days"],
             [[escape(r.application_id), escape(r.optimization_id), _money(r.forecast_monthly_savings_usd),
-              f"{_money(r.realized_monthly_savings_usd)} {_interval(r.realized_monthly_savings_ci, ',.0f')}",
+              f"{_money(r.realized_monthly_savings_usd)} ({_money(r.realized_monthly_savings_ci[0])} to "
+              f"{_money(r.realized_monthly_savings_ci[1])})",
               f"{_money(r.forecast_error_usd)}" + (f" ({r.forecast_error_pct:+.0f}%)" if r.forecast_error_pct is not None
                                                   else ""),
               "-" if r.quality_change is None else f"{r.quality_change:+.4f} {_interval(r.quality_change_ci, '+.4f')}",

@@ -6,7 +6,7 @@ from optimizer.report.summary import ReportData
 
 
 def _money(value: float) -> str:
-    return f"${value:,.2f}"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def render_markdown(data: ReportData) -> str:
