@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import numpy as np
 
 
@@ -18,3 +20,13 @@ def pick_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray
     draws = rng.random(len(probabilities))[:, None]
     picked: np.ndarray = np.minimum((draws > cumulative).sum(axis=1), probabilities.shape[1] - 1)
     return picked
+
+
+def hourly_weights() -> np.ndarray:
+    hours = np.arange(24)
+    weights: np.ndarray = 0.3 + 0.7 * np.exp(-(((hours - 14.5) / 4.5) ** 2))
+    return weights / float(weights.sum())
+
+
+def day_start_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000

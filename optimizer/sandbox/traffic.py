@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from optimizer.sandbox.sampling import hex_digits, pick_rows
+from optimizer.sandbox.sampling import day_start_ns, hex_digits, hourly_weights, pick_rows
 from optimizer.sandbox.serving import (
     PROMPT_LATENCY_MS,
     CallNoise,
@@ -54,16 +54,6 @@ MALFORMED_KINDS = ("missing_model", "negative_tokens", "quality_out_of_range", "
                    "bad_timestamp", "missing_request_id", "non_numeric_latency")
 LATE_SHARE = 0.03
 MAX_LATE_S = 5 * 3600
-
-
-def hourly_weights() -> np.ndarray:
-    hours = np.arange(24)
-    weights: np.ndarray = 0.3 + 0.7 * np.exp(-(((hours - 14.5) / 4.5) ** 2))
-    return weights / float(weights.sum())
-
-
-def day_start_ns(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * NS_PER_S
 
 
 class TrafficGenerator:
@@ -105,6 +95,7 @@ class TrafficGenerator:
         self.drifts: tuple[Drift, ...] = tuple(drifts)
         # The Orchestrator's routing over time: (effective from, in ns; configuration), in order.
         self._routing: list[tuple[int, RoutingConfig]] = []
+        self._experiment_ends: dict[str, int] = {}  # seeded experiments concluded: when, in ns
 
     def add_incident(self, incident: Incident) -> None:
         """Start an incident; days it touches are generated again with it."""
@@ -126,6 +117,15 @@ class TrafficGenerator:
         self._routing = sorted(((int(start.timestamp() * NS_PER_S), config) for start, config in timeline),
                                key=lambda item: item[0])
         for day in [d for d in self._cache if d >= changed_from.astimezone(UTC).date()]:
+            self._cache.pop(day, None)
+            self._team_spend.pop(day, None)
+
+    def end_experiment(self, experiment_id: str, at: datetime) -> None:
+        """A seeded experiment stops enrolling requests from `at` on (it was concluded)."""
+        if experiment_id in self._experiment_ends:
+            return
+        self._experiment_ends[experiment_id] = int(at.timestamp() * NS_PER_S)
+        for day in [d for d in self._cache if d >= at.astimezone(UTC).date()]:
             self._cache.pop(day, None)
             self._team_spend.pop(day, None)
 
@@ -240,6 +240,7 @@ class TrafficGenerator:
                 continue
             app_index = [a.application_id for a in apps].index(plan.application_id)
             enrolled = (app == app_index) & production & (rng.random(n) < plan.coverage)
+            enrolled &= ts_ns < self._experiment_ends.get(plan.experiment_id, ts_ns[-1] + 1 if n else 0)
             treated = enrolled & (rng.random(n) < plan.allocation.get("treatment", 0.5))
             in_experiment |= enrolled
             experiment_id[enrolled] = plan.experiment_id

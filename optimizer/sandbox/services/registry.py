@@ -149,6 +149,8 @@ def record_experiment(body: StoredExperiment, request: Request) -> Response:
     state = state_of(request)
     with state.lock:
         state.experiments[body.experiment_id] = body
+        if body.status != "running":  # a concluded experiment enrols no more requests
+            state.traffic.end_experiment(body.experiment_id, state.now())
     recorded = ExperimentRecorded(experiment_id=body.experiment_id, status="recorded", created_at=state.now())
     return reply(recorded, 201)
 
