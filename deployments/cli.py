@@ -89,6 +89,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     result = simulate(days=args.days, world=args.world, approve=args.approve, seed=args.seed,
                       requests_per_day=args.requests_per_day, workdir=args.workdir, settings=args.settings,
+                      experiment_percent=args.experiment_percent, max_experiment_days=args.max_experiment_days,
                       progress=lambda line: print(line, file=sys.stderr, flush=True))
     _emit(result, args.json, cli_text.simulation_text)
     return EXIT_OK
@@ -225,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--requests-per-day", type=int, default=12_000)
     sim.add_argument("--workdir", type=Path,
                      help="where the simulation keeps its warehouse and reports (default: simulate/<world>/ in the data folder)")
+    sim.add_argument("--experiment-percent", type=float, default=10.0,
+                     help="share of an application's traffic each arm of an experiment takes (default 10)")
+    sim.add_argument("--max-experiment-days", type=float, default=14.0,
+                     help="an experiment undecided after this many days is stopped (default 14)")
     sim.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sim.set_defaults(handler=cmd_simulate)
 

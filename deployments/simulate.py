@@ -40,7 +40,8 @@ class Night(BaseModel):
     rolled_back: int = 0
     realized_monthly_savings_usd: float = 0.0
     forecast_monthly_savings_usd: float = 0.0
-    quality_violations: int = 0  # live changes whose true quality drop exceeds the margin
+    quality_violations: int = 0  # deployed changes whose true quality drop exceeds the margin
+    exposed: int = 0  # the same, experiment arms included: traffic that got worse answers tonight
 
 
 class Simulation(BaseModel):
@@ -144,6 +145,7 @@ def _truth(sandbox_url: str, day: str) -> list[dict[str, Any]]:
 def simulate(
     *, days: int = 30, world: str = "default", approve: Approve = "all", seed: int = 42,
     requests_per_day: int = 12_000, workdir: Path | None = None, settings: Settings | None = None,
+    experiment_percent: float = 10.0, max_experiment_days: float = 14.0,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Simulation:
     """Run `days` nights of the closed loop against a sandbox playing `world`."""
@@ -171,7 +173,9 @@ def simulate(
                 window_end = first + timedelta(days=number)
                 sandbox.state.set_now(window_end + timedelta(seconds=MAX_LATE_S + 60))
                 night = Night(night=window_end.date().isoformat())
-                summary = nightly_optimization(window_end=window_end, backfill_days=7)
+                summary = nightly_optimization(window_end=window_end, backfill_days=7,
+                                               experiment_percent=experiment_percent,
+                                               max_experiment_days=max_experiment_days)
                 night.proposals = len(summary.loop.proposed)
                 for outcome in _answer_requests(approve, night):
                     night.experiments_started += outcome.status == "experimenting"
@@ -185,8 +189,9 @@ def simulate(
                 night.forecast_monthly_savings_usd = sum(o.forecast_monthly_savings_usd for o in deployed)
                 truth = _truth(sandbox.url, night.night)
                 night.quality_violations = sum(a["live_quality_drop"] > MARGIN for a in truth)
-                exposed = night.quality_violations + sum(arm["quality_drop"] > MARGIN for a in truth for arm in a["arms"])
-                result.violation_days += exposed > 0
+                night.exposed = night.quality_violations + sum(arm["quality_drop"] > MARGIN
+                                                               for a in truth for arm in a["arms"])
+                result.violation_days += night.exposed > 0
                 result.nights.append(night)
                 progress(f"night {number + 1}/{days} ({night.night}): {night.proposals} asked, "
                          f"{night.experiments_started} experiments started, {night.deployed} deployed, "

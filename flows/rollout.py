@@ -87,6 +87,7 @@ def rollout(
     guardrails: Guardrails | None = None,
     optimization_id: str | None = None,
     experiment_percent: float = 10.0,
+    max_quality_drop: float = 0.02,
 ) -> State[RolloutOutcome]:
     """Roll `changes` out (by default the latest nightly run's adopted recommendations).
 
@@ -95,7 +96,8 @@ def rollout(
 
     With an `optimization_id` (a nightly proposal) the approved change goes live as an A/B
     experiment on `experiment_percent`% of the traffic beside as much control traffic, and the
-    run ends there; the nightly analysis deploys or stops it. Without one, it goes out as a
+    run ends there; the nightly analysis deploys or stops it, holding it to the quality margin
+    `max_quality_drop` its change was certified with. Without one, it goes out as a
     canary watched for `watch_minutes` and is promoted or restored within the run.
     """
     runtime = Runtime.current()
@@ -132,7 +134,8 @@ def rollout(
         return finish(outcome, answer.approver or "nobody", outcome.status)
 
     if optimization_id is not None:
-        experiment_id, version = start_experiment(runtime, optimization_id, proposal, experiment_percent)
+        experiment_id, version = start_experiment(runtime, optimization_id, proposal, experiment_percent,
+                                                  max_quality_drop)
         return finish(outcomes.experimenting(outcome, experiment_id, version, experiment_percent),
                       answer.approver or "", "experiment_started")
 

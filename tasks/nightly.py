@@ -112,9 +112,10 @@ def decide_experiments(runtime: Runtime, findings: Sequence[ExperimentFinding], 
 @task(name="ask-for-approval", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
 def propose_changes(runtime: Runtime, run_id: str, approvals: ApprovalRuns, *, experiment_percent: float,
-                    approval_timeout_s: int) -> LoopSummary:
+                    approval_timeout_s: int, max_quality_drop: float) -> LoopSummary:
     return loop.propose_changes(runtime, run_id, approvals, experiment_percent=experiment_percent,
-                                approval_timeout_s=approval_timeout_s, log=get_run_logger())
+                                approval_timeout_s=approval_timeout_s, max_quality_drop=max_quality_drop,
+                                log=get_run_logger())
 
 
 @task(name="measure-realized-savings", cache_policy=NO_CACHE)

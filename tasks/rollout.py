@@ -46,8 +46,10 @@ def apply_routing(runtime: Runtime, config: RoutingConfig, version: str) -> Rout
 
 @task(name="start-experiment", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
-def start_experiment(runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float) -> tuple[str, str]:
-    return rollout.start_experiment(runtime, optimization_id, proposal, percent, log=get_run_logger())
+def start_experiment(runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float,
+                     max_quality_drop: float) -> tuple[str, str]:
+    return rollout.start_experiment(runtime, optimization_id, proposal, percent, max_quality_drop,
+                                    log=get_run_logger())
 
 
 @task(name="watch-guardrails", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,

@@ -34,11 +34,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 MINI, FOUR_O = "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"
 
 
-def approval_requests() -> list[dict[str, Any]]:
-    """The parameters of every run of the rollout deployment, oldest first."""
+def approval_requests(*nights: str) -> list[dict[str, Any]]:
+    """The parameters of the rollout deployment's runs these nightly runs asked for, oldest first."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["rollout"])))
-    return [dict(run.parameters) for run in sorted(runs, key=lambda r: r.created or r.expected_start_time)]
+    return [dict(run.parameters) for run in sorted(runs, key=lambda r: r.created or r.expected_start_time)
+            if run.parameters.get("requested_by") in nights]
 
 
 def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) -> None:
@@ -47,14 +48,14 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
             configured(settings_for(sandbox, tmp_path, approvers=["alice", "bob"])) as runtime, \
             PlatformClients.from_settings(runtime.settings) as clients:
         first = nightly_optimization(window_end=DAY_END, backfill_days=7)
-        asked = approval_requests()
+        asked = approval_requests(first.run_id)
         assert first.loop.proposed and len(asked) == len(first.loop.proposed)
         assert {a["optimization_id"] for a in asked} == set(first.loop.proposed)
         adopted_apps = {r.application_id for r in first.recommendations}
         assert {a["changes"][0]["application_id"] for a in asked} == adopted_apps  # one request per application
 
         again = nightly_optimization(window_end=DAY_END, backfill_days=7)
-        assert again.loop.proposed == [] and len(approval_requests()) == len(asked)  # never the same change twice
+        assert again.loop.proposed == [] and approval_requests(again.run_id) == []  # never the same change twice
         assert set(again.loop.skipped.values()) == {"this change was proposed before"}
 
         # A person approves the support-bot request: it goes live as an experiment.
@@ -148,7 +149,7 @@ def test_sentinel_stops_a_live_optimization_at_once(tmp_path: Path, status: str)
 
 
 def test_a_deployed_change_is_measured_against_its_forecast(tmp_path: Path) -> None:
-    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
+    with SandboxServer(sandbox_config(requests_per_day=6_000)) as sandbox, \
             configured(settings_for(sandbox, tmp_path)) as runtime, \
             PlatformClients.from_settings(runtime.settings) as clients:
         live_optimization(clients, runtime.settings.warehouse, "deployed")  # from SANDBOX_NOW on
@@ -165,6 +166,6 @@ def test_a_deployed_change_is_measured_against_its_forecast(tmp_path: Path) -> N
     assert low - 0.1 * true_saving < true_saving < high + 0.1 * true_saving  # the world's truth, within the interval
     assert record["forecast_monthly_savings_usd"] == 80.0
     assert record["forecast_error_usd"] == pytest.approx(record["realized_monthly_savings_usd"] - 80.0)
-    assert record["requests_after"] > 1000 and record["quality_change_ci"] is not None
+    assert record["requests_after"] > 500 and record["quality_change_ci"] is not None
     html = Path(night.report).read_text(encoding="utf-8")
     assert "Deployed changes: forecast and realized" in html and "opt-live" in html

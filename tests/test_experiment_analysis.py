@@ -138,3 +138,19 @@ def test_holm_adjusts_across_all_comparisons_of_the_experiment() -> None:
     smallest = min(analysis.comparisons, key=lambda c: c.p_value)
     assert smallest.p_value_adjusted == pytest.approx(min(1.0, 8 * smallest.p_value))
     assert all(c.p_value_adjusted >= c.p_value for c in analysis.comparisons)
+
+
+def test_an_experiment_can_hold_a_change_to_a_tighter_quality_margin() -> None:
+    """The specification's rule tolerates 0.05 of quality; an optimization's experiment is held
+    to the margin its change was certified with, and a cheaper arm losing 0.03 does not win."""
+    from optimizer.analysis.experiments import analyse_experiment
+    from optimizer.analysis.statistics import Proportion, SampleMean
+
+    control = VariantStatistics("control", SampleMean(20_000, 0.010, 1e-6), SampleMean(20_000, 900, 1e4),
+                                SampleMean(20_000, 0.90, 0.002), Proportion(20_000, 20))
+    cheaper = VariantStatistics("treatment", SampleMean(20_000, 0.006, 1e-6), SampleMean(20_000, 900, 1e4),
+                                SampleMean(20_000, 0.87, 0.002), Proportion(20_000, 20))
+    shares = {"control": 0.5, "treatment": 0.5}
+    assert analyse_experiment("exp", [control, cheaper], shares).recommendation == "deploy_to_production"
+    tight = analyse_experiment("exp", [control, cheaper], shares, max_quality_drop=0.02)
+    assert tight.recommendation == "keep_control" and "loses more than 0.02 quality" in " ".join(tight.reasons)

@@ -37,7 +37,8 @@ def test_when_nobody_approves_the_routing_never_changes(monkeypatch: pytest.Monk
 def test_approved_changes_go_live_as_experiments_and_are_decided(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
-    result = simulate(monkeypatch, tmp_path, "--days", "3", "--approve", "all", "--requests-per-day", "3000")
+    result = simulate(monkeypatch, tmp_path, "--days", "2", "--approve", "all", "--requests-per-day", "3000",
+                      "--max-experiment-days", "0.5")
     assert result["approvals"] == result["proposals"] == result["experiments_started"] > 0
     assert result["deployed"] + result["stopped"] + result["rolled_back"] > 0  # later nights decide
     assert result["routing_versions"] >= result["experiments_started"]

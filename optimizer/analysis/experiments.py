@@ -111,8 +111,11 @@ def analyse_experiment(
     variants: Sequence[VariantStatistics],
     allocation: Mapping[str, float],
     alpha: float = 0.05,
+    max_quality_drop: float = MAX_QUALITY_DROP,
 ) -> ExperimentAnalysis:
-    """Compare every variant with `control`; the caller guarantees `control` is present."""
+    """Compare every variant with `control`; the caller guarantees `control` is present.
+    A winner must keep quality within `max_quality_drop` (the specification's 0.05 unless
+    the experiment says otherwise)."""
     by_id = {v.variant_id: v for v in variants}
     control = by_id[CONTROL]
     total = sum(v.n for v in variants)
@@ -156,7 +159,7 @@ def analyse_experiment(
         for raw, adj, (seq_p, seq_ci), seq_adj in zip(raws, adjusted, sequential, adjusted_sequential, strict=True)
     ]
     winner, recommendation, reasons = _decide(
-        srm_p, control, treatments, raws, alpha
+        srm_p, control, treatments, raws, alpha, max_quality_drop
     )
     return ExperimentAnalysis(
         experiment_id=experiment_id, srm_p_value=srm_p, srm_detected=srm_p < SRM_ALPHA,
@@ -171,6 +174,7 @@ def _decide(
     treatments: Sequence[VariantStatistics],
     raws: Sequence[_Raw],
     alpha: float,
+    max_quality_drop: float = MAX_QUALITY_DROP,
 ) -> tuple[str | None, str, list[str]]:
     """Intersection-union rule per variant, Bonferroni across variants, sequential intervals.
 
@@ -195,21 +199,21 @@ def _decide(
         )
         success_ci = _success_interval(treatment.errors, level) if treatment.n else (0.0, 1.0)
         saves = cost_ci[1] < 0
-        keeps_quality = quality_ci[0] >= -MAX_QUALITY_DROP
+        keeps_quality = quality_ci[0] >= -max_quality_drop
         reliable = success_ci[0] >= MIN_SUCCESS_RATE
         if saves and keeps_quality and reliable:
             winners.append((found["cost_usd"].difference.absolute, name))
             reasons.append(
                 f"{name} saves {-found['cost_usd'].difference.absolute:.4g} USD per request "
                 f"(always-valid interval {cost_ci[0]:.4g} to {cost_ci[1]:.4g}), keeps quality within "
-                f"{MAX_QUALITY_DROP} and succeeds at least {MIN_SUCCESS_RATE:.0%} of the time"
+                f"{max_quality_drop} and succeeds at least {MIN_SUCCESS_RATE:.0%} of the time"
             )
             continue
-        if cost_ci[0] >= 0 or quality_ci[1] < -MAX_QUALITY_DROP or success_ci[1] < MIN_SUCCESS_RATE:
+        if cost_ci[0] >= 0 or quality_ci[1] < -max_quality_drop or success_ci[1] < MIN_SUCCESS_RATE:
             losers += 1
             why = (
                 "cannot save cost" if cost_ci[0] >= 0
-                else f"loses more than {MAX_QUALITY_DROP} quality" if quality_ci[1] < -MAX_QUALITY_DROP
+                else f"loses more than {max_quality_drop} quality" if quality_ci[1] < -max_quality_drop
                 else f"fails more than {1 - MIN_SUCCESS_RATE:.0%} of requests"
             )
             reasons.append(f"{name} {why}, with statistical support")

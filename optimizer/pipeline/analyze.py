@@ -12,7 +12,12 @@ from pathlib import Path
 
 from optimizer import telemetry
 from optimizer.analysis import cascade, compression
-from optimizer.analysis.experiments import CONTROL, VariantStatistics, analyse_experiment
+from optimizer.analysis.experiments import (
+    CONTROL,
+    MAX_QUALITY_DROP,
+    VariantStatistics,
+    analyse_experiment,
+)
 from optimizer.analysis.partitions import merge_reports
 from optimizer.catalog import load_catalog
 from optimizer.errors import BadInputError
@@ -49,7 +54,8 @@ def compression_report(
 
 
 def experiment_analysis(
-    experiment_id: str, variants: Sequence[VariantStatistics], allocation: Mapping[str, float] | None, alpha: float
+    experiment_id: str, variants: Sequence[VariantStatistics], allocation: Mapping[str, float] | None, alpha: float,
+    max_quality_drop: float = MAX_QUALITY_DROP,
 ) -> ExperimentAnalysis | None:
     """Every variant of one experiment against control (planned shares: `allocation`, else
     equal); None when it has no control traffic yet."""
@@ -57,7 +63,7 @@ def experiment_analysis(
     if CONTROL not in names:
         return None
     shares = dict(allocation) if allocation else {name: 1 / len(names) for name in names}
-    return analyse_experiment(experiment_id, variants, shares, alpha)
+    return analyse_experiment(experiment_id, variants, shares, alpha, max_quality_drop)
 
 
 # -- the ad-hoc commands: one Parquet file or folder -------------------------------------
@@ -165,8 +171,10 @@ def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LO
     with telemetry.operation("analyze.experiments", "ab_test"), runtime.warehouse() as store:
         source = store.request_source()
         for definition in store.reference.running_experiments():
+            # An optimization's experiment is judged by the margin its change was certified with.
+            margin = float(definition.configuration.get("max_quality_drop", MAX_QUALITY_DROP))
             analysis = experiment_analysis(definition.experiment_id, source.experiment_variants(definition.experiment_id),
-                                           definition.traffic_allocation(), alpha)
+                                           definition.traffic_allocation(), alpha, margin)
             if analysis is None:
                 log.warning("experiment %s: no '%s' traffic yet", definition.experiment_id, CONTROL)
                 continue

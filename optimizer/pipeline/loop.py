@@ -81,11 +81,13 @@ def decide_experiments(
     decided: dict[str, str] = {}
     for optimization in live:
         finding = by_experiment.get(optimization.experiment_id or "")
-        control, treatment = _readings(runtime, optimization, window_end - timedelta(days=1), window_end)
+        # Over the whole experiment so far: a percentile of one day's small arm is mostly noise.
+        start = finding.definition.test_period.start if finding is not None else window_end - timedelta(days=1)
+        control, treatment = _readings(runtime, optimization, start, window_end)
         served = treatment[optimization.application_id].requests
         # Too little traffic to judge is no breach: the experiment waits for more.
         verdict = (judge(control, treatment, guardrails) if served >= guardrails.min_requests else
-                   GuardrailVerdict(healthy=False, unchecked=[f"only {served} treatment requests in the last day"]))
+                   GuardrailVerdict(healthy=False, unchecked=[f"only {served} treatment requests so far"]))
         decision, reason = decide(optimization, finding, verdict, window_end, max_days)
         log.info("%s: %s (%s)", optimization.optimization_id, decision, reason)
         if decision == "continue":
@@ -167,7 +169,7 @@ def measure_realized(
 
 def propose_changes(
     runtime: Runtime, run_id: str, runs: ApprovalRuns, *, experiment_percent: float, approval_timeout_s: int,
-    log: Log = LOG,
+    max_quality_drop: float, log: Log = LOG,
 ) -> LoopSummary:
     """One approval request per application with a new adopted change (see
     `optimizer.rollout.proposals`), and another try for requests that found no rollout
@@ -191,6 +193,7 @@ def propose_changes(
             "changes": [c.model_dump(mode="json") for c in optimization.changes],
             "requested_by": optimization.proposed_by, "optimization_id": optimization.optimization_id,
             "experiment_percent": experiment_percent, "approval_timeout_s": approval_timeout_s,
+            "max_quality_drop": max_quality_drop,
         }, key=optimization.optimization_id)
         if run_id_started is None:
             summary.waiting_for_deployment.append(optimization.optimization_id)

@@ -83,6 +83,11 @@ def plain_steps() -> Iterator[PlainSteps]:
         yield PlainSteps(pool)
 
 
+# An experiment's guardrails are judged on its own arm, which is small: enough requests first
+# that a 95th percentile means something.
+EXPERIMENT_GUARDRAILS = Guardrails(min_requests=200)
+
+
 @dataclass(frozen=True)
 class NightlyParameters:
     """The flow's parameters (see `flows.nightly`); `window_end` None means today 00:00 UTC."""
@@ -143,10 +148,10 @@ def run_nightly(
         recorded = steps.call(record_results, runtime, run_id, cascades, compression, findings, profiles,
                               p.alpha, p.max_quality_drop)
         loop = LoopSummary(decided=steps.call(decide_experiments, runtime, findings, end,
-                                              max_days=p.max_experiment_days, guardrails=Guardrails()))
+                                              max_days=p.max_experiment_days, guardrails=EXPERIMENT_GUARDRAILS))
         if p.propose_changes and approvals is not None:
             asked = steps.call(propose_changes, runtime, run_id, approvals, experiment_percent=p.experiment_percent,
-                               approval_timeout_s=p.approval_timeout_s)
+                               approval_timeout_s=p.approval_timeout_s, max_quality_drop=p.max_quality_drop)
             loop = asked.model_copy(update={"decided": loop.decided})
         realized = steps.call(measure_realized, runtime, run_id, end, alpha=p.alpha)
         delivery = steps.call(deliver_events, runtime)

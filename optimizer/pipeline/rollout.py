@@ -120,7 +120,8 @@ _ROUTING_WRITES = threading.Lock()
 
 
 def start_experiment(
-    runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float, *, log: Log = LOG,
+    runtime: Runtime, optimization_id: str, proposal: Proposal, percent: float, max_quality_drop: float, *,
+    log: Log = LOG,
 ) -> tuple[str, str]:
     """The proposal live as an A/B experiment: its arms in a new routing version, then the
     experiment registered in the Registry from the moment they took effect. Returns the
@@ -135,7 +136,7 @@ def start_experiment(
         applied = apply_routing(runtime, config, version, log=log)
     with runtime.clients() as clients:
         clients.registry.record_experiment(experiment_definition(
-            experiment_id, optimization_id, proposal.changes, percent, applied.effective_time))
+            experiment_id, optimization_id, proposal.changes, percent, applied.effective_time, max_quality_drop))
     log.info("experiment %s live from %s on %g%% of the traffic", experiment_id, applied.effective_time, percent)
     return experiment_id, version
 

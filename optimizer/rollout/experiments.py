@@ -31,6 +31,7 @@ def _what(change: ProposedChange) -> str:
 
 def experiment_definition(
     experiment_id: str, optimization_id: str, changes: Sequence[ProposedChange], percent: float, start: datetime,
+    max_quality_drop: float,
 ) -> StoredExperiment:
     """The experiment as the Registry keeps it: both arms, their equal allocation, and which
     optimization and application it decides about."""
@@ -45,6 +46,7 @@ def experiment_definition(
                          {"variant_id": "treatment", "description": "; ".join(_what(c) for c in changes)}],
             "traffic_allocation": {"control": 0.5, "treatment": 0.5},
             "traffic_percentage": {"control": percent, "treatment": percent},
+            "max_quality_drop": max_quality_drop,  # the margin the change was certified with
         },
         test_period=TestPeriod(start=start),
         metadata={"created_by": "llm-auto-optimizer", "optimization_id": optimization_id,
