@@ -92,6 +92,7 @@ def _answer_requests(approve: Approve, night: Night) -> list[Any]:
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
     from prefect.flow_engine import run_flow
 
     from flows.rollout import outcome_of, rollout
@@ -104,7 +105,7 @@ def _answer_requests(approve: Approve, night: Night) -> list[Any]:
     results: dict[str, Any] = {}
     threads = []
     for flow_run in scheduled:
-        parameters = rollout.validate_parameters(dict(flow_run.parameters) | {"approval_poll_s": 1})
+        parameters = rollout.validate_parameters(dict(flow_run.parameters) | {"approval_poll_s": 2})
 
         def execute(run: Any = flow_run, values: dict[str, Any] = parameters) -> None:
             try:
@@ -121,11 +122,11 @@ def _answer_requests(approve: Approve, night: Night) -> list[Any]:
             for gate in _paused_gates(client):
                 answer = {"decision": decision, "approver": APPROVER, "comment": f"simulation: {approve}"}
                 result = client.resume_flow_run(gate.id, run_input=answer)
-                if "schema not found" in str(getattr(result.details, "reason", "")):
-                    continue  # the form is saved just after the pause: ask again
+                if result.status != SetStateStatus.ACCEPT:
+                    continue  # not accepted (the form is saved just after the pause, say): ask again
                 night.approvals += decision == "approve"
                 night.rejections += decision == "reject"
-            time.sleep(0.5)
+            time.sleep(1.0)
     outcomes = []
     for state in results.values():
         if isinstance(state, BaseException):

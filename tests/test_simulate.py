@@ -26,8 +26,8 @@ def simulate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *argv: str) -> dic
 
 
 def test_when_nobody_approves_the_routing_never_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    result = simulate(monkeypatch, tmp_path, "--days", "2", "--approve", "none", "--requests-per-day", "3000")
-    assert result["proposals"] > 0 and len(result["nights"]) == 2
+    result = simulate(monkeypatch, tmp_path, "--days", "1", "--approve", "none", "--requests-per-day", "3000")
+    assert result["proposals"] > 0 and len(result["nights"]) == 1
     assert result["approvals"] == 0 and sum(n["rejections"] for n in result["nights"]) == result["proposals"]
     assert result["routing_versions"] == 0 and result["experiments_started"] == result["deployed"] == 0
     assert result["unanswered"] == 0 and result["proposed_twice"] == 0
