@@ -80,9 +80,10 @@ def _paused_gates(client: Any) -> list[Any]:
     return [r for r in runs if r.name.startswith("approve-")]
 
 
-def _answer_requests(approve: Approve, night: Night) -> list[Any]:
-    """Run tonight's approval requests (the rollout deployment's scheduled runs) and answer
-    each form as a person would in the UI; return their outcomes."""
+def _answer_requests(approve: Approve, night: Night, asked: set[str]) -> list[Any]:
+    """Run tonight's approval requests (the rollout deployment's scheduled runs for the
+    optimizations in `asked`) and answer each form as a person would in the UI; return their
+    outcomes."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -104,7 +105,7 @@ def _answer_requests(approve: Approve, night: Night) -> list[Any]:
                 type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
     results: dict[str, Any] = {}
     threads = []
-    for flow_run in scheduled:
+    for flow_run in [r for r in scheduled if r.parameters.get("optimization_id") in asked]:
         parameters = rollout.validate_parameters(dict(flow_run.parameters) | {"approval_poll_s": 2})
 
         def execute(run: Any = flow_run, values: dict[str, Any] = parameters) -> None:
@@ -178,7 +179,7 @@ def simulate(
                                                experiment_percent=experiment_percent,
                                                max_experiment_days=max_experiment_days)
                 night.proposals = len(summary.loop.proposed)
-                for outcome in _answer_requests(approve, night):
+                for outcome in _answer_requests(approve, night, set(summary.loop.proposed)):
                     night.experiments_started += outcome.status == "experimenting"
                 for what in summary.loop.decided.values():
                     night.deployed += what.startswith("deployed")

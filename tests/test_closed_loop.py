@@ -47,14 +47,14 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
     with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
             configured(settings_for(sandbox, tmp_path, approvers=["alice", "bob"])) as runtime, \
             PlatformClients.from_settings(runtime.settings) as clients:
-        first = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        first = nightly_optimization(window_end=DAY_END, backfill_days=4)
         asked = approval_requests(first.run_id)
         assert first.loop.proposed and len(asked) == len(first.loop.proposed)
         assert {a["optimization_id"] for a in asked} == set(first.loop.proposed)
         adopted_apps = {r.application_id for r in first.recommendations}
         assert {a["changes"][0]["application_id"] for a in asked} == adopted_apps  # one request per application
 
-        again = nightly_optimization(window_end=DAY_END, backfill_days=7)
+        again = nightly_optimization(window_end=DAY_END, backfill_days=4)
         assert again.loop.proposed == [] and approval_requests(again.run_id) == []  # never the same change twice
         assert set(again.loop.skipped.values()) == {"this change was proposed before"}
 
@@ -77,7 +77,7 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
         # Two days later the experiment is decided: deployed, stopped when it cannot tell yet, or
         # rolled back when its own traffic broke a guardrail against control.
         sandbox.state.set_now(SANDBOX_NOW + timedelta(days=2))
-        later = nightly_optimization(window_end=DAY_END + timedelta(days=2), backfill_days=7, max_experiment_days=1)
+        later = nightly_optimization(window_end=DAY_END + timedelta(days=2), backfill_days=4, max_experiment_days=1)
         assert request["optimization_id"] in later.loop.decided
         with Warehouse(runtime.settings.warehouse) as store:
             decided = store.optimizations.get(request["optimization_id"])

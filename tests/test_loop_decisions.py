@@ -115,6 +115,8 @@ def test_a_nights_evidence_deploys_stops_rolls_back_or_waits() -> None:
     # Too little traffic to judge is no breach: the experiment waits for more.
     quiet = GuardrailVerdict(healthy=False, unchecked=["support-bot: 3 requests"])
     assert decide(opt, None, quiet, later, 14)[0] == "continue"
+    # Without an analysis yet, the Registry's start (the platform's clock) still bounds it.
+    assert decide(opt, None, healthy, NOW + timedelta(days=15), 14, started=NOW)[0] == "stop"
 
 
 def test_realized_savings_scale_the_saving_per_request_to_a_month_with_its_interval() -> None:

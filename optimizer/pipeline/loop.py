@@ -37,7 +37,7 @@ class ApprovalRuns(Protocol):
 
 def decide(
     optimization: Optimization, finding: ExperimentFinding | None, verdict: GuardrailVerdict, now: datetime,
-    max_days: float,
+    max_days: float, started: datetime | None = None,
 ) -> tuple[Decision, str]:
     """What tonight's evidence says about a live experiment: a guardrail breach rolls it back;
     the always-valid analysis deploys the winner or stops a loser; it runs at most `max_days`."""
@@ -49,7 +49,7 @@ def decide(
             return "deploy", "; ".join(analysis.reasons) or "the treatment wins"
         if analysis.recommendation in {"keep_control", "invalid_srm"}:
             return "stop", "; ".join(analysis.reasons) or analysis.recommendation
-    started = finding.definition.test_period.start if finding is not None else optimization.started_at
+    started = finding.definition.test_period.start if finding is not None else started
     if started is not None and now - started >= timedelta(days=max_days):
         return "stop", f"inconclusive after {max_days:g} days"
     return "continue", "not enough evidence yet"
@@ -77,18 +77,22 @@ def decide_experiments(
     """Deploy, stop, roll back or continue every optimization under experiment."""
     with runtime.warehouse() as store:
         live = store.optimizations.all("experimenting")
+        # When each began on the platform's clock, as the Registry has it (also for an
+        # experiment with no analysis yet).
+        began = {e.experiment_id: e.test_period.start for e in store.reference.running_experiments()}
     by_experiment = {f.analysis.experiment_id: f for f in findings}
     decided: dict[str, str] = {}
     for optimization in live:
         finding = by_experiment.get(optimization.experiment_id or "")
         # Over the whole experiment so far: a percentile of one day's small arm is mostly noise.
-        start = finding.definition.test_period.start if finding is not None else window_end - timedelta(days=1)
+        start = began.get(optimization.experiment_id or "") or window_end - timedelta(days=1)
         control, treatment = _readings(runtime, optimization, start, window_end)
         served = treatment[optimization.application_id].requests
         # Too little traffic to judge is no breach: the experiment waits for more.
         verdict = (judge(control, treatment, guardrails) if served >= guardrails.min_requests else
                    GuardrailVerdict(healthy=False, unchecked=[f"only {served} treatment requests so far"]))
-        decision, reason = decide(optimization, finding, verdict, window_end, max_days)
+        decision, reason = decide(optimization, finding, verdict, window_end, max_days,
+                                  began.get(optimization.experiment_id or ""))
         log.info("%s: %s (%s)", optimization.optimization_id, decision, reason)
         if decision == "continue":
             continue
