@@ -29,8 +29,9 @@ MARGIN = 0.02
 Approve = Literal["all", "none"]
 
 
-class Night(BaseModel):
-    night: str
+class Counts(BaseModel):
+    """What happened to changes: per night, and over the whole simulation (their sums)."""
+
     proposals: int = 0
     approvals: int = 0
     rejections: int = 0
@@ -38,23 +39,21 @@ class Night(BaseModel):
     deployed: int = 0
     stopped: int = 0
     rolled_back: int = 0
+
+
+class Night(Counts):
+    night: str
     realized_monthly_savings_usd: float = 0.0
     forecast_monthly_savings_usd: float = 0.0
     quality_violations: int = 0  # deployed changes whose true quality drop exceeds the margin
     exposed: int = 0  # the same, experiment arms included: traffic that got worse answers tonight
 
 
-class Simulation(BaseModel):
+class Simulation(Counts):
     world: str
     days: int
     approve: Approve
     nights: list[Night] = Field(default_factory=list)
-    proposals: int = 0
-    approvals: int = 0
-    experiments_started: int = 0
-    deployed: int = 0
-    stopped: int = 0
-    rolled_back: int = 0
     realized_monthly_savings_usd: float = 0.0  # the run rate measured on the last night
     forecast_monthly_savings_usd: float = 0.0
     oracle_monthly_savings_usd: float = 0.0  # the world's best, within the quality margin
@@ -207,7 +206,7 @@ def simulate(
         result.routing_versions = len(sandbox.state.routing_versions) - 1
         last = result.nights[-1] if result.nights else Night(night="")
         truth = _truth(sandbox.url, last.night) if result.nights else []
-    for name in ("proposals", "approvals", "experiments_started", "deployed", "stopped", "rolled_back"):
+    for name in Counts.model_fields:
         setattr(result, name, sum(getattr(n, name) for n in result.nights))
     result.realized_monthly_savings_usd = last.realized_monthly_savings_usd
     result.forecast_monthly_savings_usd = last.forecast_monthly_savings_usd

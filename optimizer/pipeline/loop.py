@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from optimizer.analysis.realized import realized_savings
-from optimizer.pipeline.rollout import adopted_changes, apply_routing
+from optimizer.pipeline.rollout import adopted_changes, apply_routing, guardrail_reading
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
 from optimizer.rollout.events import optimization_event
@@ -59,15 +59,10 @@ def _readings(runtime: Runtime, optimization: Optimization, start: datetime, end
               ) -> tuple[dict[str, GuardrailReading], dict[str, GuardrailReading]]:
     """(control, treatment) over the same hours, from the Observatory."""
     app, experiment = optimization.application_id, optimization.experiment_id or ""
-    found: dict[str, GuardrailReading] = {}
     with runtime.clients() as clients:
-        for variant in ("control", "treatment"):
-            stats = clients.observatory.traffic(start, end, application=app, variant=(experiment, variant))
-            found[variant] = GuardrailReading(
-                application_id=app, window="baseline" if variant == "control" else "canary", requests=stats.requests,
-                error_rate=stats.error_rate, p95_latency_ms=stats.p95_latency_ms, quality=stats.quality,
-                evaluated=stats.evaluated or 0)
-    return {app: found["control"]}, {app: found["treatment"]}
+        control = guardrail_reading(clients, app, "baseline", start, end, variant=(experiment, "control"))
+        treatment = guardrail_reading(clients, app, "canary", start, end, variant=(experiment, "treatment"))
+    return {app: control}, {app: treatment}
 
 
 def decide_experiments(
@@ -185,9 +180,8 @@ def propose_changes(
     proposals = plan_proposals(adopted_changes(runtime, run_id=run_id), known, run_id=run_id, now=now)
     summary.skipped = proposals.skipped
     for old in proposals.superseded:
-        previous = next(o for o in known if o.optimization_id == old.optimization_id)
-        if previous.approval_run_id:
-            runs.cancel(previous.approval_run_id, old.reason)
+        if old.approval_run_id:
+            runs.cancel(old.approval_run_id, old.reason)
         summary.superseded.append(old.optimization_id)
     unasked = [o for o in known if o.status == "waiting_approval" and o.approval_run_id is None
                and o.optimization_id not in summary.superseded]

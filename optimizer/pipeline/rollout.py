@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from optimizer import telemetry
+from optimizer.clients import PlatformClients
 from optimizer.errors import OptimizerError
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
@@ -150,6 +151,18 @@ def apply_routing(runtime: Runtime, config: RoutingConfig, version: str, *, log:
     return applied
 
 
+def guardrail_reading(
+    clients: PlatformClients, application: str, window: Literal["baseline", "canary"], start: datetime,
+    end: datetime, *, models: Sequence[str] = (), variant: tuple[str, str] | None = None,
+) -> GuardrailReading:
+    """An application's traffic over [start, end) from the Observatory, as a guardrail reads
+    it: all of it, that of some models, or that of one experiment variant."""
+    stats = clients.observatory.traffic(start, end, application=application, models=models, variant=variant)
+    return GuardrailReading(application_id=application, window=window, requests=stats.requests,
+                            error_rate=stats.error_rate, p95_latency_ms=stats.p95_latency_ms,
+                            quality=stats.quality, evaluated=stats.evaluated or 0)
+
+
 def watch_guardrails(
     runtime: Runtime, scopes: Mapping[str, Sequence[str]], started: datetime, watch_minutes: float,
     guardrails: Guardrails, baseline_minutes: float = 60.0, poll_seconds: float = 2.0, *, log: Log = LOG,
@@ -168,14 +181,9 @@ def watch_guardrails(
             log.info("canary watched up to %s of %s", covered.isoformat(), end.isoformat())
             time.sleep(poll_seconds)
 
-        def reading(app: str, window: Literal["baseline", "canary"], start: datetime, stop: datetime) -> GuardrailReading:
-            stats = clients.observatory.traffic(start, stop, application=app, models=scopes[app])
-            return GuardrailReading(application_id=app, window=window, requests=stats.requests,
-                                    error_rate=stats.error_rate, p95_latency_ms=stats.p95_latency_ms,
-                                    quality=stats.quality, evaluated=stats.evaluated or 0)
-
-        baseline = {a: reading(a, "baseline", started - timedelta(minutes=baseline_minutes), started) for a in scopes}
-        canary = {a: reading(a, "canary", started, end) for a in scopes}
+        baseline = {a: guardrail_reading(clients, a, "baseline", started - timedelta(minutes=baseline_minutes),
+                                         started, models=scopes[a]) for a in scopes}
+        canary = {a: guardrail_reading(clients, a, "canary", started, end, models=scopes[a]) for a in scopes}
     verdict = judge(baseline, canary, guardrails)
     log.info("guardrails: %s", "healthy" if verdict.healthy else "; ".join(verdict.breaches))
     for note in verdict.unchecked:

@@ -100,11 +100,15 @@ class TrafficGenerator:
     def add_incident(self, incident: Incident) -> None:
         """Start an incident; days it touches are generated again with it."""
         self.incidents.append(incident)
-        day = incident.start.date()
-        while day <= incident.end.date():
+        self._forget(incident.start.date(), incident.end.date())
+
+    def _forget(self, first: date, last: date | None = None) -> None:
+        """Drop what was generated for the days from `first` (to `last`, if given): they are
+        generated again, with what changed, when next asked for."""
+        for day in [d for d in self._cache if d >= first and (last is None or d <= last)]:
             self._cache.pop(day, None)
+        for day in [d for d in self._team_spend if d >= first and (last is None or d <= last)]:
             self._team_spend.pop(day, None)
-            day += timedelta(days=1)
 
     @property
     def model_index(self) -> dict[str, int]:
@@ -116,18 +120,14 @@ class TrafficGenerator:
         generated before are generated again, the requests before that moment unchanged)."""
         self._routing = sorted(((int(start.timestamp() * NS_PER_S), config) for start, config in timeline),
                                key=lambda item: item[0])
-        for day in [d for d in self._cache if d >= changed_from.astimezone(UTC).date()]:
-            self._cache.pop(day, None)
-            self._team_spend.pop(day, None)
+        self._forget(changed_from.astimezone(UTC).date())
 
     def end_experiment(self, experiment_id: str, at: datetime) -> None:
         """A seeded experiment stops enrolling requests from `at` on (it was concluded)."""
         if experiment_id in self._experiment_ends:
             return
         self._experiment_ends[experiment_id] = int(at.timestamp() * NS_PER_S)
-        for day in [d for d in self._cache if d >= at.astimezone(UTC).date()]:
-            self._cache.pop(day, None)
-            self._team_spend.pop(day, None)
+        self._forget(at.astimezone(UTC).date())
 
     def experiment_start(self, plan: ExperimentPlan) -> datetime:
         day = self.anchor - timedelta(days=plan.started_days_before_anchor)

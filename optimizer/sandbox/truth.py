@@ -133,18 +133,20 @@ class Truth:
                        asdict(live) if live is not None else None, best, asdict(best_plan), margin)
 
 
-def routable_requests_per_day(traffic: TrafficGenerator, day: date, application_id: str) -> float:
-    """How many of the application's requests a day the routing serves (a week's mean)."""
-    frame = traffic.between(datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=7),
-                            datetime(day.year, day.month, day.day, tzinfo=UTC))
-    mine = frame[(frame["application_id"] == application_id) & ~frame["shadow"] & frame["pair_id"].isna()]
-    seeded = mine["experiment_id"].notna() & mine["optimization_id"].isna()
-    return float((~seeded).sum()) / 7
+def routable_requests_per_day(traffic: TrafficGenerator, day: date) -> dict[str, float]:
+    """How many of each application's requests a day the routing serves (a week's mean): not
+    shadow samples, not requests enrolled in a seeded experiment."""
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    frame = traffic.between(end - timedelta(days=7), end)
+    routed = frame[~frame["shadow"] & frame["pair_id"].isna()
+                   & ~(frame["experiment_id"].notna() & frame["optimization_id"].isna())]
+    return {str(app): count / 7 for app, count in routed["application_id"].value_counts().items()}
 
 
 def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margin: float) -> list[Verdict]:
     """Every application's truth on `day` under `routing` (its own rule; a split's share aside)."""
     truth = Truth(traffic, day)
+    volume = routable_requests_per_day(traffic, day)
     found = []
     for app in APPLICATIONS:
         base, splits = rules_for(routing, app.application_id)
@@ -152,7 +154,7 @@ def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margi
         if live is not None and live.serves_like(app.model):
             live = None
         verdict = truth.verdict(app.application_id, live, margin,
-                                routable_requests_per_day(traffic, day, app.application_id))
+                                volume.get(app.application_id, 0.0))
         for rule in splits:
             plan = Plan.of(rule)
             if plan is not None:
