@@ -40,6 +40,13 @@ def _share(text: str) -> float:
     return value
 
 
+def _treatment_percent(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage between 0 and 100 (the control takes the rest)")
+    return value
+
+
 def _utc(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -226,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--requests-per-day", type=int, default=12_000)
     sim.add_argument("--workdir", type=Path,
                      help="where the simulation keeps its warehouse and reports (default: simulate/<world>/ in the data folder)")
-    sim.add_argument("--experiment-percent", type=float, default=10.0,
-                     help="share of an application's traffic each arm of an experiment takes (default 10)")
+    sim.add_argument("--experiment-percent", type=_treatment_percent, default=10.0,
+                     help="an experiment's treatment share of its application's traffic (default 10)")
     sim.add_argument("--max-experiment-days", type=float, default=14.0,
                      help="an experiment undecided after this many days is stopped (default 14)")
     sim.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -251,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="worker processes of the local Dask cluster (default 2)")
     nightly.add_argument("--no-proposals", action="store_true",
                          help="do not ask for approval of new findings tonight (live experiments are still decided)")
-    nightly.add_argument("--experiment-percent", type=float, default=10.0,
-                         help="share of an application's traffic each arm of an approved change's experiment takes")
+    nightly.add_argument("--experiment-percent", type=_treatment_percent, default=10.0,
+                         help="an approved change's experiment's treatment share of its application's traffic")
     nightly.add_argument("--max-experiment-days", type=float, default=14.0,
                          help="an experiment undecided after this many days is stopped as inconclusive")
     nightly.set_defaults(handler=cmd_run_nightly)

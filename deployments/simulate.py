@@ -21,6 +21,7 @@ from optimizer.ingest.windows import floor_to
 from optimizer.pipeline.runtime import configured
 from optimizer.sandbox import SandboxConfig, SandboxServer
 from optimizer.sandbox.traffic import MAX_LATE_S
+from optimizer.schemas.rollout import Guardrails
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, sandbox_endpoints
 from optimizer.warehouse import Warehouse
 
@@ -136,7 +137,9 @@ def _answer_requests(approve: Approve, night: Night, asked: set[str]) -> list[An
 
 
 def _truth(sandbox_url: str, day: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{sandbox_url}/_sandbox/truth", params={"day": day, "margin": MARGIN}, timeout=120,
+    answer = httpx.get(f"{sandbox_url}/_sandbox/truth", timeout=120,
+                       params={"day": day, "margin": MARGIN,
+                               "max_p95_latency_increase_pct": Guardrails().max_p95_latency_increase_pct},
                        headers={"Authorization": f"Bearer {SANDBOX_DEFAULT_TOKEN}"})
     answer.raise_for_status()
     applications: list[dict[str, Any]] = answer.json()["applications"]

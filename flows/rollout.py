@@ -95,7 +95,7 @@ def rollout(
     read it with `outcome_of(rollout(..., return_state=True))`.
 
     With an `optimization_id` (a nightly proposal) the approved change goes live as an A/B
-    experiment on `experiment_percent`% of the traffic beside as much control traffic, and the
+    experiment on `experiment_percent`% of the traffic, the rest its control, and the
     run ends there; the nightly analysis deploys or stops it, holding it to the quality margin
     `max_quality_drop` its change was certified with. Without one, it goes out as a
     canary watched for `watch_minutes` and is promoted or restored within the run.

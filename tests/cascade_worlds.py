@@ -9,6 +9,7 @@ import numpy as np
 from optimizer.analysis.cascade import (
     FAILED_PRIMARY_BIN,
     GRID_STEPS,
+    LATENCY_STEP,
     ApplicationPairs,
     CandidatePairs,
     PairBin,
@@ -23,6 +24,7 @@ class World:
     primary_cost: float = 0.0002
     fallback_cost: float = 0.003
     primary_error_rate: float = 0.005
+    primary_log_latency: float = 6.5  # median latency e^6.5 = 665 ms (the fallback's: 1.8 s)
 
 
 FINE = World(primary_skill=2.1, fallback_skill=2.3)
@@ -56,7 +58,7 @@ def draw(world: World, n: int, rng: np.random.Generator) -> Pairs:
         quality_fallback=_quality(rng, world.fallback_skill - difficulty),
         cost_primary=world.primary_cost * rng.lognormal(0, 0.3, n),
         cost_fallback=world.fallback_cost * rng.lognormal(0, 0.3, n),
-        latency_primary=rng.lognormal(6.5, 0.3, n),
+        latency_primary=rng.lognormal(world.primary_log_latency, 0.3, n),
         latency_fallback=rng.lognormal(7.5, 0.3, n),
     )
 
@@ -79,8 +81,19 @@ def bins_of(pairs: Pairs) -> tuple[PairBin, ...]:
     return tuple(found)
 
 
+def p95_latency_of(pairs: Pairs) -> tuple[tuple[tuple[int, float], ...], float]:
+    """The p95 latency of the cascade at every LATENCY_STEP-th step and of the fallback alone, as
+    the warehouse computes them: an escalated pair waits for both calls."""
+    bin_index = np.where(pairs.primary_failed, FAILED_PRIMARY_BIN,
+                         np.minimum(np.floor(np.round(pairs.confidence * GRID_STEPS, 6)), GRID_STEPS))
+    both = pairs.latency_primary + pairs.latency_fallback
+    steps = tuple((step, float(np.quantile(np.where(bin_index >= step, pairs.latency_primary, both), 0.95)))
+                  for step in range(0, GRID_STEPS + 1, LATENCY_STEP))
+    return steps, float(np.quantile(pairs.latency_fallback, 0.95))
+
+
 def application(pairs: Pairs, app: str = "app", primary: str = "cheap", fallback: str = "big") -> ApplicationPairs:
-    return ApplicationPairs(app, fallback, (CandidatePairs(primary, bins_of(pairs)),))
+    return ApplicationPairs(app, fallback, (CandidatePairs(primary, bins_of(pairs), *p95_latency_of(pairs)),))
 
 
 def true_quality_change(world: World, rng: np.random.Generator, n: int = 400_000) -> np.ndarray:

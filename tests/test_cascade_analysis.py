@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimizer.analysis.cascade import (
@@ -13,7 +16,19 @@ from optimizer.analysis.cascade import (
     recommend,
     recommend_application,
 )
-from tests.cascade_worlds import BORDERLINE, FINE, HOPELESS, application, draw, true_quality_change
+from optimizer.sandbox.export import export_requests
+from optimizer.schemas.loads import LoadBatch
+from optimizer.warehouse import Warehouse
+from tests.cascade_worlds import (
+    BORDERLINE,
+    FINE,
+    HOPELESS,
+    World,
+    application,
+    draw,
+    true_quality_change,
+)
+from tests.conftest import DAY_END, sandbox_config
 
 MARGIN = 0.02
 ALPHA = 0.05
@@ -104,3 +119,44 @@ def test_cheapest_of_several_adopted_candidates_wins() -> None:
     assert {c.primary_model for c in result.candidates} == {"cheap-good", "cheap-pricey"}
     assert [c.decision for c in result.candidates] == ["adopt", "adopt"]
     assert (result.decision, result.primary_model) == ("adopt", "cheap-good")
+
+
+def test_a_cascade_that_would_slow_the_tail_too_much_is_not_recommended() -> None:
+    """Escalated requests wait for both models: when a third of them escalate and the primary
+    is nearly as slow as the fallback, the cascade's p95 is far worse than the fallback's."""
+    mid = World(primary_skill=1.6, fallback_skill=2.3)
+    slow = application(draw(replace(mid, primary_log_latency=7.3), 3000, np.random.default_rng(9)))
+    result = recommend_application(slow, max_quality_drop=MARGIN, alpha=ALPHA)
+    assert result.decision == "reject" and "p95 latency would rise" in result.reason
+    assert result.p95_latency_change_pct is not None and result.p95_latency_change_pct > 20
+    unbounded = recommend_application(slow, max_quality_drop=MARGIN, alpha=ALPHA, max_p95_latency_increase_pct=None)
+    assert unbounded.decision == "adopt" and unbounded.confidence_threshold == result.confidence_threshold
+    fast = recommend_application(application(draw(mid, 3000, np.random.default_rng(9))), max_quality_drop=MARGIN,
+                                 alpha=ALPHA)
+    assert fast.decision == "adopt" and fast.p95_latency_change_pct is not None
+    assert fast.p95_latency_change_pct <= 20
+
+
+def test_the_warehouse_computes_the_cascade_p95_from_the_pairs(tmp_path: Path) -> None:
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=7, end=DAY_END.date(), config=sandbox_config(requests_per_day=3000))
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+        found = {a.application_id: a for a in store.request_source((DAY_END - timedelta(days=7), DAY_END)).cascade_pairs()}
+    frame = pd.read_parquet(data)
+    own = frame[~frame["shadow"] & frame["pair_id"].notna()]
+    shadow = frame[frame["shadow"]]
+    pairs = own.merge(shadow, on="pair_id", suffixes=("_f", "_c"))
+    pairs = pairs[(pairs["status_f"] == "ok") & pairs["quality_score_f"].notna()
+                  & ((pairs["status_c"] == "error")
+                     | (pairs["quality_score_c"].notna() & pairs["confidence_score_c"].notna()))]
+    app = pairs[pairs["application_id_f"] == "support-bot"]
+    candidate = found["support-bot"].candidates[0]
+    assert candidate.primary_model == app["model_c"].iloc[0]
+    confidence = np.round(app["confidence_score_c"].to_numpy() * GRID_STEPS, 6)
+    bins = np.where(app["status_c"] == "error", -1, np.minimum(np.floor(confidence), GRID_STEPS))
+    primary, both = app["latency_ms_c"].to_numpy(), (app["latency_ms_c"] + app["latency_ms_f"]).to_numpy()
+    assert candidate.fallback_p95_latency_ms == pytest.approx(np.quantile(app["latency_ms_f"], 0.95))
+    for step, p95 in candidate.p95_latency_ms:
+        assert p95 == pytest.approx(np.quantile(np.where(bins >= step, primary, both), 0.95)), step
+    assert [s for s, _ in candidate.p95_latency_ms] == list(range(0, GRID_STEPS + 1, 5))

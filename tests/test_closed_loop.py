@@ -68,7 +68,8 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
         assert outcome.status == "experimenting" and outcome.experiment_id == f"exp-{request['optimization_id']}"
         arms = {r.id: r for r in clients.orchestrator.routing().routing_rules if "traffic_percentage" in r.conditions}
         assert set(arms) == {"rule-support-bot-treatment", "rule-support-bot-control"}
-        assert {r.conditions["traffic_percentage"] for r in arms.values()} == {10.0}
+        assert arms["rule-support-bot-treatment"].conditions["traffic_percentage"] == 10.0
+        assert arms["rule-support-bot-control"].conditions["traffic_percentage"] == 90.0
         assert outcome.experiment_id in sandbox.state.experiments
         with Warehouse(runtime.settings.warehouse) as store:
             live = store.optimizations.get(request["optimization_id"])

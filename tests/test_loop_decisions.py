@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from optimizer.pipeline.loop import decide
+from optimizer.pipeline.nightly import EXPERIMENT_GUARDRAILS
 from optimizer.rollout import plan
+from optimizer.rollout.guardrails import judge
 from optimizer.rollout.proposals import plan_proposals
 from optimizer.schemas.analysis import ExperimentAnalysis, ExperimentFinding
 from optimizer.schemas.optimizations import Optimization, fingerprint
 from optimizer.schemas.registry import StoredExperiment, TestPeriod
-from optimizer.schemas.rollout import GuardrailVerdict, ProposedChange
+from optimizer.schemas.rollout import GuardrailReading, Guardrails, GuardrailVerdict, ProposedChange
 from optimizer.schemas.routing import RoutingConfig, RoutingRule, TargetSelection
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -74,8 +76,8 @@ def test_an_experiment_runs_beside_control_and_ends_promoted_or_undone() -> None
     treatment, control = arms["rule-support-bot-treatment"], arms["rule-support-bot-control"]
     assert treatment.target_selection.cascade_config is not None
     assert control.target_selection == current.routing_rules[0].target_selection
-    for arm, variant in ((treatment, "treatment"), (control, "control")):
-        assert arm.conditions == {"application_id": "support-bot", "traffic_percentage": 10}
+    for arm, variant, share in ((treatment, "treatment", 10), (control, "control", 90)):
+        assert arm.conditions == {"application_id": "support-bot", "traffic_percentage": share}
         assert arm.optimization_hints is not None
         assert arm.optimization_hints.model_extra == {"optimization_id": "opt-1", "experiment_id": "exp-opt-1",
                                                       "variant_id": variant}
@@ -138,3 +140,23 @@ def test_realized_savings_scale_the_saving_per_request_to_a_month_with_its_inter
     assert found.quality_change == pytest.approx(-0.01) and found.latency_change_ms == pytest.approx(200)
     assert realized_savings("opt-1", "support-bot", before, ServedTraffic(0, 0.0, *[SampleMean(0, 0, 0)] * 3),
                             forecast_monthly_usd=50.0) is None  # nothing served yet: nothing to say
+
+
+def test_an_experiments_nightly_guardrail_needs_always_valid_evidence_of_more_errors() -> None:
+    """Read night after night, a fixed-level test would roll back a good change sooner or
+    later; the always-valid one does not, for the same unlucky night, and still catches a real
+    rise."""
+    control = GuardrailReading(application_id="doc-qa", window="baseline", requests=4400, error_rate=0.006,
+                               p95_latency_ms=9000, quality=0.89, evaluated=2200)
+
+    def treatment(requests: int, error_rate: float) -> dict[str, GuardrailReading]:
+        return {"doc-qa": GuardrailReading(application_id="doc-qa", window="canary", requests=requests,
+                                           error_rate=error_rate, p95_latency_ms=9000, quality=0.89,
+                                           evaluated=requests // 2)}
+
+    unlucky = treatment(490, 0.018)  # 9 errors where 3 were expected
+    assert not judge({"doc-qa": control}, unlucky, Guardrails()).healthy  # one look: significant at 1%
+    assert judge({"doc-qa": control}, unlucky, EXPERIMENT_GUARDRAILS).healthy
+    broken = treatment(2000, 0.05)
+    assert judge({"doc-qa": control}, broken, EXPERIMENT_GUARDRAILS).breaches == [
+        "doc-qa: error rate rose from 0.60% to 5.00%"]

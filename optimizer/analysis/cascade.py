@@ -9,6 +9,15 @@ fixed grid from the most cautious (escalate almost everything) down, each at lev
 reaches below -max_quality_drop. Fixed-sequence testing in a pre-set order controls the
 family-wise error rate, so choosing the cheapest passing threshold on the same pairs that
 certify it does not break the quality promise ("learn then test").
+
+Latency is a constraint, not a test: an escalated request waits for both models, so a
+cascade raises the tail of latency even when it lowers the mean. The pairs also give the
+95th percentile of latency the cascade would have had at every threshold (an escalated pair
+waits for both calls), and a cascade whose p95 would rise by more than a budget (20%
+by default, below the 30% a rollout's guardrail allows, since the guardrail reads a noisy
+percentile of the live traffic) is not recommended. The cheapest threshold that keeps
+quality is also the fastest that does (it escalates least), so the budget only ever rules
+a cascade out; it never moves the threshold.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from optimizer.schemas.analysis import (
 )
 
 GRID_STEPS = 100  # thresholds 0.00, 0.01, ..., 1.00
+LATENCY_STEP = 5  # the p95 latency is known at every fifth grid step (0.00, 0.05, ...)
+MAX_P95_LATENCY_INCREASE_PCT = 20.0
 FAILED_PRIMARY_BIN = -1  # the primary model errored: such requests always escalate
 MIN_PAIRS = 200
 
@@ -47,6 +58,18 @@ class PairBin:
 class CandidatePairs:
     primary_model: str
     bins: tuple[PairBin, ...]
+    # (grid step, p95 latency of the cascade at that threshold) for every LATENCY_STEP-th step,
+    # and the p95 latency of the fallback alone, over the same pairs; empty when unknown.
+    p95_latency_ms: tuple[tuple[int, float], ...] = ()
+    fallback_p95_latency_ms: float | None = None
+
+    def p95_latency_increase_pct(self, step: int) -> float | None:
+        """At most the rise at `step`: the percentile at the next step it is known for (more
+        escalation never makes a request faster)."""
+        known = sorted((s, p) for s, p in self.p95_latency_ms if s >= step)
+        if not known or not self.fallback_p95_latency_ms:
+            return None
+        return 100 * (known[0][1] / self.fallback_p95_latency_ms - 1)
 
     @property
     def n_pairs(self) -> int:
@@ -115,7 +138,9 @@ class _Verdict:
     frontier: list[FrontierPoint]
 
 
-def _evaluate(pairs: CandidatePairs, max_quality_drop: float, alpha: float, min_pairs: int) -> _Verdict:
+def _evaluate(
+    pairs: CandidatePairs, max_quality_drop: float, alpha: float, min_pairs: int, max_p95_increase_pct: float | None
+) -> _Verdict:
     n = pairs.n_pairs
     model = pairs.primary_model
     if n < min_pairs:
@@ -137,7 +162,9 @@ def _evaluate(pairs: CandidatePairs, max_quality_drop: float, alpha: float, min_
         else:
             failed = point
             break
-    if chosen is not None and chosen.cost_reduction > 0:
+    p95_increase = pairs.p95_latency_increase_pct(chosen.step) if chosen is not None else None
+    too_slow = p95_increase is not None and max_p95_increase_pct is not None and p95_increase > max_p95_increase_pct
+    if chosen is not None and chosen.cost_reduction > 0 and not too_slow:
         low, high = mean_interval(chosen.quality, alpha)
         reason = (
             f"{model} answers {chosen.answered / n:.0%} of requests and the rest escalate below "
@@ -150,10 +177,17 @@ def _evaluate(pairs: CandidatePairs, max_quality_drop: float, alpha: float, min_
     else:
         shown = failed or chosen or points[-1]
         low = mean_interval(shown.quality, alpha)[0]
-        if chosen is not None:
+        if chosen is not None and chosen.cost_reduction <= 0:
             reason = (
                 f"{model} keeps quality only when it escalates so much that the cascade costs "
                 f"{-100 * chosen.cost_reduction:.1f}% more than always using the current model"
+            )
+        elif chosen is not None:
+            shown = chosen
+            reason = (
+                f"{model} keeps quality when it escalates below confidence {chosen.step / GRID_STEPS:.2f}, but "
+                f"requests that escalate wait for both models: p95 latency would rise {p95_increase:.0f}%, "
+                f"beyond the {max_p95_increase_pct:g}% budget"
             )
         else:
             reason = (
@@ -167,13 +201,15 @@ def _evaluate(pairs: CandidatePairs, max_quality_drop: float, alpha: float, min_
             confidence_threshold=shown.step / GRID_STEPS,
             cost_reduction_pct=100 * shown.cost_reduction, quality_change=shown.quality.mean,
             quality_change_ci=mean_interval(shown.quality, alpha), reason=reason,
+            p95_latency_change_pct=pairs.p95_latency_increase_pct(shown.step),
         ),
         chosen if decision == "adopt" else None, shown, frontier,
     )
 
 
 def recommend_application(
-    application: ApplicationPairs, *, max_quality_drop: float, alpha: float, min_pairs: int = MIN_PAIRS
+    application: ApplicationPairs, *, max_quality_drop: float, alpha: float, min_pairs: int = MIN_PAIRS,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
 ) -> CascadeRecommendation:
     cheaper = [
         c for c in application.candidates
@@ -181,7 +217,7 @@ def recommend_application(
     ]
     testable = [c for c in cheaper if c.n_pairs >= min_pairs]
     level = alpha / max(len(testable), 1)  # Bonferroni across candidate primaries
-    verdicts = [_evaluate(c, max_quality_drop, level, min_pairs) for c in cheaper]
+    verdicts = [_evaluate(c, max_quality_drop, level, min_pairs, max_p95_latency_increase_pct) for c in cheaper]
     adopted = [v for v in verdicts if v.chosen is not None]
     if adopted:
         best = max(adopted, key=lambda v: v.chosen.cost_reduction if v.chosen else 0.0)
@@ -213,6 +249,7 @@ def recommend_application(
         n_pairs=best.candidate.n_pairs,
         reason=best.candidate.reason,
         latency_change_ms=frontier_point.latency_change_ms if frontier_point else None,
+        p95_latency_change_pct=best.candidate.p95_latency_change_pct,
         frontier=best.frontier,
         candidates=[v.candidate for v in verdicts],
     )
@@ -224,11 +261,14 @@ def recommend(
     max_quality_drop: float = 0.02,
     alpha: float = 0.05,
     min_pairs: int = MIN_PAIRS,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
 ) -> CascadeReport:
-    """One recommendation per application, in application order."""
+    """One recommendation per application, in application order; `max_p95_latency_increase_pct`
+    None lets latency rise as it will."""
     return CascadeReport(
         recommendations=[
-            recommend_application(a, max_quality_drop=max_quality_drop, alpha=alpha, min_pairs=min_pairs)
+            recommend_application(a, max_quality_drop=max_quality_drop, alpha=alpha, min_pairs=min_pairs,
+                                  max_p95_latency_increase_pct=max_p95_latency_increase_pct)
             for a in sorted(applications, key=lambda a: a.application_id)
         ],
         max_quality_drop=max_quality_drop,

@@ -49,18 +49,20 @@ class VariantStatistics:
         return self.errors.n
 
 
-def reference_effect(metric: Metric, control: VariantStatistics) -> float:
+def reference_effect(metric: Metric, control: VariantStatistics, max_quality_drop: float = MAX_QUALITY_DROP) -> float:
     """The effect size a comparison is judged against (power) and tuned to (sequential test).
 
-    10% of the control mean for cost and latency; the specification's 0.05 quality margin;
-    half the control error rate, at least half a percentage point, for errors.
+    10% of the control mean for cost and latency; the experiment's quality margin (the
+    specification's 0.05 unless it says otherwise: the sequential test is most powerful for
+    effects of the size it is tuned to, and the margin is the size that matters); half the
+    control error rate, at least half a percentage point, for errors.
     """
     if metric == "cost_usd":
         return 0.1 * abs(control.cost_usd.mean)
     if metric == "latency_ms":
         return 0.1 * abs(control.latency_ms.mean)
     if metric == "quality_score":
-        return MAX_QUALITY_DROP
+        return max_quality_drop
     return max(0.5 * control.errors.rate, 0.005)
 
 
@@ -131,7 +133,8 @@ def analyse_experiment(
     metrics: tuple[Metric, ...] = ("cost_usd", "latency_ms", "quality_score", "error_rate")
     raws = [
         _Raw(
-            t.variant_id, metric, _difference(metric, control, t, alpha), reference_effect(metric, control),
+            t.variant_id, metric, _difference(metric, control, t, alpha),
+            reference_effect(metric, control, max_quality_drop),
             control.quality_score.n if metric == "quality_score" else control.n,
             t.quality_score.n if metric == "quality_score" else t.n,
         )

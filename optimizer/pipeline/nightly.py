@@ -85,7 +85,7 @@ def plain_steps() -> Iterator[PlainSteps]:
 
 # An experiment's guardrails are judged on its own arm, which is small: enough requests first
 # that a 95th percentile means something.
-EXPERIMENT_GUARDRAILS = Guardrails(min_requests=200)
+EXPERIMENT_GUARDRAILS = Guardrails(min_requests=200, sequential=True)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class NightlyParameters:
     max_quality_drop: float = 0.02
     alpha: float = 0.05
     propose_changes: bool = True  # ask for approval of new findings by itself
-    experiment_percent: float = 10.0  # share of an application's traffic each arm of an experiment takes
+    experiment_percent: float = 10.0  # an experiment's treatment share of its application's traffic
     max_experiment_days: float = 14.0
     approval_timeout_s: int = 24 * 3600
 

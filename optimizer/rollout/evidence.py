@@ -126,8 +126,8 @@ def render_evidence(
             "## If you approve",
             "",
             f"The change goes live as an A/B experiment: {experiment_percent:g}% of each application's traffic "
-            f"takes the new rules (treatment) and another {experiment_percent:g}% keeps the current ones (control), "
-            "both measured over the same hours. Each night an always-valid sequential test decides: the winner "
+            f"takes the new rules (treatment) and the rest keeps the current ones (control), both measured over "
+            "the same hours. Each night an always-valid sequential test decides: the winner "
             "is deployed to all traffic, a loser stopped (the current rules restored), or the experiment goes on "
             "until its maximum duration. If its own traffic breaks the guardrails against control (error rate "
             f"+{guardrails.max_error_rate_increase:.1%}, p95 latency +{guardrails.max_p95_latency_increase_pct:g}%, "

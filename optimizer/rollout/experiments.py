@@ -33,8 +33,9 @@ def experiment_definition(
     experiment_id: str, optimization_id: str, changes: Sequence[ProposedChange], percent: float, start: datetime,
     max_quality_drop: float,
 ) -> StoredExperiment:
-    """The experiment as the Registry keeps it: both arms, their equal allocation, and which
-    optimization and application it decides about."""
+    """The experiment as the Registry keeps it: both arms, their allocation (the treatment
+    `percent` of the application's traffic, the control the rest), and which optimization and
+    application it decides about."""
     first = changes[0]
     return StoredExperiment(
         experiment_id=experiment_id,
@@ -44,8 +45,8 @@ def experiment_definition(
         configuration={
             "variants": [{"variant_id": "control", "description": "the current routing"},
                          {"variant_id": "treatment", "description": "; ".join(_what(c) for c in changes)}],
-            "traffic_allocation": {"control": 0.5, "treatment": 0.5},
-            "traffic_percentage": {"control": percent, "treatment": percent},
+            "traffic_allocation": {"control": (100 - percent) / 100, "treatment": percent / 100},
+            "traffic_percentage": {"control": 100 - percent, "treatment": percent},
             "max_quality_drop": max_quality_drop,  # the margin the change was certified with
         },
         test_period=TestPeriod(start=start),

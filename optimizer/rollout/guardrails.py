@@ -3,24 +3,32 @@ window before it, each within the guardrail's tolerance.
 
 A rise in errors counts when it exceeds the tolerance and is significant (one-sided
 two-proportion z-test): a canary of a few hundred requests should not be rolled back for
-one unlucky error. Quality is judged only on enough quality-scored requests.
+one unlucky error. Guardrails read night after night on an experiment's growing data use an
+always-valid test instead (the mixture SPRT tuned to the tolerance), so that many looks do
+not add up to a false rollback. Quality is judged only on enough quality-scored requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from optimizer.analysis.statistics import Proportion, two_proportions
+from optimizer.analysis.statistics import Proportion, mixture_sequential_test, two_proportions
 from optimizer.schemas.rollout import GuardrailReading, Guardrails, GuardrailVerdict
 
 
-def _significant_rise(before: GuardrailReading, after: GuardrailReading, alpha: float) -> bool:
+def _significant_rise(before: GuardrailReading, after: GuardrailReading, guardrails: Guardrails) -> bool:
     errors_before = round((before.error_rate or 0.0) * before.requests)
     errors_after = round((after.error_rate or 0.0) * after.requests)
     if before.requests == 0:
         return True
     test = two_proportions(Proportion(before.requests, errors_before), Proportion(after.requests, errors_after))
-    return test.absolute > 0 and test.p_value / 2 < alpha
+    if test.absolute <= 0:
+        return False
+    if guardrails.sequential:
+        always_valid = mixture_sequential_test(test.absolute, test.standard_error**2,
+                                               guardrails.max_error_rate_increase**2, guardrails.alpha)
+        return always_valid.p_value < guardrails.alpha
+    return test.p_value / 2 < guardrails.alpha
 
 
 def judge(
@@ -43,7 +51,7 @@ def judge(
             continue
         if after.error_rate is not None and before.error_rate is not None:
             rise = after.error_rate - before.error_rate
-            if rise > guardrails.max_error_rate_increase and _significant_rise(before, after, guardrails.alpha):
+            if rise > guardrails.max_error_rate_increase and _significant_rise(before, after, guardrails):
                 breaches.append(f"{app}: error rate rose from {before.error_rate:.2%} to {after.error_rate:.2%}")
         if after.p95_latency_ms and before.p95_latency_ms:
             change = 100 * (after.p95_latency_ms / before.p95_latency_ms - 1)

@@ -62,8 +62,8 @@ def experimenting(outcome: RolloutOutcome, experiment_id: str, version: str, per
     return outcome.model_copy(update={
         "status": "experimenting", "experiment_id": experiment_id, "experiment_version": version,
         "experiment_percent": percent,
-        "message": f"live as experiment {experiment_id} on {percent:g}% of the traffic, beside "
-                   f"{percent:g}% of control traffic; each night's analysis deploys, stops or continues it",
+        "message": f"live as experiment {experiment_id} on {percent:g}% of the traffic, the rest its "
+                   "control; each night's analysis deploys, stops or continues it",
     })
 
 

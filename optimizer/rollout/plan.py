@@ -179,10 +179,12 @@ def _tagged(rule: RoutingRule, **tags: str) -> RoutingRule:
 def experiment(
     current: RoutingConfig, proposed: RoutingConfig, percent: float, *, optimization_id: str, experiment_id: str,
 ) -> RoutingConfig:
-    """The current configuration plus, for each rule the proposal changes, two arms of
-    `percent` of its application's traffic each: the changed rule (treatment) and the rule as
-    it is (control), both tagged with the optimization and the experiment, so their requests
-    are compared over the same hours."""
+    """The current configuration plus, for each rule the proposal changes, two arms: the
+    changed rule (treatment) on `percent` of its application's traffic and the rule as it is
+    (control) on the rest, both tagged with the optimization and the experiment, so their
+    requests are compared over the same hours. A control as large as the application allows
+    costs nothing (it is the current routing) and narrows every interval: with a 10% treatment
+    the difference's variance is 0.56 times that of two 10% arms."""
     before = {r.id: r for r in current.routing_rules}
     arms = []
     for rule in proposed.routing_rules:
@@ -190,11 +192,12 @@ def experiment(
             continue
         control = before.get(rule.id, rule.model_copy(update={"target_selection": TargetSelection(
             strategy="capability_match", preferred_models=rule.target_selection.models()[-1:])}))
-        for arm, suffix, variant in ((rule, TREATMENT_SUFFIX, "treatment"), (control, CONTROL_SUFFIX, "control")):
+        for arm, suffix, variant, share in ((rule, TREATMENT_SUFFIX, "treatment", percent),
+                                            (control, CONTROL_SUFFIX, "control", 100 - percent)):
             arms.append(_tagged(arm.model_copy(update={
-                "id": rule.id + suffix, "name": f"{rule.name} ({variant}, {percent:g}%)",
+                "id": rule.id + suffix, "name": f"{rule.name} ({variant}, {share:g}%)",
                 "priority": rule.priority + 1,
-                "conditions": {**rule.conditions, "traffic_percentage": percent},
+                "conditions": {**rule.conditions, "traffic_percentage": share},
             }), optimization_id=optimization_id, experiment_id=experiment_id, variant_id=variant))
     return RoutingConfig(routing_rules=[*current.routing_rules, *arms], default_policy=current.default_policy)
 

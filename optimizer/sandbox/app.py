@@ -25,7 +25,7 @@ from optimizer.sandbox.services import (
 )
 from optimizer.sandbox.services._common import problem, reply, state_of
 from optimizer.sandbox.state import SandboxConfig, SandboxState
-from optimizer.sandbox.truth import verdicts
+from optimizer.sandbox.truth import MAX_P95_LATENCY_INCREASE_PCT, verdicts
 from optimizer.sandbox.world import Incident
 from optimizer.settings import SERVICES
 
@@ -135,15 +135,19 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return reply({"requests": dict(state.request_counts), "faults": dict(state.faults.served)})
 
     @app.get(f"{ADMIN_PREFIX}/truth", tags=["sandbox"])
-    def truth(request: Request, day: date, margin: float = 0.02) -> Response:
+    def truth(request: Request, day: date, margin: float = 0.02,
+              max_p95_latency_increase_pct: float = MAX_P95_LATENCY_INCREASE_PCT) -> Response:
         """What the world knows and no optimizer sees: per application, the true quality, cost
         and latency of its own model, of the routing in force at noon of `day`, and of the
-        cheapest routing within `margin` of its own model's quality (the oracle)."""
+        cheapest routing within `margin` of its own model's quality and within
+        `max_p95_latency_increase_pct` of its p95 latency (the oracle)."""
         state = state_of(request)
         with state.lock:
             routing = state.routing_at(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
-            found = verdicts(state.traffic, routing, day, margin)
-        return reply({"day": day.isoformat(), "margin": margin, "applications": [v.as_dict() for v in found]})
+            found = verdicts(state.traffic, routing, day, margin, max_p95_latency_increase_pct)
+        return reply({"day": day.isoformat(), "margin": margin,
+                      "max_p95_latency_increase_pct": max_p95_latency_increase_pct,
+                      "applications": [v.as_dict() for v in found]})
 
     @app.put(f"{ADMIN_PREFIX}/faults", tags=["sandbox"])
     def set_faults(body: FaultSettings, request: Request) -> Response:

@@ -90,6 +90,7 @@ class Requests:
     # The world's drift: per row and model, added to the model's skill where quality is
     # concerned but not its confidence (a model confidently wrong on a new kind of request).
     quality_shift: np.ndarray
+    compression_loss: np.ndarray  # per row: quality lost on top when its prompt is compressed
 
     def take(self, rows: np.ndarray) -> Requests:
         return Requests(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
@@ -119,9 +120,11 @@ def compression_ratio(noise: np.ndarray, target: float = 0.5) -> np.ndarray:
     return np.clip(target + 0.06 * noise, 0.3, 0.8)
 
 
-def compressed_quality(quality: np.ndarray, original_prompt_tokens: np.ndarray) -> np.ndarray:
-    """Compression loses little on long prompts and a lot on short ones."""
-    return np.clip(quality - 0.004 - 0.08 * np.exp(-original_prompt_tokens / 350.0), 0, 1)
+def compressed_quality(quality: np.ndarray, original_prompt_tokens: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Compression loses little on long prompts and a lot on short ones (and `loss` more where
+    the world drifted)."""
+    kept: np.ndarray = np.clip(quality - 0.004 - 0.08 * np.exp(-original_prompt_tokens / 350.0) - loss, 0, 1)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def serve(
     prompt = np.where(compressed, np.maximum(4, np.round(original * compression_ratio(ratio_noise))), original)
     prompt = prompt.astype(np.int64)
     asked = Requests(requests.difficulty, prompt, requests.completion_median, requests.latency_factor,
-                     requests.error_factor, requests.quality_shift)
+                     requests.error_factor, requests.quality_shift, requests.compression_loss)
     model = np.full(n, index[plan.model])
     answer = call(table, model, asked, first)
     completion, failed, latency = answer.completion_tokens, answer.failed, answer.latency_ms
@@ -208,7 +211,7 @@ def serve(
         cost = np.where(up, cost + backup.cost_usd, cost)
         quality = np.where(up, backup.quality, quality)
         escalated = up.astype(object)
-    quality = np.where(compressed, compressed_quality(quality, original), quality)
+    quality = np.where(compressed, compressed_quality(quality, original, requests.compression_loss), quality)
     technique = np.full(n, None, dtype=object)
     technique[compressed] = "llmlingua"
     return Served(model, prompt, completion, failed, latency, cost, quality, confidence, escalated, technique,
@@ -290,16 +293,28 @@ def route(
                         columns[name][picked] = getattr(plan, name)
 
 
+def _drifted(drift: Drift, anchor: date, ts_ns: np.ndarray, application: np.ndarray) -> np.ndarray:
+    """The rows a drift applies to: its application's, from its day on."""
+    day = anchor + timedelta(days=drift.days_after_anchor)
+    start_ns = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+    rows: np.ndarray = application == [a.application_id for a in APPLICATIONS].index(drift.application_id)
+    return rows & (ts_ns >= start_ns)
+
+
 def quality_shift(drifts: Sequence[Drift], anchor: date, model_index: dict[str, int], ts_ns: np.ndarray,
                   application: np.ndarray) -> np.ndarray:
     """The world's drift per request and model (see `Drift`): zero where none applies."""
     shift = np.zeros((len(ts_ns), len(model_index)))
-    names = [a.application_id for a in APPLICATIONS]
     for drift in drifts:
-        if drift.model not in model_index:
-            continue
-        day = anchor + timedelta(days=drift.days_after_anchor)
-        start_ns = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
-        rows = (application == names.index(drift.application_id)) & (ts_ns >= start_ns)
-        shift[rows, model_index[drift.model]] += drift.quality_shift
+        if drift.model in model_index:
+            shift[_drifted(drift, anchor, ts_ns, application), model_index[drift.model]] += drift.quality_shift
     return shift
+
+
+def compression_loss(drifts: Sequence[Drift], anchor: date, ts_ns: np.ndarray, application: np.ndarray) -> np.ndarray:
+    """The extra quality compression loses per request where the world drifted (see `Drift`)."""
+    loss = np.zeros(len(ts_ns))
+    for drift in drifts:
+        if drift.compression_loss:
+            loss[_drifted(drift, anchor, ts_ns, application)] += drift.compression_loss
+    return loss

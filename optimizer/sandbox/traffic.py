@@ -26,6 +26,7 @@ from optimizer.sandbox.serving import (
     RoutingNoise,
     call,
     compressed_quality,
+    compression_loss,
     quality_shift,
     request_features,
     route,
@@ -182,7 +183,8 @@ class TrafficGenerator:
         error_factor: np.ndarray,
         skill_shift: np.ndarray,
     ) -> Outcome:
-        requests = Requests(difficulty, prompt_tokens, completion_median, latency_factor, error_factor, skill_shift)
+        requests = Requests(difficulty, prompt_tokens, completion_median, latency_factor, error_factor, skill_shift,
+                            np.zeros(len(model)))
         return call(self.table, model, requests, CallNoise.draw(rng, len(model)))
 
     def _generate(self, day: date) -> pd.DataFrame:
@@ -203,6 +205,7 @@ class TrafficGenerator:
             app, complexity, rng.normal(0, 0.8, n), rng.lognormal(0, 0.55, n))
         model = np.array([self._model_index[a.model] for a in apps])[app]
         shift = quality_shift(self.drifts, self.anchor, self._model_index, ts_ns, app)
+        loss = compression_loss(self.drifts, self.anchor, ts_ns, app)
 
         latency_factor = np.ones(n)
         error_factor = np.ones(n)
@@ -277,28 +280,31 @@ class TrafficGenerator:
                     (prompt_tokens[rows] * self._price_in[m] + completion[rows] * self._price_out[m]) / 1000.0,
                 )
                 latency[rows] -= PROMPT_LATENCY_MS * (original_prompt[rows] - prompt_tokens[rows])
-                quality[rows] = compressed_quality(quality[rows], original_prompt[rows])
+                quality[rows] = compressed_quality(quality[rows], original_prompt[rows], loss[rows])
 
         shadow_model = np.array(
             [self._model_index[a.shadow_model] if a.shadow_model else -1 for a in apps]
         )[app]
         shadow_rate = np.array([a.shadow_rate for a in apps])[app]
         paired = production & ~in_experiment & (shadow_model >= 0) & (rng.random(n) < shadow_rate)
-        chosen_for_evaluation = np.where(paired, True, rng.random(n) < np.where(in_experiment, 0.5, 0.25))
+        # The platform scores half of an experiment's requests and a quarter of the rest (drawn
+        # before routing, so a day's draws do not depend on it).
+        evaluation_draw = rng.random(n)
         # The Orchestrator's routing serves the rest (a shadow-evaluation sample stays on the
         # application's own model, so its pairs keep comparing that model with the candidate).
         optimization_id = np.full(n, None, dtype=object)
         if self._routing:
             route(self._routing, ts_ns, app, ~in_experiment & ~paired, [(a.application_id, a.model) for a in apps],
                   self._model_index, self.table, Requests(difficulty, prompt_tokens.copy(), completion_median,
-                                                          latency_factor, error_factor, shift),
+                                                          latency_factor, error_factor, shift, loss),
                   RoutingNoise.draw(np.random.default_rng([self.seed, day.toordinal(), ROUTING_STREAM]), n),
                   {"model": model, "prompt_tokens": prompt_tokens, "completion_tokens": completion, "failed": failed,
                    "latency_ms": latency, "cost_usd": cost, "quality": quality, "confidence": confidence,
                    "escalated": escalated, "compression_technique": technique,
                    "original_prompt_tokens": original_prompt, "optimization_id": optimization_id,
                    "experiment_id": experiment_id, "variant_id": variant_id})
-        evaluated = chosen_for_evaluation & ~failed
+        scored_more = in_experiment | pd.notna(experiment_id)
+        evaluated = (paired | (evaluation_draw < np.where(scored_more, 0.5, 0.25))) & ~failed
 
         # Ids are built column-wise (formatting them one by one was most of a day's generation).
         serial = np.char.add(f"{day:%Y%m%d}-", np.char.zfill(np.arange(n).astype(str), 6))

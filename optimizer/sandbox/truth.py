@@ -1,6 +1,7 @@
 """The world's hidden truth: what a routing really does to an application's quality, cost and
 latency on a given day, and the best routing there is (the oracle a simulation is scored
-against).
+against): the cheapest routing the platform can put evidence behind whose true quality stays
+within the margin and whose true p95 latency stays within what a rollout's guardrail allows.
 
 Figures are expectations over a large sample of the application's requests, each answered
 under the routing with the world's own randomness: no optimizer sees them, the sandbox knows
@@ -19,19 +20,21 @@ from optimizer.sandbox.serving import (
     Plan,
     Requests,
     RoutingNoise,
+    compression_loss,
     quality_shift,
     request_features,
     rules_for,
     serve,
 )
 from optimizer.sandbox.traffic import TrafficGenerator
-from optimizer.sandbox.world import APPLICATIONS, COMPLEXITIES
+from optimizer.sandbox.world import APPLICATIONS, COMPLEXITIES, EXPERIMENTS
 from optimizer.schemas.routing import RoutingConfig
 
 SAMPLE = 20_000
 THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(1, 20))
 COMPRESSION_FLOORS = (0, 200, 400, 600, 800, 1000, 1500, 2000, 3000)
 DAYS_PER_MONTH = 30.4
+MAX_P95_LATENCY_INCREASE_PCT = 30.0  # a rollout's default guardrail
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Effect:
     quality: float
     cost_usd: float
     latency_ms: float
+    p95_latency_ms: float
 
 
 @dataclass(frozen=True)
@@ -99,34 +103,43 @@ class Truth:
             ts_ns = np.full(n, int(moment.timestamp()) * 1_000_000_000)
             shift = quality_shift(self.traffic.drifts, self.traffic.anchor, self.traffic.model_index, ts_ns,
                                   application)
+            loss = compression_loss(self.traffic.drifts, self.traffic.anchor, ts_ns, application)
             self._samples[application_id] = (
-                Requests(difficulty, prompt, completion, np.ones(n), np.ones(n), shift), RoutingNoise.draw(rng, n))
+                Requests(difficulty, prompt, completion, np.ones(n), np.ones(n), shift, loss),
+                RoutingNoise.draw(rng, n))
         return self._samples[application_id]
 
     def effect(self, application_id: str, plan: Plan) -> Effect:
         requests, noise = self._requests(application_id)
         served = serve(plan, self.traffic.model_index, self.traffic.table, requests, noise.first, noise.second,
                        noise.ratio)
-        return Effect(float(served.quality.mean()), float(served.cost_usd.mean()), float(served.latency_ms.mean()))
+        return Effect(float(served.quality.mean()), float(served.cost_usd.mean()), float(served.latency_ms.mean()),
+                      float(np.percentile(served.latency_ms, 95)))
 
     def candidates(self, application_id: str) -> list[Plan]:
-        """The routings the platform can put evidence behind for the application: its own model
-        with compression at any floor, and a cascade from the model it shadow-evaluates (when
-        that one is cheaper) at any threshold, with or without compression."""
+        """The routings the platform can put evidence behind for the application: a cascade
+        from the model it shadow-evaluates (when that one is cheaper) at any threshold, and,
+        where its traffic runs a compression experiment, compression at any floor, alone or
+        with the cascade. Compression elsewhere may well pay, but no optimizer could know
+        without trying it first."""
         app = next(a for a in APPLICATIONS if a.application_id == application_id)
         table, index = self.traffic.table, self.traffic.model_index
         price = table.price_in + table.price_out
-        floors = (None, *COMPRESSION_FLOORS)
+        compressed = any(e.application_id == application_id and e.technique == "prompt_compression"
+                         for e in EXPERIMENTS)
+        floors = (None, *COMPRESSION_FLOORS) if compressed else (None,)
         plans = [Plan(app.model, compression_floor=floor) for floor in floors]
         if app.shadow_model and app.shadow_model in index and price[index[app.shadow_model]] < price[index[app.model]]:
             plans += [Plan(app.shadow_model, app.model, threshold, floor) for threshold in THRESHOLDS for floor in floors]
         return plans
 
-    def verdict(self, application_id: str, live: Plan | None, margin: float, requests_per_day: float) -> Verdict:
+    def verdict(self, application_id: str, live: Plan | None, margin: float, requests_per_day: float,
+                max_p95_increase_pct: float = MAX_P95_LATENCY_INCREASE_PCT) -> Verdict:
         app = next(a for a in APPLICATIONS if a.application_id == application_id)
         baseline = self.effect(application_id, Plan(app.model))
         effects = [(plan, self.effect(application_id, plan)) for plan in self.candidates(application_id)]
-        allowed = [(plan, e) for plan, e in effects if e.quality >= baseline.quality - margin]
+        allowed = [(plan, e) for plan, e in effects if e.quality >= baseline.quality - margin
+                   and e.p95_latency_ms <= baseline.p95_latency_ms * (1 + max_p95_increase_pct / 100)]
         best_plan, best = min(allowed, key=lambda item: item[1].cost_usd)
         live_effect = self.effect(application_id, live) if live is not None else baseline
         return Verdict(application_id, requests_per_day, baseline, live_effect,
@@ -143,7 +156,8 @@ def routable_requests_per_day(traffic: TrafficGenerator, day: date) -> dict[str,
     return {str(app): count / 7 for app, count in routed["application_id"].value_counts().items()}
 
 
-def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margin: float) -> list[Verdict]:
+def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margin: float,
+             max_p95_increase_pct: float = MAX_P95_LATENCY_INCREASE_PCT) -> list[Verdict]:
     """Every application's truth on `day` under `routing` (its own rule; a split's share aside)."""
     truth = Truth(traffic, day)
     volume = routable_requests_per_day(traffic, day)
@@ -153,8 +167,8 @@ def verdicts(traffic: TrafficGenerator, routing: RoutingConfig, day: date, margi
         live = Plan.of(base) if base is not None else None
         if live is not None and live.serves_like(app.model):
             live = None
-        verdict = truth.verdict(app.application_id, live, margin,
-                                volume.get(app.application_id, 0.0))
+        verdict = truth.verdict(app.application_id, live, margin, volume.get(app.application_id, 0.0),
+                                max_p95_increase_pct)
         for rule in splits:
             plan = Plan.of(rule)
             if plan is not None:

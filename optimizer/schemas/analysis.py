@@ -50,6 +50,8 @@ class CascadeCandidate(ResultModel):
     quality_change: float | None
     quality_change_ci: Interval | None
     reason: str
+    # How much the cascade would raise p95 latency at this threshold, from the pairs (None: unknown).
+    p95_latency_change_pct: float | None = None
 
 
 class CascadeRecommendation(ResultModel):
@@ -65,6 +67,7 @@ class CascadeRecommendation(ResultModel):
     n_pairs: int
     reason: str
     latency_change_ms: float | None = None
+    p95_latency_change_pct: float | None = None
     frontier: list[FrontierPoint] = Field(default_factory=list)
     candidates: list[CascadeCandidate] = Field(default_factory=list)
 

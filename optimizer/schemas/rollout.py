@@ -60,6 +60,10 @@ class Guardrails(BaseModel):
     min_requests: int = Field(default=30, ge=1)  # per application, before the canary can be judged
     min_evaluated: int = Field(default=100, ge=1)  # quality-scored requests before quality is judged
     alpha: float = Field(default=0.01, gt=0, lt=1)  # a rise in errors must also be significant
+    # Judged again and again on growing data (an experiment, each night): a rise in errors must
+    # then be significant by an always-valid test, or every look would be another chance of
+    # rolling back a good change.
+    sequential: bool = False
 
 
 class GuardrailReading(BaseModel):

@@ -18,6 +18,7 @@ import duckdb
 from optimizer.analysis.cascade import (
     FAILED_PRIMARY_BIN,
     GRID_STEPS,
+    LATENCY_STEP,
     ApplicationPairs,
     CandidatePairs,
     PairBin,
@@ -41,6 +42,27 @@ CURRENT_MODEL = f"""current_model AS (
     SELECT application_id, model FROM requests WHERE NOT shadow AND {IN_WINDOW}
     GROUP BY application_id, model
     QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
+)"""
+# Each shadow pair of an application's current model (the fallback) with another model (a
+# cascade's primary): the primary's confidence bin, the quality difference, both costs and
+# latencies. Only paired rows (a small share) and only the columns the join reads are scanned,
+# once: three times faster than joining the whole window with itself.
+_PAIRS = f"""paired AS MATERIALIZED (
+    SELECT pair_id, application_id, model, status, quality_score, confidence_score, cost_usd, latency_ms
+    FROM requests WHERE pair_id IS NOT NULL AND {IN_WINDOW}
+), pairs AS (
+    SELECT f.application_id, c.model AS primary_model,
+           CASE WHEN c.status = 'error' THEN {FAILED_PRIMARY_BIN}
+                ELSE least(CAST(floor(round(c.confidence_score * {GRID_STEPS}, 6)) AS INTEGER), {GRID_STEPS})
+           END AS bin,
+           CASE WHEN c.status = 'error' THEN 0.0 ELSE c.quality_score - f.quality_score END AS diff,
+           c.cost_usd AS primary_cost, f.cost_usd AS fallback_cost,
+           c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency
+    FROM paired AS f
+    JOIN current_model AS m ON m.application_id = f.application_id AND m.model = f.model
+    JOIN paired AS c ON c.pair_id = f.pair_id AND c.model <> f.model
+    WHERE f.status = 'ok' AND f.quality_score IS NOT NULL
+      AND (c.status = 'error' OR (c.quality_score IS NOT NULL AND c.confidence_score IS NOT NULL))
 )"""
 
 
@@ -153,32 +175,28 @@ class RequestSource:
         by the other model's confidence on the threshold grid."""
         rows = self._rows(
             f"""
-            WITH {CURRENT_MODEL},
-            -- Only paired rows (a small share) and only the columns the join reads, scanned once:
-            -- three times faster than joining the whole window with itself.
-            paired AS MATERIALIZED (
-                SELECT pair_id, application_id, model, status, quality_score, confidence_score, cost_usd, latency_ms
-                FROM requests WHERE pair_id IS NOT NULL AND {IN_WINDOW}
-            ), pairs AS (
-                SELECT f.application_id, c.model AS primary_model,
-                       CASE WHEN c.status = 'error' THEN {FAILED_PRIMARY_BIN}
-                            ELSE least(CAST(floor(round(c.confidence_score * {GRID_STEPS}, 6)) AS INTEGER), {GRID_STEPS})
-                       END AS bin,
-                       CASE WHEN c.status = 'error' THEN 0.0 ELSE c.quality_score - f.quality_score END AS diff,
-                       c.cost_usd AS primary_cost, f.cost_usd AS fallback_cost,
-                       c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency
-                FROM paired AS f
-                JOIN current_model AS m ON m.application_id = f.application_id AND m.model = f.model
-                JOIN paired AS c ON c.pair_id = f.pair_id AND c.model <> f.model
-                WHERE f.status = 'ok' AND f.quality_score IS NOT NULL
-                  AND (c.status = 'error' OR (c.quality_score IS NOT NULL AND c.confidence_score IS NOT NULL))
-            )
+            WITH {CURRENT_MODEL}, {_PAIRS}
             SELECT m.application_id, m.model, p.primary_model, p.bin, count(p.bin), fsum(p.diff), fsum(p.diff * p.diff),
                    fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency), fsum(p.fallback_latency)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
             GROUP BY ALL ORDER BY ALL
             """
         )
+        latency: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        fallback_p95: dict[tuple[str, str], float] = {}
+        for app, model, step, p95, fallback in self._rows(
+            f"""
+            WITH {CURRENT_MODEL}, {_PAIRS}
+            SELECT application_id, primary_model, s.step,
+                   quantile_cont(CASE WHEN bin >= s.step THEN primary_latency
+                                      ELSE primary_latency + fallback_latency END, 0.95),
+                   quantile_cont(fallback_latency, 0.95)
+            FROM pairs, (SELECT range * {LATENCY_STEP} AS step FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s
+            GROUP BY ALL ORDER BY ALL
+            """
+        ):
+            latency.setdefault((app, model), []).append((int(step), float(p95)))
+            fallback_p95[(app, model)] = float(fallback)
         fallbacks: dict[str, str] = {}
         bins: dict[str, dict[str, list[PairBin]]] = {}
         for app, fallback, model, bin_, n, d, d2, pc, fc, pl, fl in rows:
@@ -192,7 +210,8 @@ class RequestSource:
             ApplicationPairs(
                 application_id=str(app),
                 fallback_model=str(fallbacks[app]),
-                candidates=tuple(CandidatePairs(m, tuple(b)) for m, b in sorted(models.items())),
+                candidates=tuple(CandidatePairs(m, tuple(b), tuple(latency.get((app, m), ())),
+                                                fallback_p95.get((app, m))) for m, b in sorted(models.items())),
             )
             for app, models in sorted(bins.items())
         ]
