@@ -103,7 +103,8 @@ def simulation_text(result: Any) -> str:
              f"{result.proposals} asked, {result.approvals} approved, {result.experiments_started} experiments, "
              f"{result.deployed} deployed, {result.stopped} stopped, {result.rolled_back} rolled back.",
              f"Savings a month: realized ${result.realized_monthly_savings_usd:,.2f} (forecast "
-             f"${result.forecast_monthly_savings_usd:,.2f}; the world's best ${result.oracle_monthly_savings_usd:,.2f}"
+             f"${result.forecast_monthly_savings_usd:,.2f}; truly ${result.true_monthly_savings_usd:,.2f}; "
+             f"the world's best ${result.oracle_monthly_savings_usd:,.2f}"
              + (f", {result.realized_share_of_oracle:.0%} of it" if result.realized_share_of_oracle is not None else "")
              + ").",
              f"Quality violations: {result.quality_violations} deployed, {result.violation_days} night(s) with any; "

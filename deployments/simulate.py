@@ -57,7 +57,9 @@ class Simulation(Counts):
     nights: list[Night] = Field(default_factory=list)
     realized_monthly_savings_usd: float = 0.0  # the run rate measured on the last night
     forecast_monthly_savings_usd: float = 0.0
-    oracle_monthly_savings_usd: float = 0.0  # the world's best, within the quality margin
+    oracle_monthly_savings_usd: float = 0.0  # the world's best, within the quality margin and latency guardrail
+    # What the routing live on the last night truly saves (the world's truth, not a measurement).
+    true_monthly_savings_usd: float = 0.0
     realized_share_of_oracle: float | None = None
     quality_violations: int = 0  # deployed changes whose true quality drop exceeds the margin (last night)
     violation_days: int = 0  # nights on which any live change's true quality drop exceeded the margin
@@ -214,6 +216,7 @@ def simulate(
     result.realized_monthly_savings_usd = last.realized_monthly_savings_usd
     result.forecast_monthly_savings_usd = last.forecast_monthly_savings_usd
     result.oracle_monthly_savings_usd = sum(a["oracle_monthly_savings_usd"] for a in truth)
+    result.true_monthly_savings_usd = sum(a["live_monthly_savings_usd"] for a in truth)
     if result.oracle_monthly_savings_usd > 0:
         result.realized_share_of_oracle = result.realized_monthly_savings_usd / result.oracle_monthly_savings_usd
     result.quality_violations = last.quality_violations

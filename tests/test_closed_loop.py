@@ -1,6 +1,7 @@
 """The closed loop against the sandbox and a real Prefect API: a night's findings become
 approval requests by themselves (once), an approved one goes live as an experiment beside
-control traffic, and a later night decides it with new routing versions and events."""
+control traffic, and a later night decides it with new routing versions and events. Stopping
+and measuring use support-bot's cascade, routed as if it had been approved."""
 
 from __future__ import annotations
 
@@ -47,19 +48,19 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
     with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
             configured(settings_for(sandbox, tmp_path, approvers=["alice", "bob"])) as runtime, \
             PlatformClients.from_settings(runtime.settings) as clients:
-        first = nightly_optimization(window_end=DAY_END, backfill_days=4)
+        first = nightly_optimization(window_end=DAY_END, backfill_days=7)
         asked = approval_requests(first.run_id)
         assert first.loop.proposed and len(asked) == len(first.loop.proposed)
         assert {a["optimization_id"] for a in asked} == set(first.loop.proposed)
         adopted_apps = {r.application_id for r in first.recommendations}
         assert {a["changes"][0]["application_id"] for a in asked} == adopted_apps  # one request per application
 
-        again = nightly_optimization(window_end=DAY_END, backfill_days=4)
+        again = nightly_optimization(window_end=DAY_END, backfill_days=7)
         assert again.loop.proposed == [] and approval_requests(again.run_id) == []  # never the same change twice
         assert set(again.loop.skipped.values()) == {"this change was proposed before"}
 
-        # A person approves the support-bot request: it goes live as an experiment.
-        request = next(a for a in asked if a["changes"][0]["application_id"] == "support-bot")
+        # A person approves doc-qa's compression: it goes live as an experiment.
+        request = next(a for a in asked if a["changes"][0]["application_id"] == "doc-qa")
         result: dict[str, Any] = {}
         thread = in_thread(lambda: result.update(state=rollout(**request, approval_poll_s=1, return_state=True)))
         answer("approve", "alice", "try it on a tenth")
@@ -67,9 +68,9 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
         outcome = outcome_of(result["state"])
         assert outcome.status == "experimenting" and outcome.experiment_id == f"exp-{request['optimization_id']}"
         arms = {r.id: r for r in clients.orchestrator.routing().routing_rules if "traffic_percentage" in r.conditions}
-        assert set(arms) == {"rule-support-bot-treatment", "rule-support-bot-control"}
-        assert arms["rule-support-bot-treatment"].conditions["traffic_percentage"] == 10.0
-        assert arms["rule-support-bot-control"].conditions["traffic_percentage"] == 90.0
+        assert set(arms) == {"rule-doc-qa-treatment", "rule-doc-qa-control"}
+        assert arms["rule-doc-qa-treatment"].conditions["traffic_percentage"] == 10.0
+        assert arms["rule-doc-qa-control"].conditions["traffic_percentage"] == 90.0
         assert outcome.experiment_id in sandbox.state.experiments
         with Warehouse(runtime.settings.warehouse) as store:
             live = store.optimizations.get(request["optimization_id"])
@@ -86,9 +87,9 @@ def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) 
         routing = clients.orchestrator.routing()
         assert routing.version == f"{decided.optimization_id}-{decided.status.replace('_', '-')}"
         assert not [r for r in routing.routing_rules if "traffic_percentage" in r.conditions]
-        bot = next(r for r in routing.routing_rules if r.id == "rule-support-bot")
-        cascade = bot.target_selection.cascade_config
-        assert (cascade is not None) == (decided.status == "deployed")
+        qa = next(r for r in routing.routing_rules if r.id == "rule-doc-qa")
+        hints = qa.optimization_hints.model_dump() if qa.optimization_hints else {}
+        assert bool(hints.get("enable_prompt_compression")) == (decided.status == "deployed")
         kind = "applied" if decided.status == "deployed" else "failed"
         (event,) = [e for e in sandbox.state.events.values()
                     if e["subject"] == f"optimization/{decided.optimization_id}"]
