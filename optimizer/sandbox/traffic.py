@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from optimizer.sandbox.sampling import day_start_ns, hex_digits, hourly_weights, pick_rows
+from optimizer.sandbox.sampling import day_ids, day_start_ns, hourly_weights, pick_rows
 from optimizer.sandbox.serving import (
     PROMPT_LATENCY_MS,
     CallNoise,
@@ -306,15 +306,7 @@ class TrafficGenerator:
         scored_more = in_experiment | pd.notna(experiment_id)
         evaluated = (paired | (evaluation_draw < np.where(scored_more, 0.5, 0.25))) & ~failed
 
-        # Ids are built column-wise (formatting them one by one was most of a day's generation).
-        serial = np.char.add(f"{day:%Y%m%d}-", np.char.zfill(np.arange(n).astype(str), 6))
-        request_id = np.char.add("req-", serial).astype(object)
-        trace_bits = rng.integers(0, 2**63, size=(n, 2))
-        high, low = hex_digits(trace_bits[:, 0], 8), hex_digits(trace_bits[:, 1] & 0xFFFFFFFF, 4)
-        # A trace id starts with the day's ordinal, so a trace can be found without an index;
-        # the request's span id is its middle, the shadow call's its last 16 digits.
-        trace_id = np.char.add(np.char.add(f"{day.toordinal():08x}", high), low).astype(object)
-        shadow_span_id = np.char.add(hex_digits(trace_bits[:, 0] & 0xFFFFFFFF, 4), low).astype(object)
+        serial, request_id, trace_id, high, shadow_span_id = day_ids(day, rng.integers(0, 2**63, size=(n, 2)))
         pair_id = np.full(n, None, dtype=object)
         pair_id[paired] = np.char.add("pair-", serial[paired]).astype(object)
 
