@@ -40,6 +40,15 @@ def _share(text: str) -> float:
     return value
 
 
+def _latency_budget(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage of at least 0 (or 'none')")
+    return value
+
+
 def _treatment_percent(text: str) -> float:
     value = float(text)
     if not 0 < value < 100:
@@ -84,6 +93,7 @@ def cmd_run_nightly(args: argparse.Namespace) -> int:
         summary = flow(
             window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
             analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
+            max_p95_latency_increase_pct=args.max_p95_latency_increase_pct,
             propose_changes=not args.no_proposals, experiment_percent=args.experiment_percent,
             max_experiment_days=args.max_experiment_days,
         )
@@ -173,7 +183,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     path = Path(args.input)
     if args.analysis == "cascade":
-        report: BaseModel = analyze.analyze_cascade(path, max_quality_drop=args.max_quality_drop, alpha=args.alpha)
+        report: BaseModel = analyze.analyze_cascade(path, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
+                                                    max_p95_latency_increase_pct=args.max_p95_latency_increase_pct)
         _emit(report, args.json, cli_text.cascade_text)
     elif args.analysis == "compression":
         report = analyze.analyze_compression(
@@ -249,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--lookback-hours", type=int, default=6)
     nightly.add_argument("--analysis-days", type=int, default=14, help="days the analyses look back over")
     nightly.add_argument("--max-quality-drop", type=float, default=0.02)
+    nightly.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=20.0,
+                         help="how much a cascade may raise p95 latency, in percent; 'none' for any (default 20)")
     nightly.add_argument("--alpha", type=float, default=0.05)
     nightly.add_argument("--dask", action="store_true",
                          help="run extraction and analyses on a local Dask cluster instead of threads")
@@ -318,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             command.add_argument("--max-quality-drop", type=float, default=0.02,
                                  help="absolute quality loss tolerated, on the 0-1 scale (default 0.02)")
+        if name == "cascade":
+            command.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=20.0,
+                                 help="how much a cascade may raise p95 latency, in percent; 'none' for any "
+                                      "(default 20)")
         command.set_defaults(handler=cmd_analyze)
 
     ingest = commands.add_parser("ingest", help="load request records from files into the warehouse")

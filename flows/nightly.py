@@ -30,6 +30,7 @@ def nightly_optimization(
     lookback_hours: int = 6,
     analysis_days: int = 14,
     max_quality_drop: float = 0.02,
+    max_p95_latency_increase_pct: float | None = 20.0,
     alpha: float = 0.05,
     propose_changes: bool = True,
     experiment_percent: float = 10.0,
@@ -40,7 +41,9 @@ def nightly_optimization(
     analyse the last `analysis_days` and every running experiment.
 
     The first run backfills `backfill_days`; later runs start at the watermark less
-    `lookback_hours`, to catch records that arrived late.
+    `lookback_hours`, to catch records that arrived late. A cascade must keep quality within
+    `max_quality_drop` and raise p95 latency by at most `max_p95_latency_increase_pct`
+    (None: any rise).
 
     Then it closes the loop: every experiment of an approved change is deployed, stopped or
     continued on tonight's evidence, and, with `propose_changes`, each application with a
@@ -51,7 +54,8 @@ def nightly_optimization(
     telemetry.configure(runtime.settings.telemetry_file)
     summary = run_nightly(runtime, NightlyParameters(
         window_end=window_end, backfill_days=backfill_days, lookback_hours=lookback_hours,
-        analysis_days=analysis_days, max_quality_drop=max_quality_drop, alpha=alpha,
+        analysis_days=analysis_days, max_quality_drop=max_quality_drop,
+        max_p95_latency_increase_pct=max_p95_latency_increase_pct, alpha=alpha,
         propose_changes=propose_changes, experiment_percent=experiment_percent,
         max_experiment_days=max_experiment_days, approval_timeout_s=approval_timeout_s,
     ), NIGHTLY_STEPS, RolloutRuns())

@@ -131,7 +131,7 @@ def upstream_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstrea
         folder = tmp_path_factory.mktemp("upstream")
         settings = settings_for(sandbox, folder, approvers=["alice", "bob"], **speaking("upstream"))
         with configured(settings):  # also for the response flows of the tests that use it
-            summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
+            summary = nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
             yield UpstreamNight(sandbox, settings, summary)
 
 

@@ -42,7 +42,7 @@ def night(
         settings = settings_for(sandbox, tmp_path_factory.mktemp("night"))
         exporter.clear()
         with configured(settings):
-            summary = nightly_optimization(window_end=DAY_END, backfill_days=7)
+            summary = nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
         yield Night(sandbox, settings, summary, [span.name for span in exporter.get_finished_spans()])
 
 
@@ -118,14 +118,14 @@ def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(tmp_path:
     with SandboxServer(sandbox_config(requests_per_day=5000)) as sandbox:
         settings = settings_for(sandbox, tmp_path)
         with configured(settings.model_copy(update={"events_url": closed_port_url("/events")})):
-            first = nightly_optimization(window_end=DAY_END, backfill_days=7)
+            first = nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
         assert first.events.delivered == 0 and first.events.pending == first.events.emitted > 0
         assert sandbox.state.events == {}
         with duckdb.connect(str(settings.warehouse), read_only=True) as db:
             waiting = {row[0] for row in db.execute("SELECT event_id FROM events_outbox WHERE delivered_at IS NULL").fetchall()}
 
         with configured(settings):
-            second = nightly_optimization(window_end=DAY_END, backfill_days=7)
+            second = nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
     received = {event_id for _, event_id in sandbox.state.events}
     assert waiting <= received  # last night's events, resent
     assert second.events.pending == 0

@@ -40,8 +40,12 @@ COMPRESSION_COLUMNS = ("quality_score", "compression_technique", "original_promp
 EXPERIMENT_COLUMNS = ("experiment_id", "variant_id", "quality_score", "shadow")
 
 
-def cascade_report(source: RequestSource, *, max_quality_drop: float, alpha: float) -> CascadeReport:
-    report = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha)
+def cascade_report(
+    source: RequestSource, *, max_quality_drop: float, alpha: float,
+    max_p95_latency_increase_pct: float | None = cascade.MAX_P95_LATENCY_INCREASE_PCT,
+) -> CascadeReport:
+    report = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha,
+                               max_p95_latency_increase_pct=max_p95_latency_increase_pct)
     return report.model_copy(update={"input": source.summary})
 
 
@@ -79,9 +83,15 @@ def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
     return RequestSource.from_parquet(parquet_inputs(path), label=str(path), needs=needs)
 
 
-def analyze_cascade(path: Path, *, max_quality_drop: float = 0.02, alpha: float = 0.05) -> CascadeReport:
+def analyze_cascade(
+    path: Path, *, max_quality_drop: float = 0.02, alpha: float = 0.05,
+    max_p95_latency_increase_pct: float | None = cascade.MAX_P95_LATENCY_INCREASE_PCT,
+) -> CascadeReport:
     _check_level(alpha, max_quality_drop)
-    return cascade_report(_file_source(path, CASCADE_COLUMNS), max_quality_drop=max_quality_drop, alpha=alpha)
+    if max_p95_latency_increase_pct is not None and max_p95_latency_increase_pct < 0:
+        raise BadInputError(f"--max-p95-latency-increase-pct must be at least 0, got {max_p95_latency_increase_pct}")
+    return cascade_report(_file_source(path, CASCADE_COLUMNS), max_quality_drop=max_quality_drop, alpha=alpha,
+                          max_p95_latency_increase_pct=max_p95_latency_increase_pct)
 
 
 def analyze_compression(
@@ -149,14 +159,15 @@ def export_for_analysis(
 
 def analyze_application(
     application: str, partition: Path, input_prices: Mapping[str, float], max_quality_drop: float, alpha: float,
-    *, log: Log = LOG,
+    max_p95_latency_increase_pct: float | None = cascade.MAX_P95_LATENCY_INCREASE_PCT, *, log: Log = LOG,
 ) -> ApplicationAnalysis:
     """Cascade, compression and usage profile of one application, from its Parquet folder
     alone (so any worker can run it)."""
     about = {"optimization.application_id": application}
     source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
     with telemetry.operation("analyze.cascade", "model_cascade", **about):
-        cascades = cascade_report(source, max_quality_drop=max_quality_drop, alpha=alpha)
+        cascades = cascade_report(source, max_quality_drop=max_quality_drop, alpha=alpha,
+                                  max_p95_latency_increase_pct=max_p95_latency_increase_pct)
     with telemetry.operation("analyze.compression", "prompt_compression", **about):
         compressed = compression_report(source, input_prices, max_quality_drop=max_quality_drop, alpha=alpha)
     log.info("%s: %d requests; cascade %s, compression %s", application, source.summary.rows,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ParamSpec, Protocol, TypeVar
 
 from optimizer import telemetry
+from optimizer.analysis.cascade import MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.ingest.windows import days_between, floor_to
 from optimizer.pipeline.analyze import (
     analyze_application,
@@ -97,6 +98,7 @@ class NightlyParameters:
     lookback_hours: int = 6
     analysis_days: int = 14
     max_quality_drop: float = 0.02
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT  # a cascade's latency budget
     alpha: float = 0.05
     propose_changes: bool = True  # ask for approval of new findings by itself
     experiment_percent: float = 10.0  # an experiment's treatment share of its application's traffic
@@ -137,7 +139,7 @@ def run_nightly(
             inputs = steps.call(export_for_analysis, runtime, recent, staging_dir / "analysis")
             per_application = [
                 steps.submit(analyze_application, application, partition, inputs.input_prices,
-                             p.max_quality_drop, p.alpha)
+                             p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct)
                 for application, partition in inputs.partitions.items()
             ]
             findings = steps.call(analyze_running_experiments, runtime, p.alpha)
