@@ -45,7 +45,7 @@ def approval_requests(*nights: str) -> list[dict[str, Any]]:
 
 def test_findings_become_experiments_that_a_later_night_decides(tmp_path: Path) -> None:
     rollout.to_deployment(name="rollout").apply()
-    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
+    with SandboxServer(sandbox_config(requests_per_day=6_000)) as sandbox, \
             configured(settings_for(sandbox, tmp_path, approvers=["alice", "bob"])) as runtime, \
             PlatformClients.from_settings(runtime.settings) as clients:
         first = nightly_optimization(window_end=DAY_END, backfill_days=7)

@@ -29,7 +29,7 @@ Outcome = TypeVar("Outcome", ResponseOutcome, RolloutOutcome)
 @pytest.fixture(scope="module")
 def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     """A sandbox and a warehouse holding a week of traffic and one night's recommendations."""
-    with SandboxServer(sandbox_config(requests_per_day=12_000)) as sandbox, \
+    with SandboxServer(sandbox_config(requests_per_day=6_000)) as sandbox, \
             configured(settings_for(sandbox, tmp_path_factory.mktemp("responses"), approvers=["alice", "bob"])):
         nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
         yield sandbox
