@@ -69,7 +69,8 @@ def analyses(warehouse: Path) -> dict[str, Any]:
                                   compression=compressed, experiments=experiments))
     timings["report_s"] = time.perf_counter() - started
     timings["report_bytes"] = len(html)
-    timings["adopted"] = sum(r.decision == "adopt" for r in [*cascades.recommendations, *compressed.recommendations])
+    timings["adopted"] = (sum(r.decision == "adopt" for r in cascades.recommendations)
+                          + sum(r.decision == "adopt" for r in compressed.recommendations))
     return timings
 
 

@@ -21,6 +21,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # times slower (1,000 event-triggered runs: ~10 s instead of ~60 s).
 os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
+# Nor do they use automations, work-pool health, late-run marking or database upkeep: each test
+# API runs only the services the tests need (pause expirations, the scheduler, cancellation
+# cleanup), about a sixth less CPU for the whole suite on two cores.
+os.environ.setdefault("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_FOREMAN_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED", "false")
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
