@@ -11,7 +11,7 @@ import pytest
 
 from optimizer.report import NightlySummary, ReportData, render_html, spend_lines
 from optimizer.report.charts import forest_plot, frontier_chart, line_chart
-from optimizer.schemas.analysis import CascadeReport, CompressionReport
+from optimizer.schemas.analysis import CascadeRecommendation, CascadeReport, CompressionReport
 from tests.conftest import CHROMIUM_FLAGS
 
 
@@ -60,3 +60,18 @@ def test_report_renders_in_headless_chromium(chromium: str, tmp_path: Path) -> N
     subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1100,1400",
                     f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120, check=True)
     assert screenshot.stat().st_size > 20_000  # a page with text and a chart, not a blank one
+
+
+def test_a_cascade_rejected_for_its_latency_shows_why() -> None:
+    slow = CascadeRecommendation(
+        application_id="support-bot", decision="reject", primary_model="mini", fallback_model="big",
+        confidence_threshold=0.89, escalation_rate=0.44, cost_reduction_pct=44.8, quality_change=-0.016,
+        quality_change_ci=(-0.018, -0.014), n_pairs=2221, latency_change_ms=246.6, p95_latency_change_pct=32.7,
+        reason="mini keeps quality when it escalates below confidence 0.89, but requests that escalate wait for "
+               "both models: p95 latency would rise 33%, beyond the 20% budget")
+    data = sample_report()
+    html = render_html(data.model_copy(update={"cascades": data.cascades.model_copy(update={"recommendations": [slow]})}))
+    row = html[html.index("<td>support-bot</td>"):]
+    row = row[:row.index("</tr>")]
+    assert "reject" in row and "+32.7%" in row and "-44.8%" in row
+    assert "latency budget" in html

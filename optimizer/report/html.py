@@ -151,18 +151,22 @@ def render_html(data: ReportData) -> str:
 
     parts.append('<h2 id="cascades">Model cascades</h2>')
     parts.append(f'<p class="muted">Cheapest confidence threshold whose quality change stays within '
-                 f"{data.cascades.max_quality_drop} at {1 - data.cascades.alpha:.0%} confidence.</p>")
+                 f"{data.cascades.max_quality_drop} at {1 - data.cascades.alpha:.0%} confidence; a cascade whose "
+                 "escalations (which wait for both models) would raise p95 latency beyond the latency budget "
+                 "is rejected.</p>")
     parts.append(_table(
-        ["application", "decision", "primary -> fallback", "threshold", "cost", "quality change (CI)", "savings / month"],
+        ["application", "decision", "primary -> fallback", "threshold", "cost", "quality change (CI)", "p95 latency",
+         "savings / month"],
         [[escape(r.application_id), _decision(r.decision),
           escape(f"{r.primary_model or '-'} -> {r.fallback_model or '-'}"),
           "-" if r.confidence_threshold is None else f"{r.confidence_threshold:.2f}",
           _pct(-r.cost_reduction_pct if r.cost_reduction_pct is not None else None, signed=True),
           "-" if r.quality_change is None or r.quality_change_ci is None
           else f"{r.quality_change:+.4f} ({r.quality_change_ci[0]:+.4f}, {r.quality_change_ci[1]:+.4f})",
+          _pct(r.p95_latency_change_pct, signed=True),
           _money(data.monthly_savings.get(f"model_cascade:{r.application_id}"))]
          for r in data.cascades.recommendations],
-        numeric={3, 4, 6},
+        numeric={3, 4, 6, 7},
     ))
     for r in data.cascades.recommendations:
         if r.frontier and r.decision in {"adopt", "reject"}:
