@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from optimizer.analysis.compression import DAYS_PER_MONTH
+from optimizer.rollout.plan import change_from_recommendation
 from optimizer.schemas.analysis import (
     AdoptedRecommendation,
     CascadeRecommendation,
@@ -26,6 +27,7 @@ from optimizer.schemas.events import (
     SOURCE,
     OutgoingEvent,
 )
+from optimizer.schemas.optimizations import fingerprint
 from optimizer.schemas.registry import (
     CurrentConfiguration,
     EstimatedImpact,
@@ -87,7 +89,9 @@ def adopt(
             recommendation_id=recommendation.recommendation_id, kind=recommendation.type,
             application_id=entry.application_id, description=recommendation.description, monthly_savings_usd=monthly,
         ))
-        adoption.events.append(recommendation_event(recommendation, entry.application_id, now))
+        change = change_from_recommendation(entry, team_id=None, monthly_savings_usd=None, recommendation_id=None)
+        adoption.events.append(recommendation_event(recommendation, entry.application_id, now,
+                                                    fingerprint([change]) if change else recommendation.recommendation_id))
     return adoption
 
 
@@ -181,9 +185,14 @@ def recommendation_request(
     )
 
 
-def recommendation_event(recommendation: Recommendation, application_id: str, now: datetime) -> OutgoingEvent:
+def recommendation_event(
+    recommendation: Recommendation, application_id: str, now: datetime, change_key: str
+) -> OutgoingEvent:
+    """Announced once per change: its id comes from what the change is (`change_key`, the
+    optimization's fingerprint), not from the run that found it again, so a later night's same
+    finding is not a new event to anyone who deduplicates by id (nor to the outbox)."""
     return OutgoingEvent(
-        id=f"evt-{recommendation.recommendation_id}",
+        id=f"evt-recommended-{application_id}-{change_key}",
         type=OPTIMIZATION_RECOMMENDED,
         source=SOURCE,
         subject=f"application/{application_id}",

@@ -130,3 +130,6 @@ def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(tmp_path:
     assert waiting <= received  # last night's events, resent
     assert second.events.pending == 0
     assert len(received) == second.events.delivered == second.events.emitted  # each event arrived once
+    # The second night found the same changes again: they are not announced again.
+    announced = [e for e in sandbox.state.events.values() if e["type"].endswith("optimization.recommended")]
+    assert len(announced) == len(first.recommendations) == len(second.recommendations) > 0
