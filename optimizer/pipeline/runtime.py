@@ -46,7 +46,7 @@ class Runtime:
         config = self.settings
         return EventSinkClient(
             config.events_url, config.api_token.get_secret_value() or None, timeout_s=config.http_timeout_s,
-            retry=RetryPolicy(max_attempts=3, backoff_s=config.http_backoff_s,
+            retry=RetryPolicy(max_attempts=config.http_max_attempts, backoff_s=config.http_backoff_s,
                               max_backoff_s=config.http_max_backoff_s),
         )
 
