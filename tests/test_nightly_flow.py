@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,7 +56,16 @@ def test_nightly_run_loads_every_served_record(sandbox: SandboxServer, platform_
 
 
 def test_rerun_over_the_same_window_adds_nothing(sandbox: SandboxServer, platform_settings: Settings) -> None:
+    # What a run killed yesterday left behind, and what a run still going writes.
+    killed, running = platform_settings.staging_dir / "run-killed", platform_settings.staging_dir / "run-running"
+    for folder in (killed, running):
+        (folder / "window").mkdir(parents=True)
+        (folder / "window" / "part-0.parquet").write_bytes(b"PAR1")
+    yesterday = time.time() - 26 * 3600
+    for path in (killed, killed / "window", killed / "window" / "part-0.parquet"):
+        os.utime(path, (yesterday, yesterday))
     first = nightly_optimization(window_end=DAY_END, backfill_days=1)
+    assert sorted(p.name for p in platform_settings.staging_dir.iterdir()) == ["run-running"]
     second = nightly_optimization(window_end=DAY_END, backfill_days=1)
     assert first.requests_loaded > 0
     assert (second.requests_loaded, second.quarantined) == (0, 0)

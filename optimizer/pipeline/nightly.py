@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
 
 from optimizer import telemetry
@@ -43,7 +44,7 @@ from optimizer.pipeline.loop import (
 )
 from optimizer.pipeline.record import deliver_events, record_results
 from optimizer.pipeline.report import write_nightly_report
-from optimizer.pipeline.runtime import Runtime
+from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.report import NightlySummary, ReportData, complete, summarize
 from optimizer.schemas.optimizations import LoopSummary
 from optimizer.schemas.rollout import Guardrails
@@ -88,6 +89,27 @@ def plain_steps() -> Iterator[PlainSteps]:
 # that a 95th percentile means something.
 EXPERIMENT_GUARDRAILS = Guardrails(min_requests=200, sequential=True)
 
+# A run's staging folder untouched for this long belongs to a run that was killed: a nightly
+# run takes minutes, and the next one starts a day later.
+STALE_STAGING = timedelta(hours=12)
+
+
+def remove_stale_staging(root: Path, now: datetime, *, log: Log = LOG) -> list[str]:
+    """Remove the `run-*` folders that killed runs left under `root` (a finished run removes
+    its own): those in which nothing was written for STALE_STAGING."""
+    removed = []
+    for folder in sorted(root.glob("run-*")) if root.is_dir() else []:
+        try:
+            newest = max(p.stat().st_mtime for p in (folder, *folder.rglob("*")))
+        except OSError:  # removed meanwhile, or unreadable: not ours to judge
+            continue
+        if now.timestamp() - newest > STALE_STAGING.total_seconds():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    if removed:
+        log.info("removed %d staging folder(s) left by killed runs: %s", len(removed), ", ".join(removed))
+    return removed
+
 
 @dataclass(frozen=True)
 class NightlyParameters:
@@ -122,6 +144,7 @@ def run_nightly(
     end = p.window_end.astimezone(UTC) if p.window_end else floor_to(started, timedelta(days=1))
     run_id = uuid.uuid4().hex[:12]
     staging_dir = runtime.settings.staging_dir / f"run-{run_id}"
+    remove_stale_staging(runtime.settings.staging_dir, started)
     with telemetry.operation("nightly-optimization", "nightly", **{"optimization.run_id": run_id}):
         recent = (end - timedelta(days=p.analysis_days), end)
         windows = steps.call(plan_extraction, runtime, end, p.backfill_days, p.lookback_hours)
