@@ -50,10 +50,25 @@ def event_as_dict(event: BaseCloudEvent) -> dict[str, Any]:
     return document
 
 
+REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
+
+
+def _require_attributes(attributes: Mapping[str, Any], where: str) -> None:
+    """CloudEvents 1.0's required context attributes, present and not made up: the SDK would
+    invent an id (so a resend would count as a new event) and assume a version."""
+    missing = [name for name in REQUIRED_ATTRIBUTES if not isinstance(attributes.get(name), str)
+               or not attributes[name]]
+    if missing:
+        raise BadInputError(f"{where} lacks the required attribute(s) {', '.join(missing)}")
+    if attributes["specversion"] != "1.0":
+        raise BadInputError(f"{where} has specversion {attributes['specversion']!r}; only 1.0 is accepted")
+
+
 def parse_http_events(headers: Mapping[str, str], body: bytes) -> list[BaseCloudEvent]:
     """CloudEvents from an HTTP request in structured, binary or batch mode.
 
-    Raises BadInputError with a reason when the body is not a valid CloudEvent.
+    Raises BadInputError with a reason when the body is not a valid CloudEvent 1.0 with its
+    required attributes (`id`, `source`, `type`, `specversion`).
     """
     lowered = {key.lower(): value for key, value in headers.items()}
     content_type = lowered.get("content-type", "").split(";")[0].strip().lower()
@@ -62,11 +77,22 @@ def parse_http_events(headers: Mapping[str, str], body: bytes) -> list[BaseCloud
             items = orjson.loads(body)
             if not isinstance(items, list) or not items:
                 raise BadInputError("a batch must be a non-empty JSON array of CloudEvents")
+            for number, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise BadInputError(f"batch item {number} is not a JSON object")
+                _require_attributes(item, f"batch item {number}")
             return [JSONFormat().read(None, orjson.dumps(item)) for item in items]
-        if not any(key.startswith("ce-") for key in lowered) and content_type != STRUCTURED:
+        if any(key.startswith("ce-") for key in lowered):
+            _require_attributes({name: lowered.get(f"ce-{name}") for name in REQUIRED_ATTRIBUTES}, "the event")
+        elif content_type != STRUCTURED:
             raise BadInputError(
                 f"content type {content_type or 'none'} is neither {STRUCTURED}, {BATCH} nor binary mode (ce-* headers)"
             )
+        else:
+            document = orjson.loads(body)
+            if not isinstance(document, dict):
+                raise BadInputError("a structured CloudEvent must be a JSON object")
+            _require_attributes(document, "the event")
         return [ce_http.from_http_event(ce_http.HTTPMessage(headers=dict(lowered), body=body))]
     except BadInputError:
         raise

@@ -151,8 +151,17 @@ def test_without_the_token_nothing_is_accepted(receiver: BackgroundServer, heade
                      "data": {"alert_id": "a"}}).encode(), "application/cloudevents+json", "data.severity"),
         (b"[]", "application/cloudevents-batch+json", "non-empty"),
         (b"hello", "text/plain", "neither"),
+        (json.dumps({"specversion": "1.0", "type": "io.llm-platform.sentinel.alert", "source": "/s",
+                     "data": ALERT}).encode(), "application/cloudevents+json", "required attribute(s) id"),
+        (json.dumps({"type": "io.llm-platform.sentinel.alert", "id": "1", "source": "/s",
+                     "data": ALERT}).encode(), "application/cloudevents+json", "required attribute(s) specversion"),
+        (json.dumps({"specversion": "0.3", "type": "io.llm-platform.sentinel.alert", "id": "1", "source": "/s",
+                     "data": ALERT}).encode(), "application/cloudevents+json", "only 1.0"),
+        (json.dumps([{"specversion": "1.0", "type": "io.llm-platform.sentinel.alert", "source": "/s",
+                      "data": ALERT}]).encode(), "application/cloudevents-batch+json", "batch item 0 lacks"),
     ],
-    ids=["not-json", "no-source", "bad-data", "empty-batch", "wrong-content-type"],
+    ids=["not-json", "no-source", "bad-data", "empty-batch", "wrong-content-type", "no-id", "no-specversion",
+         "specversion-0.3", "batch-item-without-id"],
 )
 def test_malformed_events_are_refused_with_a_reason(
     receiver: BackgroundServer, body: bytes, content_type: str, reason: str
@@ -160,6 +169,13 @@ def test_malformed_events_are_refused_with_a_reason(
     response = httpx.post(f"{receiver.url}/events", content=body, headers={"Content-Type": content_type, **AUTH})
     assert response.status_code == 400
     assert reason in response.json()["error"]
+
+
+def test_a_binary_event_without_its_id_header_is_refused(receiver: BackgroundServer) -> None:
+    headers = {"ce-specversion": "1.0", "ce-type": "io.llm-platform.sentinel.alert", "ce-source": "/s",
+               "Content-Type": "application/json", **AUTH}
+    response = httpx.post(f"{receiver.url}/events", content=json.dumps(ALERT).encode(), headers=headers)
+    assert response.status_code == 400 and "required attribute(s) id" in response.json()["error"]
 
 
 def test_oversized_bodies_are_refused(receiver: BackgroundServer) -> None:
