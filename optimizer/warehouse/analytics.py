@@ -173,45 +173,50 @@ class RequestSource:
     def cascade_pairs(self) -> list[ApplicationPairs]:
         """Shadow pairs of each application's current model with every other model, binned
         by the other model's confidence on the threshold grid."""
+        # One query, so the window is scanned for pairs once: the bins' sums, and beside them each
+        # candidate's p95 latency at every LATENCY_STEP-th threshold and the fallback's.
         rows = self._rows(
             f"""
-            WITH {CURRENT_MODEL}, {_PAIRS}
+            WITH {CURRENT_MODEL}, {_PAIRS},
+            tails AS (
+                SELECT application_id, primary_model, list(p95 ORDER BY step) AS p95s,
+                       any_value(fallback_p95) AS fallback_p95
+                FROM (
+                    SELECT application_id, primary_model, s.step,
+                           quantile_cont(CASE WHEN bin >= s.step THEN primary_latency
+                                              ELSE primary_latency + fallback_latency END, 0.95) AS p95,
+                           quantile_cont(fallback_latency, 0.95) AS fallback_p95
+                    FROM pairs, (SELECT range * {LATENCY_STEP} AS step
+                                 FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s
+                    GROUP BY ALL
+                )
+                GROUP BY ALL
+            )
             SELECT m.application_id, m.model, p.primary_model, p.bin, count(p.bin), fsum(p.diff), fsum(p.diff * p.diff),
-                   fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency), fsum(p.fallback_latency)
+                   fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency), fsum(p.fallback_latency),
+                   any_value(t.p95s), any_value(t.fallback_p95)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
-            GROUP BY ALL ORDER BY ALL
+            LEFT JOIN tails AS t ON t.application_id = p.application_id AND t.primary_model = p.primary_model
+            GROUP BY m.application_id, m.model, p.primary_model, p.bin ORDER BY ALL
             """
         )
-        latency: dict[tuple[str, str], list[tuple[int, float]]] = {}
-        fallback_p95: dict[tuple[str, str], float] = {}
-        for app, model, step, p95, fallback in self._rows(
-            f"""
-            WITH {CURRENT_MODEL}, {_PAIRS}
-            SELECT application_id, primary_model, s.step,
-                   quantile_cont(CASE WHEN bin >= s.step THEN primary_latency
-                                      ELSE primary_latency + fallback_latency END, 0.95),
-                   quantile_cont(fallback_latency, 0.95)
-            FROM pairs, (SELECT range * {LATENCY_STEP} AS step FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s
-            GROUP BY ALL ORDER BY ALL
-            """
-        ):
-            latency.setdefault((app, model), []).append((int(step), float(p95)))
-            fallback_p95[(app, model)] = float(fallback)
+        steps = range(0, GRID_STEPS + 1, LATENCY_STEP)
         fallbacks: dict[str, str] = {}
         bins: dict[str, dict[str, list[PairBin]]] = {}
-        for app, fallback, model, bin_, n, d, d2, pc, fc, pl, fl in rows:
+        latency: dict[tuple[str, str], tuple[tuple[tuple[int, float], ...], float]] = {}
+        for app, fallback, model, bin_, n, d, d2, pc, fc, pl, fl, p95s, fallback_p95 in rows:
             fallbacks[app] = fallback
             candidates = bins.setdefault(app, {})
             if model is not None:
                 candidates.setdefault(model, []).append(
                     PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl))
                 )
+                latency[(app, model)] = (tuple(zip(steps, map(float, p95s), strict=True)), float(fallback_p95))
         return [
             ApplicationPairs(
                 application_id=str(app),
                 fallback_model=str(fallbacks[app]),
-                candidates=tuple(CandidatePairs(m, tuple(b), tuple(latency.get((app, m), ())),
-                                                fallback_p95.get((app, m))) for m, b in sorted(models.items())),
+                candidates=tuple(CandidatePairs(m, tuple(b), *latency[(app, m)]) for m, b in sorted(models.items())),
             )
             for app, models in sorted(bins.items())
         ]
