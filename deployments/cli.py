@@ -21,6 +21,7 @@ from deployments import cli_text
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
 from optimizer.sandbox.world import WORLDS
+from optimizer.schemas.analysis import MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--lookback-hours", type=int, default=6)
     nightly.add_argument("--analysis-days", type=int, default=14, help="days the analyses look back over")
     nightly.add_argument("--max-quality-drop", type=float, default=0.02)
-    nightly.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=20.0,
+    nightly.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=MAX_P95_LATENCY_INCREASE_PCT,
                          help="how much a cascade may raise p95 latency, in percent; 'none' for any (default 20)")
     nightly.add_argument("--alpha", type=float, default=0.05)
     nightly.add_argument("--dask", action="store_true",
@@ -332,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--max-quality-drop", type=float, default=0.02,
                                  help="absolute quality loss tolerated, on the 0-1 scale (default 0.02)")
         if name == "cascade":
-            command.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=20.0,
+            command.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=MAX_P95_LATENCY_INCREASE_PCT,
                                  help="how much a cascade may raise p95 latency, in percent; 'none' for any "
                                       "(default 20)")
         command.set_defaults(handler=cmd_analyze)

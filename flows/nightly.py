@@ -14,6 +14,7 @@ from optimizer import telemetry
 from optimizer.pipeline.nightly import NightlyParameters, run_nightly
 from optimizer.pipeline.runtime import Runtime
 from optimizer.report import NightlySummary
+from optimizer.schemas.analysis import MAX_P95_LATENCY_INCREASE_PCT
 from tasks.nightly import NIGHTLY_STEPS, RolloutRuns
 
 
@@ -30,7 +31,7 @@ def nightly_optimization(
     lookback_hours: int = 6,
     analysis_days: int = 14,
     max_quality_drop: float = 0.02,
-    max_p95_latency_increase_pct: float | None = 20.0,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
     alpha: float = 0.05,
     propose_changes: bool = True,
     experiment_percent: float = 10.0,

@@ -63,16 +63,22 @@ def draw(world: World, n: int, rng: np.random.Generator) -> Pairs:
     )
 
 
-def bins_of(pairs: Pairs) -> tuple[PairBin, ...]:
-    """The binning the warehouse does in SQL, in numpy."""
-    bin_index = np.where(
+def bin_index(pairs: Pairs) -> np.ndarray:
+    """Each pair's confidence bin, as the warehouse computes it in SQL."""
+    bins: np.ndarray = np.where(
         pairs.primary_failed, FAILED_PRIMARY_BIN,
         np.minimum(np.floor(np.round(pairs.confidence * GRID_STEPS, 6)), GRID_STEPS),
     ).astype(int)
+    return bins
+
+
+def bins_of(pairs: Pairs) -> tuple[PairBin, ...]:
+    """The binning the warehouse does in SQL, in numpy."""
+    binned = bin_index(pairs)
     diff = np.where(pairs.primary_failed, 0.0, pairs.quality_primary - pairs.quality_fallback)
     found = []
-    for value in np.unique(bin_index):
-        rows = bin_index == value
+    for value in np.unique(binned):
+        rows = binned == value
         found.append(PairBin(
             int(value), int(rows.sum()), float(diff[rows].sum()), float((diff[rows] ** 2).sum()),
             float(pairs.cost_primary[rows].sum()), float(pairs.cost_fallback[rows].sum()),
@@ -84,10 +90,8 @@ def bins_of(pairs: Pairs) -> tuple[PairBin, ...]:
 def p95_latency_of(pairs: Pairs) -> tuple[tuple[tuple[int, float], ...], float]:
     """The p95 latency of the cascade at every LATENCY_STEP-th step and of the fallback alone, as
     the warehouse computes them: an escalated pair waits for both calls."""
-    bin_index = np.where(pairs.primary_failed, FAILED_PRIMARY_BIN,
-                         np.minimum(np.floor(np.round(pairs.confidence * GRID_STEPS, 6)), GRID_STEPS))
-    both = pairs.latency_primary + pairs.latency_fallback
-    steps = tuple((step, float(np.quantile(np.where(bin_index >= step, pairs.latency_primary, both), 0.95)))
+    binned, both = bin_index(pairs), pairs.latency_primary + pairs.latency_fallback
+    steps = tuple((step, float(np.quantile(np.where(binned >= step, pairs.latency_primary, both), 0.95)))
                   for step in range(0, GRID_STEPS + 1, LATENCY_STEP))
     return steps, float(np.quantile(pairs.latency_fallback, 0.95))
 
@@ -100,5 +104,5 @@ def true_quality_change(world: World, rng: np.random.Generator, n: int = 400_000
     """Mean cascade-minus-fallback quality at every grid step, estimated on a huge fresh sample."""
     pairs = draw(world, n, rng)
     diff = np.where(pairs.primary_failed, 0.0, pairs.quality_primary - pairs.quality_fallback)
-    bin_index = np.where(pairs.primary_failed, -1, np.floor(np.round(pairs.confidence * GRID_STEPS, 6)))
-    return np.array([(diff * (bin_index >= step)).mean() for step in range(GRID_STEPS + 1)])
+    binned = bin_index(pairs)
+    return np.array([(diff * (binned >= step)).mean() for step in range(GRID_STEPS + 1)])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from optimizer.analysis.statistics import SampleMean, mean_interval
 from optimizer.schemas.analysis import (
+    MAX_P95_LATENCY_INCREASE_PCT,
     CascadeCandidate,
     CascadeRecommendation,
     CascadeReport,
@@ -35,7 +36,6 @@ from optimizer.schemas.analysis import (
 
 GRID_STEPS = 100  # thresholds 0.00, 0.01, ..., 1.00
 LATENCY_STEP = 5  # the p95 latency is known at every fifth grid step (0.00, 0.05, ...)
-MAX_P95_LATENCY_INCREASE_PCT = 20.0
 FAILED_PRIMARY_BIN = -1  # the primary model errored: such requests always escalate
 MIN_PAIRS = 200
 

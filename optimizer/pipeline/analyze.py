@@ -24,6 +24,7 @@ from optimizer.errors import BadInputError
 from optimizer.ingest.files import parquet_inputs
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.schemas.analysis import (
+    MAX_P95_LATENCY_INCREASE_PCT,
     AnalysisInputs,
     ApplicationAnalysis,
     CascadeReport,
@@ -42,7 +43,7 @@ EXPERIMENT_COLUMNS = ("experiment_id", "variant_id", "quality_score", "shadow")
 
 def cascade_report(
     source: RequestSource, *, max_quality_drop: float, alpha: float,
-    max_p95_latency_increase_pct: float | None = cascade.MAX_P95_LATENCY_INCREASE_PCT,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
 ) -> CascadeReport:
     report = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha,
                                max_p95_latency_increase_pct=max_p95_latency_increase_pct)
@@ -72,11 +73,14 @@ def experiment_analysis(
 
 # -- the ad-hoc commands: one Parquet file or folder -------------------------------------
 
-def _check_level(alpha: float, max_quality_drop: float | None = None) -> None:
+def _check_level(alpha: float, max_quality_drop: float | None = None,
+                 max_p95_latency_increase_pct: float | None = None) -> None:
     if not 0 < alpha < 1:
         raise BadInputError(f"--alpha must be between 0 and 1, got {alpha}")
     if max_quality_drop is not None and not 0 <= max_quality_drop < 1:
         raise BadInputError(f"--max-quality-drop must be in [0, 1), got {max_quality_drop}")
+    if max_p95_latency_increase_pct is not None and max_p95_latency_increase_pct < 0:
+        raise BadInputError(f"--max-p95-latency-increase-pct must be at least 0, got {max_p95_latency_increase_pct}")
 
 
 def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
@@ -85,11 +89,9 @@ def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
 
 def analyze_cascade(
     path: Path, *, max_quality_drop: float = 0.02, alpha: float = 0.05,
-    max_p95_latency_increase_pct: float | None = cascade.MAX_P95_LATENCY_INCREASE_PCT,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
 ) -> CascadeReport:
-    _check_level(alpha, max_quality_drop)
-    if max_p95_latency_increase_pct is not None and max_p95_latency_increase_pct < 0:
-        raise BadInputError(f"--max-p95-latency-increase-pct must be at least 0, got {max_p95_latency_increase_pct}")
+    _check_level(alpha, max_quality_drop, max_p95_latency_increase_pct)
     return cascade_report(_file_source(path, CASCADE_COLUMNS), max_quality_drop=max_quality_drop, alpha=alpha,
                           max_p95_latency_increase_pct=max_p95_latency_increase_pct)
 
@@ -159,7 +161,7 @@ def export_for_analysis(
 
 def analyze_application(
     application: str, partition: Path, input_prices: Mapping[str, float], max_quality_drop: float, alpha: float,
-    max_p95_latency_increase_pct: float | None = cascade.MAX_P95_LATENCY_INCREASE_PCT, *, log: Log = LOG,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT, *, log: Log = LOG,
 ) -> ApplicationAnalysis:
     """Cascade, compression and usage profile of one application, from its Parquet folder
     alone (so any worker can run it)."""

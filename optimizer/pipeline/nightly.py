@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
 
 from optimizer import telemetry
-from optimizer.analysis.cascade import MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.ingest.windows import days_between, floor_to
 from optimizer.pipeline.analyze import (
     analyze_application,
@@ -46,6 +45,7 @@ from optimizer.pipeline.record import deliver_events, record_results
 from optimizer.pipeline.report import write_nightly_report
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.report import NightlySummary, ReportData, complete, summarize
+from optimizer.schemas.analysis import MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.schemas.optimizations import LoopSummary
 from optimizer.schemas.rollout import Guardrails
 

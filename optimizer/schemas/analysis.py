@@ -18,6 +18,10 @@ Decision = Literal["adopt", "reject", "insufficient_data"]
 Interval = tuple[float, float]
 
 
+# How much a cascade may raise p95 latency by default, in percent: below the 30% a rollout's
+# guardrail allows, since the guardrail reads a noisy percentile of a small experiment arm.
+MAX_P95_LATENCY_INCREASE_PCT = 20.0
+
 class ResultModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
