@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--analysis-days", type=int, default=14, help="days the analyses look back over")
     nightly.add_argument("--max-quality-drop", type=float, default=0.02)
     nightly.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=MAX_P95_LATENCY_INCREASE_PCT,
-                         help="how much a cascade may raise p95 latency, in percent; 'none' for any (default 20)")
+                         help="how much a cascade may raise p95 latency, in percent; 'none' for any "
+                              f"(default {MAX_P95_LATENCY_INCREASE_PCT:g})")
     nightly.add_argument("--alpha", type=float, default=0.05)
     nightly.add_argument("--dask", action="store_true",
                          help="run extraction and analyses on a local Dask cluster instead of threads")
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "cascade":
             command.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=MAX_P95_LATENCY_INCREASE_PCT,
                                  help="how much a cascade may raise p95 latency, in percent; 'none' for any "
-                                      "(default 20)")
+                                      f"(default {MAX_P95_LATENCY_INCREASE_PCT:g})")
         command.set_defaults(handler=cmd_analyze)
 
     ingest = commands.add_parser("ingest", help="load request records from files into the warehouse")
