@@ -30,6 +30,7 @@ from optimizer.schemas.records import REQUEST_COLUMNS
 from optimizer.settings import MODEL_CATALOG, Settings
 from optimizer.warehouse import Warehouse
 from optimizer.warehouse._migrate import migrate
+from optimizer.warehouse.loads import REPEAT_REASON
 
 CATALOG = load_catalog(MODEL_CATALOG)
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -43,7 +44,6 @@ def good_row(key: str, **changes: Any) -> dict[str, Any]:
         "quality_score": 0.91, "shadow": False,
     }
     row.update(changes)
-    row["_raw"] = f"{key}: " + repr(sorted(row.items()))
     return row
 
 
@@ -81,7 +81,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         assert db.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == [
             (1, "initial"), (2, "results_and_outbox"), (3, "recommendation_registry_columns"),
             (4, "request_optimization_id"), (5, "optimizations"),
-            (6, "realized_savings")]
+            (6, "realized_savings"), (7, "request_keys")]
     assert {"requests", "quarantine", "models", "cost_summaries", "experiments", "recommendations",
             "rollouts", "audit_log", "watermarks", "loads", "optimization_runs", "experiment_results",
             "events_outbox"} <= set(contents(path))
@@ -108,9 +108,41 @@ def test_rerun_adds_no_duplicates(warehouse_path: Path, tmp_path: Path) -> None:
 
 
 def test_a_request_seen_twice_in_one_batch_is_stored_once(warehouse_path: Path, tmp_path: Path) -> None:
-    staged = stage(tmp_path / "s.parquet", [good_row("r1"), good_row("r1", latency_ms=900.0), good_row("r2")])
+    staged = stage(tmp_path / "s.parquet", [good_row("r1"), good_row("r1"), good_row("r1", latency_ms=900.0),
+                                            good_row("r2")])
     result = load(warehouse_path, [staged])
-    assert (result.loaded, result.duplicates) == (2, 1)
+    assert (result.loaded, result.duplicates, result.quarantined) == (2, 1, 1)
+    assert result.quarantine_reasons == {REPEAT_REASON: 1}
+    with duckdb.connect(str(warehouse_path), read_only=True) as db:
+        assert db.execute("SELECT latency_ms FROM requests WHERE request_id = 'r1'").fetchall() == [(812.5,)]
+
+
+def test_a_request_id_is_stored_once_whatever_its_ts(warehouse_path: Path, tmp_path: Path) -> None:
+    """First arrival wins; a later copy with other values (here a shifted ts) is quarantined
+    with its reason, an identical one counted as a duplicate, in any later load."""
+    ids = [f"r{i}" for i in range(5)]
+    first = load(warehouse_path, [stage(tmp_path / "a.parquet", [good_row(k) for k in ids])])
+    shifted = [
+        load(warehouse_path, [stage(tmp_path / f"{label}.parquet", [good_row(k, ts=ts) for k in ids])])
+        for label, ts in (("b", "2026-11-24T10:15:31.123Z"), ("c", "2026-11-27T10:15:30.123Z"))
+    ]
+    again = load(warehouse_path, [stage(tmp_path / "d.parquet", [good_row(k) for k in ids])])
+    assert first.loaded == 5
+    assert [(r.loaded, r.duplicates, r.quarantined) for r in shifted] == [(0, 0, 5), (0, 0, 5)]
+    assert (again.loaded, again.duplicates, again.quarantined) == (0, 5, 0)
+    with duckdb.connect(str(warehouse_path), read_only=True) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT ts) FROM requests").fetchone() == (5, 1)
+        assert db.execute("SELECT DISTINCT reason FROM quarantine").fetchall() == [(REPEAT_REASON,)]
+
+
+def test_stored_keys_follow_a_changed_hash_function(warehouse_path: Path, tmp_path: Path) -> None:
+    """Keys made by another DuckDB's hash() are computed again before a load looks anything up."""
+    load(warehouse_path, [stage(tmp_path / "a.parquet", [good_row("r1")])])
+    with duckdb.connect(str(warehouse_path)) as db:
+        db.execute("UPDATE requests SET request_key = request_key + 1")
+        db.execute("UPDATE request_key_check SET canary = canary + 1")
+    again = load(warehouse_path, [stage(tmp_path / "b.parquet", [good_row("r1", ts="2026-11-25T10:00:00Z")])])
+    assert (again.loaded, again.quarantined) == (0, 1)
 
 
 MALFORMED: list[tuple[dict[str, Any], str]] = [
@@ -325,6 +357,6 @@ def test_a_warehouse_from_before_the_registry_columns_fills_them_from_its_run_su
     assert [(r.entry.application_id, r.recommendation_id, r.monthly_savings_usd) for r in recorded] == [
         ("support-bot", "run-1-cascade-support-bot", 113.65), ("doc-qa", "run-1-compression-doc-qa", 273.92)]
     with duckdb.connect(str(path), read_only=True) as db:
-        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (6,)
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (7,)
         assert db.execute("SELECT registry_recommendation_id, monthly_savings_usd FROM recommendations"
                           " WHERE application_id = 'email'").fetchone() == (None, None)

@@ -7,13 +7,16 @@ latency of a span, the status of an errored span or log, and fallbacks for ident
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from optimizer.schemas.telemetry import ATTRIBUTE_ALIASES
+from optimizer.schemas.records import MAX_TEXT_LENGTH, MAX_UNKNOWN_NAMES
+from optimizer.schemas.telemetry import ATTRIBUTE_ALIASES, COLUMN_OF_ATTRIBUTE
+
+_KNOWN_ATTRIBUTES = frozenset(COLUMN_OF_ATTRIBUTE)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ERROR_SEVERITY_NUMBER = 17  # OpenTelemetry log data model: 17-20 are ERROR
@@ -30,9 +33,14 @@ def record_from_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _raw_json(item: Any) -> str:
-    """The record as it came, for quarantine; parsed JSON always serialises, keys in wire order."""
-    return orjson.dumps(item).decode()
+def unknown_names(names: Iterable[Any]) -> str | None:
+    """The attribute names that carry no request column, as a JSON list for quarantine:
+    names only, since their values may be prompt or response text."""
+    if _KNOWN_ATTRIBUTES.issuperset(names):
+        return None
+    extra = set(names) - _KNOWN_ATTRIBUTES
+    shown = sorted(str(name)[:MAX_TEXT_LENGTH] for name in extra)
+    return orjson.dumps(shown[:MAX_UNKNOWN_NAMES]).decode()
 
 
 def _first_present(attributes: Mapping[str, Any], aliases: tuple[str, ...]) -> Any:
@@ -47,7 +55,7 @@ def columns_from_logs(logs: Sequence[Any]) -> dict[str, list[Any]]:
 
     Column by column rather than record by record: a page holds thousands of records and
     this is the extraction's hot path. A record that is not an object, or has no
-    attributes object, keeps its raw text and gets an `_error` for quarantine.
+    attributes object, gets an `_error` for quarantine.
     """
     # JSON objects parse to dicts; the exact type check is several times cheaper than Mapping's.
     objects = [log if type(log) is dict else {} for log in logs]
@@ -65,7 +73,7 @@ def columns_from_logs(logs: Sequence[Any]) -> dict[str, list[Any]]:
         else None
         for status, severity in zip(columns["status"], severities, strict=True)
     ]
-    columns["_raw"] = [_raw_json(log) for log in logs]
+    columns["_unknown"] = [unknown_names(a) for a in usable]
     columns["_error"] = [
         "log record is not a JSON object" if type(log) is not dict
         else "log record has no attributes object" if type(found) is not dict
@@ -78,10 +86,9 @@ def columns_from_logs(logs: Sequence[Any]) -> dict[str, list[Any]]:
 def nanos_to_iso(value: Any) -> Any:
     """OTLP's `...UnixNano` (a string or an integer) as an ISO timestamp; odd values pass through."""
     try:
-        nanos = int(value)
-    except (TypeError, ValueError):
+        return (_EPOCH + timedelta(microseconds=int(value) // 1000)).isoformat()
+    except (TypeError, ValueError, OverflowError):
         return value
-    return (_EPOCH + timedelta(microseconds=nanos // 1000)).isoformat()
 
 
 def latency_ms(start_nanos: Any, end_nanos: Any) -> float | None:

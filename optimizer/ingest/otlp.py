@@ -1,25 +1,28 @@
 """OTLP/JSON trace files, as the OpenTelemetry Collector's file exporter writes them.
 
 One `{"resourceSpans": [...]}` document per line. Spans without GenAI attributes (HTTP
-servers, databases) are not LLM requests and are skipped, not quarantined. A line that
-is not valid JSON is staged with its reason so it reaches quarantine.
+servers, databases) are not LLM requests and are skipped, not quarantined. Whatever is
+broken (a line that is not UTF-8 or not JSON, an item or span of the wrong shape) is staged
+as a row with its reason so it reaches quarantine, and the rest of the file loads.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from optimizer.errors import BadInputError
-from optimizer.ingest.mapping import latency_ms, nanos_to_iso, record_from_attributes
+from optimizer.ingest.mapping import latency_ms, nanos_to_iso, record_from_attributes, unknown_names
 from optimizer.ingest.staging import StagingWriter
 
 SPAN_STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR"}
 BATCH_ROWS = 50_000  # spans per staged part file
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors put before the first line
 _GENAI_MARKERS = ("gen_ai.system", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.operation.name")
 
 
@@ -40,21 +43,28 @@ def any_value(value: Any) -> Any:
     if "boolValue" in value:
         return value["boolValue"]
     if "arrayValue" in value:
-        return [any_value(item) for item in value["arrayValue"].get("values", [])]
+        return [any_value(item) for item in _items(value["arrayValue"], "values")]
     if "kvlistValue" in value:
-        return attributes_of(value["kvlistValue"].get("values", []))
+        return attributes_of(_items(value["kvlistValue"], "values"))
     return None
 
 
+def _items(container: Any, key: str) -> list[Any]:
+    """`container[key]` when the container is an object and that is a list; else nothing."""
+    found = container.get(key) if isinstance(container, Mapping) else None
+    return found if isinstance(found, list) else []
+
+
 def attributes_of(attributes: Any) -> dict[str, Any]:
-    """OTLP KeyValue lists, or already-flat attribute objects, as a plain dict."""
+    """OTLP KeyValue lists, or already-flat attribute objects, as a plain dict; an item
+    whose key is not text names no column and is left out."""
     if isinstance(attributes, Mapping):
         return dict(attributes)
     if isinstance(attributes, list):
         return {
             item["key"]: any_value(item.get("value"))
             for item in attributes
-            if isinstance(item, Mapping) and "key" in item
+            if isinstance(item, Mapping) and isinstance(item.get("key"), str)
         }
     return {}
 
@@ -72,9 +82,10 @@ def record_from_span(span: Mapping[str, Any], resource: Mapping[str, Any]) -> di
     if "latency_ms" not in record:
         record["latency_ms"] = latency_ms(start, end)
     if "status" not in record:
-        code = (span.get("status") or {}).get("code")
+        status = span.get("status")
+        code = status.get("code") if isinstance(status, Mapping) else None
         record["status"] = "error" if code in SPAN_STATUS_ERROR else "ok"
-    record["_raw"] = json.dumps(span, separators=(",", ":"), sort_keys=True)
+    record["_unknown"] = unknown_names(attributes)
     return record
 
 
@@ -84,48 +95,88 @@ class OtlpStats:
     spans: int = 0
     genai_spans: int = 0
     bad_lines: int = 0
+    bad_spans: int = 0
 
 
-def _records_of_line(line_number: int, line: str, stats: OtlpStats) -> Iterator[dict[str, Any]]:
+def _problem(stats: OtlpStats, reason: str) -> dict[str, Any]:
+    """A staged row that carries only its reason, so the problem reaches quarantine."""
+    stats.bad_spans += 1
+    return {"_error": reason}
+
+
+def _records_of_line(line_number: int, data: bytes, stats: OtlpStats) -> Iterator[dict[str, Any]]:
+    """Every GenAI span of one line; each broken line, item or span a row with its reason."""
+    where = f"line {line_number}"
     try:
-        document = json.loads(line)
-    except json.JSONDecodeError as exc:
+        document = orjson.loads(data.removeprefix(_BOM))
+    except orjson.JSONDecodeError as exc:
         stats.bad_lines += 1
-        yield {"_raw": line[:10_000], "_error": f"line {line_number} is not valid JSON: {exc.msg}"}
+        problem = "is not valid UTF-8" if "UTF-8" in exc.msg else f"is not valid JSON: {exc.msg}"
+        yield {"_error": f"{where} {problem}"}
         return
     if not isinstance(document, Mapping) or not isinstance(document.get("resourceSpans"), list):
         stats.bad_lines += 1
-        yield {"_raw": line[:10_000], "_error": f"line {line_number} has no resourceSpans list"}
+        yield {"_error": f"{where} has no resourceSpans list"}
         return
-    for resource_spans in document["resourceSpans"]:
-        resource = attributes_of((resource_spans.get("resource") or {}).get("attributes"))
+    for r, resource_spans in enumerate(document["resourceSpans"]):
+        if not isinstance(resource_spans, Mapping):
+            yield _problem(stats, f"{where}: resourceSpans[{r}] is not an object")
+            continue
+        resource_object = resource_spans.get("resource")
+        resource = attributes_of(resource_object.get("attributes") if isinstance(resource_object, Mapping) else None)
         scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
-        for scope in scopes:
-            for span in scope.get("spans") or []:
+        for s, scope in enumerate(scopes if isinstance(scopes, list) else [scopes]):
+            spans = scope.get("spans") if isinstance(scope, Mapping) else None
+            if not isinstance(spans, list):
+                if spans is not None or not isinstance(scope, Mapping):
+                    yield _problem(stats, f"{where}: resourceSpans[{r}].scopeSpans[{s}] has no spans list")
+                continue
+            for n, span in enumerate(spans):
                 stats.spans += 1
-                record = record_from_span(span, resource)
+                label = f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans[{n}]"
+                if not isinstance(span, Mapping):
+                    yield _problem(stats, f"{label} is not an object")
+                    continue
+                try:
+                    record = record_from_span(span, resource)
+                except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+                    # A shape no check above foresaw: this span is lost to quarantine, not the file.
+                    yield _problem(stats, f"{label} cannot be read ({type(exc).__name__})")
+                    continue
                 if record is not None:
                     stats.genai_spans += 1
                     yield record
 
 
+def _readable_file(source: Path) -> None:
+    """Refuse, in one line, a path that names no readable file."""
+    if source.is_dir():
+        raise BadInputError(f"{source}: is a directory, not an OTLP/JSON file")
+    if not source.exists():
+        raise BadInputError(f"{source}: no such file")
+    if not source.is_file():
+        raise BadInputError(f"{source}: not a regular file")
+
+
 def stage_otlp_file(source: Path, staged: Path) -> OtlpStats:
     """Stage every GenAI span of an OTLP/JSON file; raises BadInputError if there are none."""
-    if not source.is_file():
-        raise BadInputError(f"{source}: no such file")
+    _readable_file(source)
     stats = OtlpStats()
     pending: list[dict[str, Any]] = []
-    with source.open(encoding="utf-8") as lines, StagingWriter(staged) as writer:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            stats.lines += 1
-            pending.extend(_records_of_line(number, line, stats))
-            if len(pending) >= BATCH_ROWS:
-                writer.write(pending)
-                pending = []
-        writer.write(pending)
-    if stats.genai_spans == 0 and stats.bad_lines == 0:
+    try:
+        with source.open("rb") as lines, StagingWriter(staged) as writer:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                stats.lines += 1
+                pending.extend(_records_of_line(number, line, stats))
+                if len(pending) >= BATCH_ROWS:
+                    writer.write(pending)
+                    pending = []
+            writer.write(pending)
+    except OSError as exc:
+        raise BadInputError(f"{source}: cannot be read ({exc.strerror or exc})") from exc
+    if stats.genai_spans == 0 and stats.bad_lines == 0 and stats.bad_spans == 0:
         shutil.rmtree(staged, ignore_errors=True)
         raise BadInputError(
             f"{source}: no GenAI spans found ({stats.lines} lines, {stats.spans} spans)"

@@ -8,6 +8,11 @@ Each column keeps its proper type when every value in the batch has it (token co
 int64, costs as float64) and falls back to text when one does not: a token count of "n/a"
 must survive staging so the warehouse can quarantine it with its reason, and text is the
 one type every JSON value has. The warehouse casts and checks each column on load either way.
+
+An object or a list where a request column wants one value is not turned into text (it
+would be stored as an application id): the value is dropped and the row carries the
+reason in `_error`. What a record had besides its request columns is staged by name only,
+in `_unknown`, never by value: it may be prompt or response text.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import pyarrow.parquet as pq
 
 from optimizer.schemas.records import REQUEST_COLUMNS
 
-STAGED_COLUMNS: tuple[str, ...] = (*(c.name for c in REQUEST_COLUMNS), "_raw", "_error")
+STAGED_COLUMNS: tuple[str, ...] = (*(c.name for c in REQUEST_COLUMNS), "_unknown", "_error")
+_NOT_A_VALUE: dict[type, str] = {dict: "an object", list: "a list"}
 _KIND = {c.name: c.kind for c in REQUEST_COLUMNS}
 _TYPED: dict[str, tuple[pa.DataType, frozenset[type]]] = {
     "string": (pa.string(), frozenset({str})),
@@ -49,16 +55,26 @@ def as_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def staged_array(name: str, values: Sequence[Any]) -> pa.Array:
+def staged_array(name: str, values: Sequence[Any], kinds: set[type] | None = None) -> pa.Array:
     """The column in its kind's type if every value has it and fits, else as text (where
     validation quarantines what does not fit, rather than the whole page failing)."""
     arrow_type, accepted = _TYPED[_KIND.get(name, "string")]
-    if set(map(type, values)) - {type(None)} <= accepted:
+    if (set(map(type, values)) if kinds is None else kinds) - {type(None)} <= accepted:
         try:
             return pa.array(values, arrow_type)
         except (OverflowError, pa.ArrowInvalid):
             pass
     return pa.array([as_text(v) for v in values], pa.string())
+
+
+def _refuse_nested(name: str, values: list[Any], errors: list[Any]) -> None:
+    """Drop objects and lists from a request column, saying so in each row's `_error`."""
+    for row, value in enumerate(values):
+        what = _NOT_A_VALUE.get(type(value))
+        if what is not None:
+            values[row] = None
+            problem = f"{name} is {what}, not a single value"
+            errors[row] = f"{errors[row]}; {problem}" if errors[row] else problem
 
 
 class StagingWriter:
@@ -82,9 +98,15 @@ class StagingWriter:
         count = len(next(iter(columns.values()), []))
         if count == 0:
             return
-        table = pa.table({
-            name: staged_array(name, columns[name] if name in columns else [None] * count) for name in STAGED_COLUMNS
-        })
+        staged = {name: list(columns[name]) if name in columns else [None] * count for name in STAGED_COLUMNS}
+        arrays = {}
+        for name in STAGED_COLUMNS:
+            kinds = set(map(type, staged[name]))
+            if name in _KIND and kinds & _NOT_A_VALUE.keys():
+                _refuse_nested(name, staged[name], staged["_error"])
+                kinds -= _NOT_A_VALUE.keys()
+            arrays[name] = staged_array(name, staged[name], kinds)
+        table = pa.table(arrays)
         # snappy, not zstd: a staging file lives for one run, and this is the hot path
         pq.write_table(table, self._partial / f"part-{self._parts:05d}.parquet", compression="snappy")
         self._parts += 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from optimizer.schemas.governance import CostSummary
+from optimizer.schemas.records import DEFAULT_BOUNDS, RecordBounds
 from optimizer.schemas.registry import ModelProfile, StoredExperiment
 
 
@@ -32,6 +33,7 @@ class LoadBatch:
     `request_files` are Parquet files (or staging folders of part files) whose columns carry
     request-record names, of any type: values are cast and checked on load. `window` is the
     time span the files cover; its end becomes the source's watermark when the load commits.
+    `bounds` are the plausible timestamps and text lengths a request row must keep.
     """
 
     source: str
@@ -40,6 +42,7 @@ class LoadBatch:
     cost_summaries: Mapping[date, CostSummary] = field(default_factory=dict)
     experiments: Sequence[StoredExperiment] = ()
     window: tuple[datetime, datetime] | None = None
+    bounds: RecordBounds = DEFAULT_BOUNDS
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import annotated_types
@@ -152,3 +153,22 @@ REQUEST_ARROW_SCHEMA: pa.Schema = pa.schema(
         for c in REQUEST_COLUMNS
     ]
 )
+
+
+# Ids and names longer than this are not ids but pasted text: refused, never stored.
+MAX_TEXT_LENGTH = 256
+# Quarantine lists at most this many names of a record's columns that are not the contract's.
+MAX_UNKNOWN_NAMES = 50
+
+
+@dataclass(frozen=True)
+class RecordBounds:
+    """What a load accepts beyond a value's type: text of id length, and timestamps in a
+    plausible range (a request from 1938 or 9999 is a broken clock, not traffic)."""
+
+    oldest_ts: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    newest_ts: datetime = datetime(2100, 1, 1, tzinfo=UTC)
+    max_text_length: int = MAX_TEXT_LENGTH
+
+
+DEFAULT_BOUNDS = RecordBounds()

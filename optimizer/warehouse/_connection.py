@@ -32,7 +32,8 @@ def _wait_for_lock(path: Path, read_only: bool, lock_timeout_s: float) -> duckdb
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+                first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise WarehouseError(f"cannot open warehouse {path}: {first_line}") from exc
             logger.info("warehouse %s is locked by another process; waiting", path)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -1,7 +1,8 @@
 """SQL that turns loosely typed staged rows into request records or quarantine reasons.
 
 Generated from `REQUEST_COLUMNS`, so each rule of the contract is written once: a required
-value is present, a value has its column's type, numbers are finite and in range, a status
+value is present, a value has its column's type (never cast from a nested or binary one),
+numbers are finite and in range, text has an id's length, a timestamp is plausible, a status
 is known. Every broken rule of a row is reported, joined with "; ", and `count_reasons`
 tallies them per rule.
 """
@@ -9,10 +10,19 @@ tallies them per rule.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 import duckdb
 
-from optimizer.schemas.records import REQUEST_COLUMNS, Column
+from optimizer.schemas.records import (
+    DEFAULT_BOUNDS,
+    MAX_TEXT_LENGTH,
+    MAX_UNKNOWN_NAMES,
+    REQUEST_COLUMN_NAMES,
+    REQUEST_COLUMNS,
+    Column,
+    RecordBounds,
+)
 
 # cost_usd may be absent when the model's list price can compute it (docs/request-record.md).
 DERIVABLE = frozenset({"cost_usd"})
@@ -22,7 +32,7 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -47,7 +57,29 @@ def is_native(column: Column, source_type: str | None) -> bool:
     )
 
 
+# Source types that hold no single value: a load never casts them to text or a number.
+_NESTED_PREFIXES = ("STRUCT", "MAP", "UNION")
+_BINARY_TYPES = ("BLOB", "BIT", "GEOMETRY")
+# Staged columns that are not request-record columns: never listed as unknown input.
+STAGING_COLUMNS = frozenset({"_error", "_unknown"})
+
+
+def is_unusable(source_type: str | None) -> bool:
+    """A nested or binary source column: its values are refused, not cast."""
+    if source_type is None:
+        return False
+    return (
+        source_type.startswith(_NESTED_PREFIXES) or source_type.endswith("]") or source_type in _BINARY_TYPES
+    )
+
+
+def _timestamp(value: datetime) -> str:
+    return f"TIMESTAMPTZ '{value.isoformat()}'"
+
+
 def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
+    if is_unusable(source_type):
+        return f"CAST(NULL AS {column.sql_type})"
     if column.kind == "string":
         return f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')"
     if is_native(column, source_type):
@@ -61,49 +93,99 @@ def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
-def _checks(column: Column, raw: str, typed: str, native: bool = False) -> list[str]:
+def _checks(column: Column, raw: str, typed: str, source_type: str | None, bounds: RecordBounds) -> list[str]:
     name = column.name
+    if is_unusable(source_type):
+        # One reason says it all: the value is missing in effect, because it is no value.
+        return [f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'{name} has type {source_type}, not a single value')} END"]
     shown = f"left(CAST({raw} AS VARCHAR), 60)"
     checks = []
     if column.required and name not in DERIVABLE:
         missing = f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL"
-        checks.append(f"CASE WHEN {missing} THEN {_literal(name + ' is missing')} END")
-    if column.kind != "string" and not native:
+        checks.append(f"CASE WHEN {missing} THEN {literal(name + ' is missing')} END")
+    if column.kind != "string" and not is_native(column, source_type):
         checks.append(
             f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
-            f"{_literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
+            f"{literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
+        )
+    if column.kind == "string":
+        limit = bounds.max_text_length
+        checks.append(
+            f"CASE WHEN length({typed}) > {limit} THEN "
+            f"{literal(f'{name} is longer than {limit} characters: ')} || length({typed}) END"
+        )
+    if column.kind == "timestamp":
+        checks.append(
+            f"CASE WHEN {typed} < {_timestamp(bounds.oldest_ts)} THEN "
+            f"{literal(f'{name} is before the accepted range: ')} || CAST({typed} AS VARCHAR)"
+            f" WHEN {typed} >= {_timestamp(bounds.newest_ts)} THEN "
+            f"{literal(f'{name} is after the accepted range: ')} || CAST({typed} AS VARCHAR) END"
         )
     if column.kind == "number":
         checks.append(
-            f"CASE WHEN NOT isfinite({typed}) THEN {_literal(name + ' is not finite')} END"
+            f"CASE WHEN NOT isfinite({typed}) THEN {literal(name + ' is not finite')} END"
         )
     if column.minimum is not None:
         checks.append(
             f"CASE WHEN {typed} < {_number(column.minimum)} THEN "
-            f"{_literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR) END"
+            f"{literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR) END"
         )
     if column.maximum is not None:
         checks.append(
             f"CASE WHEN {typed} > {_number(column.maximum)} THEN "
-            f"{_literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR) END"
+            f"{literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR) END"
         )
     if column.allowed:
-        allowed = ", ".join(_literal(value) for value in column.allowed)
+        allowed = ", ".join(literal(value) for value in column.allowed)
         checks.append(
             f"CASE WHEN {typed} NOT IN ({allowed}) THEN "
-            f"{_literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || {typed} END"
+            f"{literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || left({typed}, 60) END"
         )
     return checks
 
 
-def typed_projection(present: Mapping[str, str], *, source_alias: str = "s", with_raw: bool = True) -> str:
+def _shown(raw: str, source_type: str, limit: int) -> str:
+    """A source value as quarantine keeps it: text cut to `limit`, nested or binary values by type."""
+    if is_unusable(source_type):
+        return f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'<{source_type}>')} END"
+    if source_type == "VARCHAR":
+        return (
+            f"CASE WHEN length({raw}) > {limit} THEN left({raw}, {limit}) || '... ('"
+            f" || length({raw}) || ' characters)' ELSE {raw} END"
+        )
+    return raw
+
+
+def quarantine_record(present: Mapping[str, str], *, source_alias: str = "s", limit: int = MAX_TEXT_LENGTH) -> str:
+    """The JSON quarantine keeps of a staged row: the contract's columns as they came (long
+    text cut), and the names of any other columns or attributes, never their values, since
+    those may be prompt or response text."""
+    fields = [
+        f"{quote(name)} := {_shown(f'{source_alias}.{quote(name)}', present[name], limit)}"
+        for name in REQUEST_COLUMN_NAMES if name in present
+    ]
+    if "_unknown" in present:
+        unknown = f"CAST({source_alias}._unknown AS JSON)"
+    else:
+        names = [n[:limit] for n in present if n not in REQUEST_COLUMN_NAMES and n not in STAGING_COLUMNS]
+        unknown = "[" + ", ".join(literal(n) for n in names[:MAX_UNKNOWN_NAMES]) + "]::VARCHAR[]"
+    fields.append(f"unknown_columns := {unknown}")
+    return f"CAST(to_json(struct_pack({', '.join(fields)})) AS VARCHAR)"
+
+
+def typed_projection(
+    present: Mapping[str, str], *, bounds: RecordBounds = DEFAULT_BOUNDS, source_alias: str = "s",
+    with_raw: bool = True,
+) -> str:
     """SELECT list: each contract column typed, plus `_problems` (NULL for a clean row).
 
     `present` maps the columns the staged relation has to their DuckDB types (a column
     that already has its kind's type is cast without a check per value); the others read
     as NULL. A staged `_error` (a problem found before SQL, such as unparseable JSON)
-    replaces the column checks, which would only repeat it field by field. `_raw` (the
-    source record as text) is carried when present and built from the row otherwise.
+    replaces the column checks, which would only repeat it field by field. With `with_raw`,
+    `_raw` is what quarantine would keep of the row and `_row_hash` tells rows apart
+    (from every column, the unknown ones too); a statement that does not use them never
+    computes them.
     """
     items = []
     problems: list[str] = []
@@ -111,23 +193,16 @@ def typed_projection(present: Mapping[str, str], *, source_alias: str = "s", wit
         raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
         source_type = present.get(column.name)
         typed = _typed(column, raw, source_type)
-        problems += _checks(column, raw, typed, is_native(column, source_type))
+        problems += _checks(column, raw, typed, source_type, bounds)
         if column.default is not None:
             typed = f"coalesce({typed}, {str(column.default).upper()})"
         items.append(f"{typed} AS {quote(column.name)}")
     checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
-    if with_raw and "_raw" in present:
-        items.append(f"{source_alias}._raw AS _raw")
-    elif with_raw:
-        # The raw record is built only for rows that can end in quarantine: those breaking a
-        # rule, and those whose missing cost the catalog may not be able to price.
-        cost = f"{source_alias}.cost_usd" if "cost_usd" in present else "NULL"
-        items.append(
-            f"CASE WHEN {checked} IS NOT NULL OR {cost} IS NULL "
-            f"THEN CAST(to_json({source_alias}) AS VARCHAR) END AS _raw"
-        )
+    if with_raw:
+        items.append(f"{quarantine_record(present, source_alias=source_alias, limit=bounds.max_text_length)} AS _raw")
+        items.append(f"md5(CAST(to_json({source_alias}) AS VARCHAR)) AS _row_hash")
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)
 

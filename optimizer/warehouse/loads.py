@@ -17,11 +17,37 @@ import duckdb
 from optimizer.schemas.loads import LoadBatch, LoadResult
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._connection import transaction
-from optimizer.warehouse._validation import DERIVABLE, count_reasons, quote, typed_projection
+from optimizer.warehouse._validation import (
+    DERIVABLE,
+    count_reasons,
+    literal,
+    quote,
+    typed_projection,
+)
 from optimizer.warehouse.parquet_input import parquet_columns, parquet_parts
 from optimizer.warehouse.reference import write_cost_summaries, write_experiments, write_models
 
 StepHook = Callable[[str], None]
+REPEAT_REASON = "request_id is already stored with other values"
+_COLUMNS = ", ".join(f"b.{quote(name)}" for name in REQUEST_COLUMN_NAMES)
+_KEY_CANARY = "request-key-canary"
+
+
+def _check_request_keys(db: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the stored request keys if this DuckDB's hash() is not the one that made them."""
+    changed = db.execute(
+        "SELECT count(*) FROM request_key_check WHERE canary <> hash($canary)", {"canary": _KEY_CANARY}
+    ).fetchone()
+    if changed and changed[0]:
+        db.execute("UPDATE requests SET request_key = hash(request_id)")
+        db.execute("UPDATE request_key_check SET canary = hash($canary)", {"canary": _KEY_CANARY})
+
+
+def _quarantined_by(db: duckdb.DuckDBPyConnection, load_id: str) -> tuple[int, dict[str, int]]:
+    """(rows a load quarantined, how many broke each rule)."""
+    counted = db.execute("SELECT count(*) FROM quarantine WHERE load_id = $load_id", {"load_id": load_id}).fetchone()
+    reasons = count_reasons(db, "SELECT reason FROM quarantine WHERE load_id = $load_id", {"load_id": load_id})
+    return (int(counted[0]) if counted else 0), reasons
 
 
 class Loads:
@@ -31,7 +57,9 @@ class Loads:
         self._db = db
 
     def load(self, batch: LoadBatch, *, on_step: StepHook | None = None) -> LoadResult:
-        """Commit a batch atomically; rows already stored (same request_id) are skipped.
+        """Commit a batch atomically. A request_id already stored, whenever its ts, is not
+        stored again: an identical repeat counts as a duplicate, a repeat with other values
+        is quarantined (the first arrival wins).
 
         Raises BadInputError when the request files cannot be read as Parquet or lack a
         column the request record requires (other than one a load can derive).
@@ -42,6 +70,7 @@ class Loads:
         files = parquet_parts(batch.request_files)
         present = self._staged_columns(files) if files else {}
         with transaction(self._db) as db:
+            _check_request_keys(db)
             write_models(db, batch.models)
             write_cost_summaries(db, batch.cost_summaries)
             write_experiments(db, batch.experiments)
@@ -52,12 +81,18 @@ class Loads:
             rows_in = loaded = duplicates = quarantined = 0
             reasons: dict[str, int] = {}
             if files:
-                checked = self._checked_rows(present)
+                checked = self._checked_rows(present, batch)
                 rows_in, valid, loaded = self._insert_requests(db, checked, files, load_id, started)
-                duplicates = valid - loaded
+                conflicts = 0
+                if loaded < valid:
+                    rescued, conflicts = self._settle_repeats(db, checked, files, load_id, batch.source, started)
+                    loaded += rescued
+                duplicates = valid - loaded - conflicts
                 step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
                 if valid < rows_in:
-                    quarantined, reasons = self._insert_quarantine(db, checked, files, load_id, batch.source, started)
+                    self._insert_quarantine(db, checked, files, load_id, batch.source, started)
+                if valid < rows_in or conflicts:
+                    quarantined, reasons = _quarantined_by(db, load_id)
                     step(f"quarantined {quarantined} rows")
             if batch.window is not None:
                 db.execute(
@@ -106,7 +141,7 @@ class Loads:
         )
 
     @staticmethod
-    def _checked_rows(present: Mapping[str, str]) -> str:
+    def _checked_rows(present: Mapping[str, str], batch: LoadBatch) -> str:
         """A query over `$files`: every row typed, with `reason` NULL when it keeps every rule.
 
         It is a query, not a table: each statement of a load streams the files through it,
@@ -124,7 +159,7 @@ class Loads:
                         'cost_usd is missing and model ' || typed.model
                         || ' has no price in the catalog' END), '') AS reason
             FROM (
-                SELECT {typed_projection(present)}, {cost_missing} AS _cost_missing
+                SELECT {typed_projection(present, bounds=batch.bounds)}, {cost_missing} AS _cost_missing
                 FROM read_parquet($files, union_by_name = true) AS s
             ) AS typed
             LEFT JOIN models AS m ON m.model_id = typed.model
@@ -138,61 +173,100 @@ class Loads:
         counts = db.execute(
             f"""
             SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
-                   min(ts) FILTER (WHERE reason IS NULL), max(ts) FILTER (WHERE reason IS NULL),
                    count(DISTINCT request_id) FILTER (WHERE reason IS NULL)
             FROM ({checked})
             """,
             {"files": files},
         ).fetchone()
         assert counts is not None
-        rows_in, valid, low, high, distinct = (int(counts[0]), int(counts[1]), counts[2], counts[3], int(counts[4]))
+        rows_in, valid, distinct = int(counts[0]), int(counts[1]), int(counts[2])
         if not valid:
             return rows_in, 0, 0
-        columns = ", ".join(quote(name) for name in REQUEST_COLUMN_NAMES)
         # A request seen twice in one batch keeps its earliest copy; the window is only
         # paid for when the batch does repeat itself.
         once = (
             "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1"
             if distinct < valid else ""
         )
-        # The anti-join only looks at stored rows in the batch's time span: a request's ts
-        # never changes, so a copy of it can only be there.
+        # Looked up among every stored request by key alone: one narrow column. A key stored
+        # under another id (a 64-bit coincidence) is settled by _settle_repeats.
         inserted = db.execute(
             f"""
             INSERT INTO requests BY NAME
-            SELECT {columns}, $load_id AS load_id, $now AS loaded_at
+            SELECT {_COLUMNS}, hash(b.request_id) AS request_key, $load_id AS load_id, $now AS loaded_at
             FROM ({checked}) AS b
             WHERE b.reason IS NULL
-              AND NOT EXISTS (
-                  SELECT 1 FROM requests AS r
-                  WHERE r.request_id = b.request_id AND r.ts BETWEEN $low AND $high)
+              AND NOT EXISTS (SELECT 1 FROM requests AS r WHERE r.request_key = hash(b.request_id))
             {once}
             """,
-            {"files": files, "load_id": load_id, "now": now, "low": low, "high": high},
+            {"files": files, "load_id": load_id, "now": now},
         ).fetchone()
         loaded = int(inserted[0]) if inserted else 0
         return rows_in, valid, loaded
 
     @staticmethod
+    def _settle_repeats(
+        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, source: str, now: datetime,
+    ) -> tuple[int, int]:
+        """(rows stored after all, conflicting repeats quarantined) for a batch some of whose
+        valid rows were not stored: each is an identical repeat (nothing to do), a repeat
+        with other values (quarantined), or a row whose key only coincided with another
+        id's (stored now)."""
+        same = " AND ".join(f"r.{quote(n)} IS NOT DISTINCT FROM b.{quote(n)}" for n in REQUEST_COLUMN_NAMES)
+        db.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE unsettled AS
+            SELECT b.*, EXISTS (SELECT 1 FROM requests AS r
+                                WHERE r.request_key = hash(b.request_id) AND r.request_id = b.request_id) AS known
+            FROM ({checked}) AS b
+            WHERE b.reason IS NULL
+              AND NOT EXISTS (SELECT 1 FROM requests AS r
+                              WHERE r.request_key = hash(b.request_id) AND r.request_id = b.request_id AND {same})
+            """,
+            {"files": files},
+        )
+        rescued = db.execute(
+            f"""
+            INSERT INTO requests BY NAME
+            SELECT {_COLUMNS}, hash(b.request_id) AS request_key, $load_id AS load_id, $now AS loaded_at
+            FROM unsettled AS b WHERE NOT b.known
+            QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1
+            """,
+            {"load_id": load_id, "now": now},
+        ).fetchone()
+        conflicts = db.execute("SELECT count(*) FROM unsettled WHERE known").fetchone()
+        db.execute(
+            f"""
+            INSERT INTO quarantine BY NAME
+            SELECT $load_id AS load_id, $source AS source, b.request_id, {literal(REPEAT_REASON)} AS reason,
+                   b._raw AS raw_record, b._row_hash AS row_hash, $now AS quarantined_at
+            FROM unsettled AS b
+            WHERE b.known AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = b._row_hash)
+            QUALIFY row_number() OVER (PARTITION BY b._row_hash) = 1
+            """,
+            {"load_id": load_id, "source": source, "now": now},
+        )
+        db.execute("DROP TABLE unsettled")
+        return (int(rescued[0]) if rescued else 0), (int(conflicts[0]) if conflicts else 0)
+
+    @staticmethod
     def _insert_quarantine(
         db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, source: str,
         now: datetime,
-    ) -> tuple[int, dict[str, int]]:
-        """(rows quarantined, how many broke each rule); a row already in quarantine stays once."""
-        inserted = db.execute(
+    ) -> None:
+        """Rows that break a rule, each with every reason; a row already in quarantine stays once."""
+        db.execute(
             f"""
             INSERT INTO quarantine BY NAME
             SELECT $load_id AS load_id, $source AS source, b.request_id, b.reason,
-                   b._raw AS raw_record, md5(b._raw) AS row_hash, $now AS quarantined_at
+                   b._raw AS raw_record, b._row_hash AS row_hash, $now AS quarantined_at
             FROM ({checked}) AS b
             WHERE b.reason IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = md5(b._raw))
-            QUALIFY row_number() OVER (PARTITION BY md5(b._raw)) = 1
+              AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = b._row_hash)
+            QUALIFY row_number() OVER (PARTITION BY b._row_hash) = 1
             """,
             {"files": files, "load_id": load_id, "source": source, "now": now},
-        ).fetchone()
-        reasons = count_reasons(db, "SELECT reason FROM quarantine WHERE load_id = $load_id", {"load_id": load_id})
-        return (int(inserted[0]) if inserted else 0), reasons
+        )
 
     def watermark(self, source: str) -> datetime | None:
         """The end of the last window loaded from `source`; None before its first load."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from optimizer.errors import WarehouseError
 from optimizer.schemas.analysis import InputSummary
 from optimizer.warehouse._connection import connect
 from optimizer.warehouse._migrate import migrate
@@ -46,7 +47,10 @@ class Warehouse:
     ) -> None:
         self.path = Path(path)
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WarehouseError(f"cannot create the warehouse's folder {self.path.parent}: {exc.strerror}") from exc
         self._db = connect(self.path, read_only=read_only, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit)
         if not read_only:
             migrate(self._db)
