@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from optimizer.schemas.records import DEFAULT_BOUNDS, RecordBounds
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -125,6 +127,11 @@ class Settings(BaseSettings):
     http_max_backoff_s: float = Field(default=30.0, ge=0)
     page_size: int = Field(default=5000, ge=1, le=10000)
 
+    # The request timestamps a load accepts, [oldest, newest): outside is a broken clock,
+    # and the row is quarantined with its reason.
+    oldest_request_ts: AwareDatetime = DEFAULT_BOUNDS.oldest_ts
+    newest_request_ts: AwareDatetime = DEFAULT_BOUNDS.newest_ts
+
     # Where the nightly flow's fanned-out tasks (extraction windows, per-application
     # analyses) run: threads of the flow's process, or a Dask cluster. With Dask and no
     # address, a local cluster of `dask_workers` processes starts with the flow run.
@@ -152,6 +159,16 @@ class Settings(BaseSettings):
         for name in ("webhook_inbox", "warehouse", "staging_dir", "reports_dir"):
             self.__dict__[name] = self.data_dir / getattr(self, name)  # leaves model_fields_set as it was
         return self
+
+    @model_validator(mode="after")
+    def _plausible_range(self) -> Settings:
+        if self.oldest_request_ts >= self.newest_request_ts:
+            raise ValueError("oldest_request_ts must be before newest_request_ts")
+        return self
+
+    @property
+    def record_bounds(self) -> RecordBounds:
+        return RecordBounds(oldest_ts=self.oldest_request_ts, newest_ts=self.newest_request_ts)
 
     @property
     def sandbox_url(self) -> str:

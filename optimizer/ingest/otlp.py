@@ -17,7 +17,13 @@ from typing import Any
 import orjson
 
 from optimizer.errors import BadInputError
-from optimizer.ingest.mapping import latency_ms, nanos_to_iso, record_from_attributes, unknown_names
+from optimizer.ingest.mapping import (
+    digest,
+    latency_ms,
+    nanos_to_iso,
+    record_from_attributes,
+    unknown_names,
+)
 from optimizer.ingest.staging import StagingWriter
 
 SPAN_STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR"}
@@ -55,17 +61,24 @@ def _items(container: Any, key: str) -> list[Any]:
     return found if isinstance(found, list) else []
 
 
+class MalformedSpanError(ValueError):
+    """A span, or what it sits in, breaks OTLP's shape in a way that says which."""
+
+
 def attributes_of(attributes: Any) -> dict[str, Any]:
-    """OTLP KeyValue lists, or already-flat attribute objects, as a plain dict; an item
-    whose key is not text names no column and is left out."""
+    """OTLP KeyValue lists, or already-flat attribute objects, as a plain dict."""
     if isinstance(attributes, Mapping):
         return dict(attributes)
     if isinstance(attributes, list):
-        return {
-            item["key"]: any_value(item.get("value"))
-            for item in attributes
-            if isinstance(item, Mapping) and isinstance(item.get("key"), str)
-        }
+        found = {}
+        for item in attributes:
+            if not isinstance(item, Mapping):
+                continue
+            key = item.get("key")
+            if not isinstance(key, str):
+                raise MalformedSpanError(f"an attribute key is {type(key).__name__}, not text")
+            found[key] = any_value(item.get("value"))
+        return found
     return {}
 
 
@@ -82,10 +95,12 @@ def record_from_span(span: Mapping[str, Any], resource: Mapping[str, Any]) -> di
     if "latency_ms" not in record:
         record["latency_ms"] = latency_ms(start, end)
     if "status" not in record:
-        status = span.get("status")
-        code = status.get("code") if isinstance(status, Mapping) else None
-        record["status"] = "error" if code in SPAN_STATUS_ERROR else "ok"
+        status = span.get("status") or {}
+        if not isinstance(status, Mapping):
+            raise MalformedSpanError("status is not an object")
+        record["status"] = "error" if status.get("code") in SPAN_STATUS_ERROR else "ok"
     record["_unknown"] = unknown_names(attributes)
+    record["_digest"] = digest(span)
     return record
 
 
@@ -98,10 +113,14 @@ class OtlpStats:
     bad_spans: int = 0
 
 
-def _problem(stats: OtlpStats, reason: str) -> dict[str, Any]:
+def _problem(stats: OtlpStats, reason: str, item: Any) -> dict[str, Any]:
     """A staged row that carries only its reason, so the problem reaches quarantine."""
     stats.bad_spans += 1
-    return {"_error": reason}
+    return {"_error": reason, "_digest": digest(item)}
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, MalformedSpanError) else f"cannot be read ({type(exc).__name__})"
 
 
 def _records_of_line(line_number: int, data: bytes, stats: OtlpStats) -> Iterator[dict[str, Any]]:
@@ -112,36 +131,40 @@ def _records_of_line(line_number: int, data: bytes, stats: OtlpStats) -> Iterato
     except orjson.JSONDecodeError as exc:
         stats.bad_lines += 1
         problem = "is not valid UTF-8" if "UTF-8" in exc.msg else f"is not valid JSON: {exc.msg}"
-        yield {"_error": f"{where} {problem}"}
+        yield {"_error": f"{where} {problem}", "_digest": digest(data)}
         return
     if not isinstance(document, Mapping) or not isinstance(document.get("resourceSpans"), list):
         stats.bad_lines += 1
-        yield {"_error": f"{where} has no resourceSpans list"}
+        yield {"_error": f"{where} has no resourceSpans list", "_digest": digest(data)}
         return
     for r, resource_spans in enumerate(document["resourceSpans"]):
         if not isinstance(resource_spans, Mapping):
-            yield _problem(stats, f"{where}: resourceSpans[{r}] is not an object")
+            yield _problem(stats, f"{where}: resourceSpans[{r}] is not an object", resource_spans)
             continue
         resource_object = resource_spans.get("resource")
-        resource = attributes_of(resource_object.get("attributes") if isinstance(resource_object, Mapping) else None)
+        try:
+            resource = attributes_of(resource_object.get("attributes") if isinstance(resource_object, Mapping) else None)
+        except (MalformedSpanError, RecursionError) as exc:
+            yield _problem(stats, f"{where}: resourceSpans[{r}].resource: {_why(exc)}", data)
+            continue
         scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
         for s, scope in enumerate(scopes if isinstance(scopes, list) else [scopes]):
             spans = scope.get("spans") if isinstance(scope, Mapping) else None
             if not isinstance(spans, list):
                 if spans is not None or not isinstance(scope, Mapping):
-                    yield _problem(stats, f"{where}: resourceSpans[{r}].scopeSpans[{s}] has no spans list")
+                    yield _problem(stats, f"{where}: resourceSpans[{r}].scopeSpans[{s}] has no spans list", scope)
                 continue
             for n, span in enumerate(spans):
                 stats.spans += 1
                 label = f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans[{n}]"
                 if not isinstance(span, Mapping):
-                    yield _problem(stats, f"{label} is not an object")
+                    yield _problem(stats, f"{label} is not an object", span)
                     continue
                 try:
                     record = record_from_span(span, resource)
                 except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
-                    # A shape no check above foresaw: this span is lost to quarantine, not the file.
-                    yield _problem(stats, f"{label} cannot be read ({type(exc).__name__})")
+                    # A shape no check foresaw costs this span (to quarantine), not the file.
+                    yield _problem(stats, f"{label}: {_why(exc)}", data + label.encode())
                     continue
                 if record is not None:
                     stats.genai_spans += 1

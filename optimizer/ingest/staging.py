@@ -12,7 +12,8 @@ one type every JSON value has. The warehouse casts and checks each column on loa
 An object or a list where a request column wants one value is not turned into text (it
 would be stored as an application id): the value is dropped and the row carries the
 reason in `_error`. What a record had besides its request columns is staged by name only,
-in `_unknown`, never by value: it may be prompt or response text.
+in `_unknown`, never by value: it may be prompt or response text. `_digest` identifies the
+source record, so quarantine keeps it once however often it is extracted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 
 from optimizer.schemas.records import REQUEST_COLUMNS
 
-STAGED_COLUMNS: tuple[str, ...] = (*(c.name for c in REQUEST_COLUMNS), "_unknown", "_error")
+STAGED_COLUMNS: tuple[str, ...] = (*(c.name for c in REQUEST_COLUMNS), "_unknown", "_digest", "_error")
 _NOT_A_VALUE: dict[type, str] = {dict: "an object", list: "a list"}
 _KIND = {c.name: c.kind for c in REQUEST_COLUMNS}
 _TYPED: dict[str, tuple[pa.DataType, frozenset[type]]] = {

@@ -16,7 +16,8 @@ def ingest_parquet(runtime: Runtime, path: Path) -> IngestSummary:
     files = parquet_inputs(path)
     with runtime.warehouse() as store:
         store.reference.ensure_models(load_catalog(runtime.settings.model_catalog))
-        result = store.loads.load(LoadBatch(source=f"parquet:{path.name}", request_files=files))
+        result = store.loads.load(LoadBatch(source=f"parquet:{path.name}", request_files=files,
+                                                 bounds=runtime.settings.record_bounds))
     return IngestSummary.of(f"parquet:{path}", len(files), result)
 
 
@@ -26,6 +27,7 @@ def ingest_otlp(runtime: Runtime, path: Path) -> IngestSummary:
         stats = stage_otlp_file(path, staged)
         with runtime.warehouse() as store:
             store.reference.ensure_models(load_catalog(runtime.settings.model_catalog))
-            result = store.loads.load(LoadBatch(source=f"otlp:{path.name}", request_files=[staged]))
+            result = store.loads.load(LoadBatch(source=f"otlp:{path.name}", request_files=[staged],
+                                                     bounds=runtime.settings.record_bounds))
     return IngestSummary.of(f"otlp:{path}", 1, result, spans=stats.spans,
                             non_llm_spans_skipped=stats.spans - stats.genai_spans)

@@ -75,7 +75,7 @@ def load_warehouse(
     batch = LoadBatch(
         source=REQUESTS_SOURCE, request_files=list(request_files), models=list(models),
         cost_summaries=cost_summaries, experiments=list(experiments),
-        window=(windows[0].start, windows[-1].end) if windows else None,
+        window=(windows[0].start, windows[-1].end) if windows else None, bounds=runtime.settings.record_bounds,
     )
     with runtime.warehouse() as store:
         result = store.loads.load(batch, on_step=log.info)

@@ -61,7 +61,7 @@ def is_native(column: Column, source_type: str | None) -> bool:
 _NESTED_PREFIXES = ("STRUCT", "MAP", "UNION")
 _BINARY_TYPES = ("BLOB", "BIT", "GEOMETRY")
 # Staged columns that are not request-record columns: never listed as unknown input.
-STAGING_COLUMNS = frozenset({"_error", "_unknown"})
+STAGING_COLUMNS = frozenset({"_error", "_unknown", "_digest"})
 
 
 def is_unusable(source_type: str | None) -> bool:
@@ -96,8 +96,10 @@ def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
 def _checks(column: Column, raw: str, typed: str, source_type: str | None, bounds: RecordBounds) -> list[str]:
     name = column.name
     if is_unusable(source_type):
-        # One reason says it all: the value is missing in effect, because it is no value.
-        return [f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'{name} has type {source_type}, not a single value')} END"]
+        # No cast, so no other rule applies: the value is there and is no value, or is missing.
+        missing = literal(name + " is missing") if column.required and name not in DERIVABLE else "NULL"
+        return [f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'{name} has type {source_type}, not a single value')}"
+                f" ELSE {missing} END"]
     shown = f"left(CAST({raw} AS VARCHAR), 60)"
     checks = []
     if column.required and name not in DERIVABLE:
@@ -183,9 +185,9 @@ def typed_projection(
     that already has its kind's type is cast without a check per value); the others read
     as NULL. A staged `_error` (a problem found before SQL, such as unparseable JSON)
     replaces the column checks, which would only repeat it field by field. With `with_raw`,
-    `_raw` is what quarantine would keep of the row and `_row_hash` tells rows apart
-    (from every column, the unknown ones too); a statement that does not use them never
-    computes them.
+    `_raw` is what quarantine would keep of the row and `_row_hash` tells rows apart (the
+    staged `_digest` of a JSON record, else every column's value, the unknown ones too); a
+    statement that does not use them never computes them.
     """
     items = []
     problems: list[str] = []
@@ -202,7 +204,8 @@ def typed_projection(
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
     if with_raw:
         items.append(f"{quarantine_record(present, source_alias=source_alias, limit=bounds.max_text_length)} AS _raw")
-        items.append(f"md5(CAST(to_json({source_alias}) AS VARCHAR)) AS _row_hash")
+        row_hash = f"{source_alias}._digest" if "_digest" in present else f"md5(CAST(to_json({source_alias}) AS VARCHAR))"
+        items.append(f"{row_hash} AS _row_hash")
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)
 
