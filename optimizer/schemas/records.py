@@ -164,11 +164,12 @@ MAX_UNKNOWN_NAMES = 50
 @dataclass(frozen=True)
 class RecordBounds:
     """What a load accepts beyond a value's type: text of id length, and timestamps in a
-    plausible range (a request from 1938 or 9999 is a broken clock, not traffic)."""
+    plausible range (a request from 1938 or 9999 is a broken clock, not traffic). A length
+    of None measures no text: for rows already known to have none too long."""
 
     oldest_ts: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     newest_ts: datetime = datetime(2100, 1, 1, tzinfo=UTC)
-    max_text_length: int = MAX_TEXT_LENGTH
+    max_text_length: int | None = MAX_TEXT_LENGTH
 
 
 DEFAULT_BOUNDS = RecordBounds()

@@ -57,6 +57,7 @@ def is_native(column: Column, source_type: str | None) -> bool:
     )
 
 
+TOO_LONG = " is longer than "  # in every reason of overlong text, as in 'model is longer than 256 ...'
 # Source types that hold no single value: a load never casts them to text or a number.
 _NESTED_PREFIXES = ("STRUCT", "MAP", "UNION")
 _BINARY_TYPES = ("BLOB", "BIT", "GEOMETRY")
@@ -110,12 +111,6 @@ def _checks(column: Column, raw: str, typed: str, source_type: str | None, bound
             f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
             f"{literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
         )
-    if column.kind == "string":
-        limit = bounds.max_text_length
-        checks.append(
-            f"CASE WHEN length({typed}) > {limit} THEN "
-            f"{literal(f'{name} is longer than {limit} characters: ')} || length({typed}) END"
-        )
     if column.kind == "timestamp":
         checks.append(
             f"CASE WHEN {typed} < {_timestamp(bounds.oldest_ts)} THEN "
@@ -144,6 +139,20 @@ def _checks(column: Column, raw: str, typed: str, source_type: str | None, bound
             f"{literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || left({typed}, 60) END"
         )
     return checks
+
+
+def _too_long(text_columns: list[tuple[str, str, str]], limit: int) -> str:
+    """One check of every text column's length: a row's longest byte length first (kept with
+    each string, so the common row costs one comparison), each column's characters only then."""
+    if not text_columns:
+        return "NULL"
+    each = [
+        f"CASE WHEN length({typed}) > {limit} THEN {literal(f'{name}{TOO_LONG}{limit} characters: ')}"
+        f" || length({typed}) END"
+        for name, _, typed in text_columns
+    ]
+    longest = f"greatest({', '.join(f'strlen(CAST({raw} AS VARCHAR))' for _, raw, _ in text_columns)})"
+    return f"CASE WHEN {longest} > {limit} THEN NULLIF(concat_ws('; ', {', '.join(each)}), '') END"
 
 
 def _shown(raw: str, source_type: str, limit: int) -> str:
@@ -191,20 +200,27 @@ def typed_projection(
     """
     items = []
     problems: list[str] = []
+    text_columns: list[tuple[str, str, str]] = []
     for column in REQUEST_COLUMNS:
         raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
         source_type = present.get(column.name)
         typed = _typed(column, raw, source_type)
         problems += _checks(column, raw, typed, source_type, bounds)
+        if column.kind == "string" and column.name in present and not is_unusable(source_type):
+            text_columns.append((column.name, raw, typed))
         if column.default is not None:
             typed = f"coalesce({typed}, {str(column.default).upper()})"
         items.append(f"{typed} AS {quote(column.name)}")
+    if bounds.max_text_length is not None:
+        problems.append(_too_long(text_columns, bounds.max_text_length))
     checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
     if with_raw:
-        items.append(f"{quarantine_record(present, source_alias=source_alias, limit=bounds.max_text_length)} AS _raw")
-        row_hash = f"{source_alias}._digest" if "_digest" in present else f"md5(CAST(to_json({source_alias}) AS VARCHAR))"
+        shown = bounds.max_text_length or MAX_TEXT_LENGTH
+        items.append(f"{quarantine_record(present, source_alias=source_alias, limit=shown)} AS _raw")
+        whole_row = f"md5(CAST(to_json({source_alias}) AS VARCHAR))"
+        row_hash = f"coalesce({source_alias}._digest, {whole_row})" if "_digest" in present else whole_row
         items.append(f"{row_hash} AS _row_hash")
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import duckdb
 
 from optimizer.schemas.loads import LoadBatch, LoadResult
-from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES
+from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES, RecordBounds
 from optimizer.warehouse._connection import transaction
 from optimizer.warehouse._validation import (
     DERIVABLE,
+    TOO_LONG,
     count_reasons,
     literal,
     quote,
@@ -81,8 +83,12 @@ class Loads:
             rows_in = loaded = duplicates = quarantined = 0
             reasons: dict[str, int] = {}
             if files:
-                checked = self._checked_rows(present, batch)
-                rows_in, valid, loaded = self._insert_requests(db, checked, files, load_id, started)
+                checked = self._checked_rows(present, batch.bounds)
+                rows_in, valid, distinct, too_long = self._count(db, checked, files)
+                if not too_long:
+                    # Every later pass reads the same rows: none need their text measured again.
+                    checked = self._checked_rows(present, replace(batch.bounds, max_text_length=None))
+                loaded = self._insert_requests(db, checked, files, load_id, started, once=distinct < valid) if valid else 0
                 conflicts = 0
                 if loaded < valid:
                     rescued, conflicts = self._settle_repeats(db, checked, files, load_id, batch.source, started)
@@ -141,7 +147,7 @@ class Loads:
         )
 
     @staticmethod
-    def _checked_rows(present: Mapping[str, str], batch: LoadBatch) -> str:
+    def _checked_rows(present: Mapping[str, str], bounds: RecordBounds) -> str:
         """A query over `$files`: every row typed, with `reason` NULL when it keeps every rule.
 
         It is a query, not a table: each statement of a load streams the files through it,
@@ -159,34 +165,36 @@ class Loads:
                         'cost_usd is missing and model ' || typed.model
                         || ' has no price in the catalog' END), '') AS reason
             FROM (
-                SELECT {typed_projection(present, bounds=batch.bounds)}, {cost_missing} AS _cost_missing
+                SELECT {typed_projection(present, bounds=bounds)}, {cost_missing} AS _cost_missing
                 FROM read_parquet($files, union_by_name = true) AS s
             ) AS typed
             LEFT JOIN models AS m ON m.model_id = typed.model
         """
 
     @staticmethod
-    def _insert_requests(
-        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime
-    ) -> tuple[int, int, int]:
-        """(rows read, rows that keep every rule, rows stored)."""
+    def _count(db: duckdb.DuckDBPyConnection, checked: str, files: list[str]) -> tuple[int, int, int, int]:
+        """(rows read, rows that keep every rule, distinct ids among those, rows with overlong text)."""
         counts = db.execute(
             f"""
             SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
-                   count(DISTINCT request_id) FILTER (WHERE reason IS NULL)
+                   count(DISTINCT request_id) FILTER (WHERE reason IS NULL),
+                   count(*) FILTER (WHERE contains(reason, {literal(TOO_LONG)}))
             FROM ({checked})
             """,
             {"files": files},
         ).fetchone()
         assert counts is not None
-        rows_in, valid, distinct = int(counts[0]), int(counts[1]), int(counts[2])
-        if not valid:
-            return rows_in, 0, 0
-        # A request seen twice in one batch keeps its earliest copy; the window is only
-        # paid for when the batch does repeat itself.
-        once = (
+        return int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3])
+
+    @staticmethod
+    def _insert_requests(
+        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime, *, once: bool
+    ) -> int:
+        """Rows stored: those that keep every rule, whose request_id is not stored yet; of a
+        request seen twice in the batch, its earliest copy (the window only paid for then)."""
+        first = (
             "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1"
-            if distinct < valid else ""
+            if once else ""
         )
         # Looked up among every stored request by key alone: one narrow column. A key stored
         # under another id (a 64-bit coincidence) is settled by _settle_repeats.
@@ -197,12 +205,11 @@ class Loads:
             FROM ({checked}) AS b
             WHERE b.reason IS NULL
               AND NOT EXISTS (SELECT 1 FROM requests AS r WHERE r.request_key = hash(b.request_id))
-            {once}
+            {first}
             """,
             {"files": files, "load_id": load_id, "now": now},
         ).fetchone()
-        loaded = int(inserted[0]) if inserted else 0
-        return rows_in, valid, loaded
+        return int(inserted[0]) if inserted else 0
 
     @staticmethod
     def _settle_repeats(
