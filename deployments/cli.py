@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from deployments import cli_text
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
+from optimizer.redaction import redact, redacted_logging
 from optimizer.sandbox.world import WORLDS
 from optimizer.schemas.analysis import MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http_url
@@ -27,11 +28,10 @@ from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _emit(result: BaseModel, as_json: bool, human: Callable[[Any], str]) -> None:
-    if as_json:
-        sys.stdout.write(result.model_dump_json() + "\n")
-    else:
-        sys.stdout.write(human(result) + "\n")
+def _emit(result: BaseModel, args: argparse.Namespace, human: Callable[[Any], str]) -> None:
+    """The result on stdout, as JSON with `--json`, with no secret of the settings in it."""
+    text = result.model_dump_json() if args.json else human(result)
+    sys.stdout.write(redact(text, args.settings.secret_values()) + "\n")
 
 
 def _share(text: str) -> float:
@@ -78,7 +78,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         api_style=args.api_style,
         settings=args.settings,
     )
-    _emit(summary, args.json, cli_text.nightly_text)
+    _emit(summary, args, cli_text.nightly_text)
     return EXIT_OK
 
 
@@ -98,7 +98,7 @@ def cmd_run_nightly(args: argparse.Namespace) -> int:
             propose_changes=not args.no_proposals, experiment_percent=args.experiment_percent,
             max_experiment_days=args.max_experiment_days,
         )
-    _emit(summary, args.json, cli_text.nightly_text)
+    _emit(summary, args, cli_text.nightly_text)
     return EXIT_OK
 
 
@@ -109,7 +109,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                       requests_per_day=args.requests_per_day, workdir=args.workdir, settings=args.settings,
                       experiment_percent=args.experiment_percent, max_experiment_days=args.max_experiment_days,
                       progress=lambda line: print(line, file=sys.stderr, flush=True))
-    _emit(result, args.json, cli_text.simulation_text)
+    _emit(result, args, cli_text.simulation_text)
     return EXIT_OK
 
 
@@ -119,6 +119,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     config = SandboxConfig(
         seed=args.seed,
         token=None if args.no_auth else args.token,
+        events_token=args.events_token,
         requests_per_day=args.requests_per_day,
         malformed_share=args.malformed_share,
         now=args.now,
@@ -175,7 +176,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"warehouse": args.warehouse})
     ingest = ingest_otlp if args.format == "otlp" else ingest_parquet
     summary = ingest(Runtime(settings), Path(args.path))
-    _emit(summary, args.json, cli_text.ingest_text)
+    _emit(summary, args, cli_text.ingest_text)
     return EXIT_OK
 
 
@@ -186,18 +187,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.analysis == "cascade":
         report: BaseModel = analyze.analyze_cascade(path, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
                                                     max_p95_latency_increase_pct=args.max_p95_latency_increase_pct)
-        _emit(report, args.json, cli_text.cascade_text)
+        _emit(report, args, cli_text.cascade_text)
     elif args.analysis == "compression":
         report = analyze.analyze_compression(
             path, catalog=args.settings.model_catalog, max_quality_drop=args.max_quality_drop, alpha=args.alpha
         )
-        _emit(report, args.json, cli_text.compression_text)
+        _emit(report, args, cli_text.compression_text)
     else:
         allocation = analyze.parse_allocation(args.allocation) if args.allocation else None
         report = analyze.analyze_experiments(
             path, experiment_id=args.experiment_id, allocation=allocation, alpha=args.alpha
         )
-        _emit(report, args.json, cli_text.experiment_text)
+        _emit(report, args, cli_text.experiment_text)
     return EXIT_OK
 
 
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=42)
     serve.add_argument("--token", default=SANDBOX_DEFAULT_TOKEN, help="bearer token clients must send")
     serve.add_argument("--no-auth", action="store_true", help="accept requests without a token")
+    serve.add_argument("--events-token", help="bearer token the event sink (/events) requires (default: none)")
     serve.add_argument("--requests-per-day", type=int, default=12_000)
     serve.add_argument("--malformed-share", type=_share, default=0.002)
     serve.add_argument("--now", type=_utc, help="freeze the sandbox clock at this time")
@@ -369,16 +371,19 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     )
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    secrets: list[str] = []
     try:
         args.settings = settings or _settings_from_environment()
+        secrets = args.settings.secret_values()
         if args.handler in USES_PREFECT:
             embedded_prefect.prepare()
-        return int(args.handler(args))
+        with redacted_logging(secrets):  # whatever logs it, no credential reaches stderr or Prefect
+            return int(args.handler(args))
     except BadInputError as exc:
-        sys.stderr.write(f"auto-optimizer: {exc}\n")
+        sys.stderr.write(f"auto-optimizer: {redact(str(exc), secrets)}\n")
         return EXIT_BAD_INPUT
     except OptimizerError as exc:
-        sys.stderr.write(f"auto-optimizer: {exc}\n")
+        sys.stderr.write(f"auto-optimizer: {redact(str(exc), secrets)}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FAILURE

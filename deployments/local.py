@@ -25,6 +25,7 @@ from deployments.serve import RUNNER
 from optimizer import embedded_prefect
 from optimizer.errors import OptimizerError
 from optimizer.processes import ChildProcesses, stop_on_signals, wait_until_answers
+from optimizer.redaction import redact_url
 from optimizer.settings import Settings, http_url
 
 # The Prefect server's database is migrated before it starts (embedded_prefect.prepare), so
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                ready_url=f"{settings.webhook_url}/health")
             children.start("deployments", RUNNER)
             print(
-                f"Prefect UI: {api.removesuffix('/api')} (approve rollouts under Flow Runs, state Paused)\n"
+                f"Prefect UI: {redact_url(api.removesuffix('/api'))} (approve rollouts under Flow Runs, state Paused)\n"
                 + (f"Platform sandbox: {settings.sandbox_url}\n" if settings.uses_sandbox() else "")
                 + (f"Webhook receiver: {settings.webhook_url}/events\n" if settings.serve_receiver else "")
                 + f"Approvers: {env['AUTO_OPTIMIZER_APPROVERS']}\n"

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from optimizer.errors import ServiceStartError
+from optimizer.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +84,19 @@ def wait_until_answers(
 ) -> None:
     """Poll `url` until it answers below 500; raises ServiceStartError when `timeout_s` passes
     or when `process`, the one meant to answer, exits first."""
-    what = name or url
+    shown = redact_url(url)  # a Prefect API's address may carry a credential
+    what = name or shown
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and process.poll() is not None:
-            raise ServiceStartError(f"{what} exited with status {process.returncode} before answering at {url}")
+            raise ServiceStartError(f"{what} exited with status {process.returncode} before answering at {shown}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise ServiceStartError(f"{what} did not answer at {url} within {timeout_s:.0f} s")
+            raise ServiceStartError(f"{what} did not answer at {shown} within {timeout_s:.0f} s")
         time.sleep(0.25)
 
 

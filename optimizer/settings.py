@@ -7,12 +7,14 @@ a fresh install runs without any configuration.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from optimizer.redaction import redact_url, url_credentials
 from optimizer.schemas.records import DEFAULT_BOUNDS, RecordBounds
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -80,6 +82,9 @@ class Settings(BaseSettings):
     sentinel_url: str = _DEFAULT_ENDPOINTS["sentinel_url"]
     api_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
     events_url: str = _DEFAULT_ENDPOINTS["events_url"]
+    # The event sink's own bearer token: the sink is not a platform service and never gets
+    # `api_token`. Unset, events go without one (a credential in `events_url` still applies).
+    events_token: SecretStr | None = None
 
     # Which API each service speaks: the platform specification's (`spec`), the upstream
     # services' own (`upstream`: Observatory's analytics API, the policy engine, Sentinel
@@ -169,6 +174,20 @@ class Settings(BaseSettings):
     @property
     def record_bounds(self) -> RecordBounds:
         return RecordBounds(oldest_ts=self.oldest_request_ts, newest_ts=self.newest_request_ts)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """URL settings shown without the credentials they may carry (tokens are SecretStr)."""
+        urls = {*sandbox_endpoints(""), "dask_address"}
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in urls and isinstance(value, str) else value
+
+    def secret_values(self) -> list[str]:
+        """Every secret value these settings hold (tokens, and credentials inside URLs): what
+        text must not contain once it is printed, logged, reported or stored."""
+        tokens = (self.api_token, self.events_token, self.webhook_token, self.sentinel_webhook_secret)
+        urls = [*self.service_urls().values(), self.events_url, self.policy_engine_url, self.dask_address or ""]
+        return sorted({token.get_secret_value() for token in tokens if token}
+                      | {value for url in urls for value in url_credentials(url)})
 
     @property
     def sandbox_url(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, Status, StatusCode
+
+from optimizer.redaction import redact
 
 INSTRUMENTATION = "llm-auto-optimizer"
 _lock = threading.Lock()
@@ -112,8 +115,11 @@ def operation(name: str, optimization_type: str, **attributes: Any) -> Iterator[
             yield span
         except BaseException as exc:
             status = "failure"
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            message = redact(str(exc))  # spans are exported and kept: no URL's credentials in them
+            span.record_exception(exc, attributes={
+                "exception.message": message, "exception.stacktrace": redact("".join(traceback.format_exception(exc))),
+            })
+            span.set_status(Status(StatusCode.ERROR, message))
             raise
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000

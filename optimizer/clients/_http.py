@@ -30,6 +30,7 @@ from optimizer.errors import (
     PlatformRequestError,
     PlatformUnavailableError,
 )
+from optimizer.redaction import redact, url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class ServiceClient:
             base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout_s,
             verify=_tls_context(),
         )
+        # What its messages must not show: its token, and any credential in its URL.
+        self._secrets = [token or "", *url_credentials(base_url)]
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -109,6 +112,10 @@ class ServiceClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def redacted(self, text: str) -> str:
+        """`text` fit to log or raise: no credential of this client's, no URL's credential."""
+        return redact(text, self._secrets)
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -164,17 +171,17 @@ class ServiceClient:
             wait = self._retry.delay(attempt, retry_after, self._rng)
             logger.warning(
                 "%s %s %s failed (%s); retry %d/%d in %.2fs",
-                self.service, method, path, last_problem, attempt, max_attempts - 1, wait,
+                self.service, method, self.redacted(path), self.redacted(last_problem), attempt, max_attempts - 1, wait,
             )
             self._sleep(wait)
         raise PlatformUnavailableError(
-            f"{self.service}: {method} {path} failed after {max_attempts} attempts ({last_problem})",
+            self.redacted(f"{self.service}: {method} {path} failed after {max_attempts} attempts ({last_problem})"),
             service=self.service,
         )
 
     def _refusal(self, method: str, path: str, response: httpx.Response) -> PlatformRequestError:
         detail = response.text[:300].strip()
-        message = f"{self.service}: {method} {path} answered {response.status_code}: {detail}"
+        message = self.redacted(f"{self.service}: {method} {path} answered {response.status_code}: {detail}")
         error_type = (
             AuthenticationError if response.status_code in {401, 403} else PlatformRequestError
         )
@@ -198,7 +205,7 @@ class ServiceClient:
             return model.model_validate(orjson.loads(response.content))
         except (orjson.JSONDecodeError, ValidationError) as exc:
             raise PlatformRequestError(
-                f"{self.service}: {what} returned an unexpected payload: {exc}".splitlines()[0],
+                self.redacted(f"{self.service}: {what} returned an unexpected payload: {exc}".splitlines()[0]),
                 service=self.service,
                 status_code=response.status_code,
             ) from exc

@@ -71,7 +71,7 @@ def deliver_events(runtime: Runtime, *, log: Log = LOG) -> EventDelivery:
             try:
                 sink.deliver(event)
             except PlatformError as exc:
-                last_error = str(exc)
+                last_error = runtime.redact(str(exc))
                 store.outbox.mark_failed(event.id, last_error)
                 log.warning("event sink unavailable (%s); %d event(s) wait for the next run",
                             last_error, len(pending) - delivered)

@@ -16,6 +16,7 @@ from typing import Any
 
 from optimizer.clients import PlatformClients, RetryPolicy
 from optimizer.events import EventSinkClient
+from optimizer.redaction import redact
 from optimizer.settings import Settings
 from optimizer.warehouse import Warehouse
 
@@ -43,12 +44,19 @@ class Runtime:
         return PlatformClients.from_settings(self.settings)
 
     def event_sink(self) -> EventSinkClient:
+        """A client of the event sink with the sink's own token: the sink is not a platform
+        service, so the platform's token must never reach it."""
         config = self.settings
+        token = config.events_token.get_secret_value() if config.events_token else None
         return EventSinkClient(
-            config.events_url, config.api_token.get_secret_value() or None, timeout_s=config.http_timeout_s,
+            config.events_url, token or None, timeout_s=config.http_timeout_s,
             retry=RetryPolicy(max_attempts=config.http_max_attempts, backoff_s=config.http_backoff_s,
                               max_backoff_s=config.http_max_backoff_s),
         )
+
+    def redact(self, text: str) -> str:
+        """`text` without any secret of the settings': for what is logged, reported or stored."""
+        return redact(text, self.settings.secret_values())
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The sandbox as one ASGI app: five services, bearer auth, faults, idempotent writes."""
+"""The sandbox as one ASGI app: five services and an event sink, bearer auth, faults, idempotent writes."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from optimizer.settings import SERVICES
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FAULTY_PREFIXES = frozenset({*SERVICES, "policy-engine", "events"})  # what faults apply to; admin routes stay healthy
 ADMIN_PREFIX = "/_sandbox"
+EVENT_SINK = "/events"  # not a platform service: it checks its own token, not the platform's
 # Where the specification and the upstream services differ: each side's routes, which a
 # sandbox serving one style only leaves out.
 SPEC_ROUTES = frozenset({
@@ -86,7 +87,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         path = request.url.path
         if path == f"{ADMIN_PREFIX}/health":
             return await call_next(request)
-        token = state.config.token
+        token = state.config.events_token if path == EVENT_SINK else state.config.token
         if token:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):

@@ -38,6 +38,9 @@ class SandboxConfig(BaseModel):
 
     seed: int = 42
     token: str | None = SANDBOX_DEFAULT_TOKEN
+    # The event sink's own token; None: it takes events without one, as a sink inside the
+    # platform's network may. Never the services' token, which the optimizer keeps from it.
+    events_token: str | None = None
     requests_per_day: int = Field(default=12_000, ge=1, le=2_000_000)
     malformed_share: float = Field(default=0.002, ge=0, le=1)
     now: datetime | None = None  # where the clock starts; None follows the wall clock

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from optimizer.redaction import redact
 from optimizer.schemas.events import OutgoingEvent
 from optimizer.warehouse._connection import transaction
 
@@ -54,8 +55,9 @@ class Outbox:
         )
 
     def mark_failed(self, event_id: str, error: str) -> None:
-        """Count the attempt and keep its error (the first 500 characters); the event stays pending."""
+        """Count the attempt and keep its error (the first 500 characters, no URL's credentials);
+        the event stays pending."""
         self._db.execute(
             "UPDATE events_outbox SET attempts = attempts + 1, last_error = ? WHERE event_id = ?",
-            [error[:500], event_id],
+            [redact(error)[:500], event_id],
         )

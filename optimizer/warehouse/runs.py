@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from optimizer.redaction import redact
 from optimizer.schemas.rollout import RolloutOutcome
 
 
@@ -17,10 +18,10 @@ class Runs:
         self._db = db
 
     def save(self, run_id: str, started_at: datetime, window: tuple[datetime | None, datetime], summary: str) -> None:
-        """The run's summary (JSON), replacing an earlier save of the same run."""
+        """The run's summary (JSON, no URL's credentials), replacing an earlier save of the same run."""
         self._db.execute(
             "INSERT OR REPLACE INTO optimization_runs VALUES (?, ?, ?, ?, ?, ?)",
-            [run_id, started_at, datetime.now(UTC), window[0], window[1], summary],
+            [run_id, started_at, datetime.now(UTC), window[0], window[1], redact(summary)],
         )
 
 

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from optimizer.errors import BadInputError
 from optimizer.events import event_as_dict, parse_http_events
+from optimizer.redaction import redact
 from optimizer.webhook import sentinel
 from optimizer.webhook.inbox import Inbox, InboxEntry
 from optimizer.webhook.routes import route_event
@@ -89,8 +90,9 @@ class Dispatcher:
         try:
             flow_run_id = await self._starter.start(entry.deployment, entry.parameters, f"{entry.source}:{entry.id}")
         except Exception as exc:  # Prefect down or refusing: the event stays accepted and is retried
-            logger.warning("could not start %s for event %s: %s", entry.deployment, entry.id, exc)
-            await run_in_threadpool(self._inbox.failed, entry.source, entry.id, str(exc))
+            problem = redact(str(exc))  # Prefect's API address may carry a credential
+            logger.warning("could not start %s for event %s: %s", entry.deployment, entry.id, problem)
+            await run_in_threadpool(self._inbox.failed, entry.source, entry.id, problem)
             return None
         await run_in_threadpool(self._inbox.started, entry.source, entry.id, flow_run_id)
         return flow_run_id
