@@ -173,11 +173,13 @@ class Loads:
 
     @staticmethod
     def _count(db: duckdb.DuckDBPyConnection, checked: str, files: list[str]) -> tuple[int, int, int, int]:
-        """(rows read, rows that keep every rule, distinct ids among those, rows with overlong text)."""
+        """(rows read, rows that keep every rule, distinct keys among those, rows with overlong
+        text). Keys, not ids, are counted: 8 bytes each, and as many as the ids unless an id
+        repeats (or two keys coincide, which the id-exact first-copy rule then settles)."""
         counts = db.execute(
             f"""
             SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
-                   count(DISTINCT request_id) FILTER (WHERE reason IS NULL),
+                   count(DISTINCT hash(request_id)) FILTER (WHERE reason IS NULL),
                    count(*) FILTER (WHERE contains(reason, {literal(TOO_LONG)}))
             FROM ({checked})
             """,
@@ -197,14 +199,16 @@ class Loads:
             if once else ""
         )
         # Looked up among every stored request by key alone: one narrow column. A key stored
-        # under another id (a 64-bit coincidence) is settled by _settle_repeats.
+        # under another id (a 64-bit coincidence) is settled by _settle_repeats. The key is
+        # computed once, in the CTE: joined on an expression, DuckDB built the batch's side.
         inserted = db.execute(
             f"""
             INSERT INTO requests BY NAME
-            SELECT {_COLUMNS}, hash(b.request_id) AS request_key, $load_id AS load_id, $now AS loaded_at
-            FROM ({checked}) AS b
-            WHERE b.reason IS NULL
-              AND NOT EXISTS (SELECT 1 FROM requests AS r WHERE r.request_key = hash(b.request_id))
+            WITH b AS (
+                SELECT {_COLUMNS}, hash(b.request_id) AS request_key FROM ({checked}) AS b WHERE b.reason IS NULL
+            )
+            SELECT b.*, $load_id AS load_id, $now AS loaded_at
+            FROM b ANTI JOIN requests AS r ON r.request_key = b.request_key
             {first}
             """,
             {"files": files, "load_id": load_id, "now": now},
