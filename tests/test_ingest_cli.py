@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +159,34 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["ingest", "csv", "x"])
     assert caught.value.code == 2
+
+
+def test_a_killed_load_leaves_nothing_or_everything(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a load: the warehouse holds none of the batch or all of it,
+    and the next run completes it once."""
+    rows = 400_000
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({
+        "request_id": [f"k{i}" for i in range(rows)], "ts": ["2026-11-24T10:00:00Z"] * rows,
+        "application_id": ["doc-qa"] * rows, "model": ["claude-3-5-sonnet-20241022"] * rows,
+        "prompt_tokens": [100] * rows, "completion_tokens": [10] * rows, "cost_usd": [0.01] * rows,
+        "latency_ms": [900.0] * rows, "status": ["ok"] * rows,
+    }), path)
+    warehouse = tmp_path / "w.duckdb"
+    command = [sys.executable, "-m", "deployments.cli", "ingest", "parquet", str(path), "--warehouse", str(warehouse),
+               "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not warehouse.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # into the load: the file exists once migrations begin
+    finally:
+        process.kill()
+        process.wait()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        held = con.execute("SELECT count(*) FROM requests").fetchone()[0] if "requests" in tables else 0  # type: ignore[index]
+    assert held in (0, rows)
+    completed = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert (completed["loaded"], completed["requests_total"]) == (rows - held, rows)
