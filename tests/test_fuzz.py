@@ -192,7 +192,7 @@ bodies = st.one_of(
 )
 ce_headers = st.dictionaries(
     st.sampled_from(["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time"]),
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12), max_size=5,
+    st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=12), max_size=5,
 )
 
 
