@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import httpx
 
@@ -108,10 +108,13 @@ class ChildProcesses:
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(
-        self, name: str, command: Sequence[str], *, ready_url: str | None = None, ready_timeout_s: float = 60.0
+        self, name: str, command: Sequence[str], *, ready_url: str | None = None, ready_timeout_s: float = 60.0,
+        output: IO[bytes] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `command`; with `ready_url`, return only once it answers there."""
-        process = subprocess.Popen(list(command), env=self._env, process_group=0)
+        """Start `command`; with `ready_url`, return only once it answers there. Its output
+        goes to `output` when given, else where this process's goes."""
+        process = subprocess.Popen(list(command), env=self._env, process_group=0, stdout=output,
+                                   stderr=None if output is None else subprocess.STDOUT)
         self._children.append((name, process))
         if ready_url is not None:
             wait_until_answers(ready_url, ready_timeout_s, process=process, name=name)
