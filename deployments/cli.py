@@ -147,6 +147,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 def cmd_webhook_serve(args: argparse.Namespace) -> int:
     from optimizer.processes import serve_until_stopped
     from optimizer.webhook.app import ReceiverConfig, create_receiver
+    from optimizer.webhook.deadlines import head_deadline_protocol
     from optimizer.webhook.inbox import Inbox
     from optimizer.webhook.starter import PrefectStarter
 
@@ -156,14 +157,15 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
         raise BadInputError("set AUTO_OPTIMIZER_WEBHOOK_TOKEN, or pass --no-auth to accept events without a token")
     secret = settings.sentinel_webhook_secret.get_secret_value() if settings.sentinel_webhook_secret else None
     config = ReceiverConfig(token=None if args.no_auth else token, max_body_bytes=settings.webhook_max_bytes,
-                            sentinel_secret=secret)
+                            sentinel_secret=secret, read_timeout_s=settings.webhook_read_timeout_s,
+                            start_concurrency=settings.webhook_start_concurrency)
     app = create_receiver(config, Inbox(settings.webhook_inbox), PrefectStarter())
     host = args.host or settings.webhook_host
     port = settings.webhook_port if args.port is None else args.port
     sys.stderr.write(f"webhook receiver on {http_url(host, port)}/events (inbox {settings.webhook_inbox})\n")
     # Returns on SIGTERM or Ctrl-C, so the atexit handler that stops Prefect's temporary API
     # (started when no PREFECT_API_URL is set) runs.
-    serve_until_stopped(app, host, port)
+    serve_until_stopped(app, host, port, http=head_deadline_protocol(config.read_timeout_s))
     return EXIT_OK
 
 

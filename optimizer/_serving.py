@@ -3,6 +3,7 @@ receiver use it in the demo and in tests, exactly as they are served for real.""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -16,14 +17,16 @@ from optimizer.errors import OptimizerError
 
 class BackgroundServer:
     def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Literal["auto", "on", "off"] = "off"
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Literal["auto", "on", "off"] = "off",
+        http: type[asyncio.Protocol] | Literal["auto"] = "auto",
     ) -> None:
+        """`http`: the protocol class to serve with (the receiver's has its deadlines)."""
         self.app = app
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False, http=http))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name=f"serve-{self.port}"
         )

@@ -12,6 +12,7 @@ is left of one time budget, then it and everything it left behind in its group i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import Any
+from typing import IO, Any, Literal
 
 import httpx
 
@@ -109,10 +110,13 @@ class ChildProcesses:
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(
-        self, name: str, command: Sequence[str], *, ready_url: str | None = None, ready_timeout_s: float = 60.0
+        self, name: str, command: Sequence[str], *, ready_url: str | None = None, ready_timeout_s: float = 60.0,
+        output: IO[bytes] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `command`; with `ready_url`, return only once it answers there."""
-        process = subprocess.Popen(list(command), env=self._env, process_group=0)
+        """Start `command`; with `ready_url`, return only once it answers there. Its output
+        goes to `output` when given, else where this process's goes."""
+        process = subprocess.Popen(list(command), env=self._env, process_group=0, stdout=output,
+                                   stderr=None if output is None else subprocess.STDOUT)
         self._children.append((name, process))
         if ready_url is not None:
             wait_until_answers(ready_url, ready_timeout_s, process=process, name=name)
@@ -153,13 +157,16 @@ class ChildProcesses:
         self.stop()
 
 
-def serve_until_stopped(app: Any, host: str, port: int) -> None:
+def serve_until_stopped(
+    app: Any, host: str, port: int, *, http: type[asyncio.Protocol] | Literal["auto"] = "auto"
+) -> None:
     """Serve an ASGI app in the foreground until SIGTERM or Ctrl-C, then return normally so
-    the caller's cleanup and atexit handlers run; requests in flight get SERVER_GRACE_S."""
+    the caller's cleanup and atexit handlers run; requests in flight get SERVER_GRACE_S.
+    `http`: the protocol class to serve with (the receiver's has its deadlines)."""
     import uvicorn
 
     stop_on_signals()
     # uvicorn handles both signals while serving and raises the captured one again once it
     # has shut down: with the handler above, that is a KeyboardInterrupt here.
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SERVER_GRACE_S)
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SERVER_GRACE_S, http=http)

@@ -31,6 +31,11 @@ SANDBOX_DEFAULT_PORT = 8700
 WEBHOOK_DEFAULT_PORT = 8710
 PREFECT_DEFAULT_PORT = 4200
 SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
+# The webhook receiver's defaults, here once: its settings below and its own configuration
+# (for a receiver built without settings, as the tests build it) both read them.
+WEBHOOK_DEFAULT_MAX_BYTES = 1024 * 1024
+WEBHOOK_DEFAULT_READ_TIMEOUT_S = 10.0
+WEBHOOK_DEFAULT_START_CONCURRENCY = 4
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
 
 
@@ -102,10 +107,14 @@ class Settings(BaseSettings):
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # The webhook receiver: its bearer token (required unless disabled for local use),
-    # where it records accepted events, and the largest body it reads.
+    # where it records accepted events, the largest body it reads, how long a client may
+    # take to send a request's headers and then its body, and how many flow runs it starts
+    # at once.
     webhook_token: SecretStr | None = None
     webhook_inbox: Path = Path("webhook", "inbox.sqlite")
-    webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_max_bytes: int = Field(default=WEBHOOK_DEFAULT_MAX_BYTES, ge=1024)
+    webhook_read_timeout_s: float = Field(default=WEBHOOK_DEFAULT_READ_TIMEOUT_S, gt=0)
+    webhook_start_concurrency: int = Field(default=WEBHOOK_DEFAULT_START_CONCURRENCY, ge=1)
     # Where it listens (`webhook serve`, `make serve`), and whether `make serve` starts it
     # (false when a receiver of your own takes the platform's events).
     webhook_host: str = LOOPBACK

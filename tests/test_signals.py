@@ -121,6 +121,12 @@ def test_webhook_serve_stops_the_temporary_prefect_api_it_started_on_sigterm(
         accepted = httpx.post(f"http://127.0.0.1:{port}/events", json=event,
                               headers={"content-type": "application/cloudevents+json"}, timeout=180)
         assert accepted.status_code == 202, accepted.text
+        # Answered at once; the API starts with the first attempt at the run, which fails (no
+        # deployment is registered there) once the API answers.
+        deadline = time.monotonic() + 180
+        while "could not start budget-response" not in (tmp_path / "receiver.log").read_text(errors="replace"):
+            assert time.monotonic() < deadline, "the receiver made no attempt at the run"
+            time.sleep(0.25)
         temporary_api = [p for p in descendants(receiver.pid) if "prefect.server.api.server:create_app" in p.command]
         assert temporary_api, "the receiver did not start Prefect's temporary API"
         assert receiver.stop_and_check(signal.SIGTERM) == 0

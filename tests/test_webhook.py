@@ -1,5 +1,7 @@
 """The webhook receiver over loopback, with a real Prefect API: CloudEvents in every HTTP mode
-start response flow runs, once per event, under concurrent load; bad input is refused."""
+start response flow runs, once per event, under concurrent load; bad input is refused. An
+event is answered once it is in the inbox; its run starts afterwards, several at a time, and
+one that cannot start is tried again with a growing backoff."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,9 +27,12 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 
 from flows.respond import anomaly_response, budget_response
 from optimizer._serving import BackgroundServer
+from optimizer.clients import RetryPolicy
 from optimizer.webhook.app import ReceiverConfig, create_receiver
+from optimizer.webhook.deadlines import head_deadline_protocol
+from optimizer.webhook.dispatcher import Dispatcher
 from optimizer.webhook.inbox import Inbox
-from optimizer.webhook.starter import PrefectStarter
+from optimizer.webhook.starter import FlowStarter, PrefectStarter
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 TOKEN = "receiver-token"
@@ -54,6 +61,34 @@ def register_deployments() -> None:
     budget_response.to_deployment(name="budget-response").apply()
 
 
+def serving(config: ReceiverConfig, inbox: Path, starter: FlowStarter | None = None) -> BackgroundServer:
+    """The receiver on a loopback port, served as `webhook serve` serves it (its deadlines too)."""
+    app = create_receiver(config, Inbox(inbox), starter or PrefectStarter())
+    return BackgroundServer(app, lifespan="on", http=head_deadline_protocol(config.read_timeout_s))
+
+
+def started_run(inbox: Path, source: str, event_id: str, timeout_s: float = 120) -> str:
+    """The flow run id the receiver recorded for an event, once its run has started."""
+    deadline = time.monotonic() + timeout_s
+    while (entry := Inbox(inbox).get(source, event_id)) is None or entry.flow_run_id is None:
+        assert time.monotonic() < deadline, f"no run started for {source} {event_id} within {timeout_s:.0f} s"
+        time.sleep(0.1)
+    return entry.flow_run_id
+
+
+def drop_deployment(name: str) -> None:
+    async def drop() -> None:
+        async with get_client() as client:
+            for deployment in await client.read_deployments():
+                if deployment.name == name:
+                    await client.delete_deployment(deployment.id)
+
+    asyncio.run(drop())
+
+
+QUICK_RETRIES = {"first_retry_s": 0.1, "max_retry_s": 0.5}
+
+
 @pytest.fixture
 def receiver_inbox(tmp_path: Path) -> Path:
     return tmp_path / "inbox.sqlite"
@@ -62,9 +97,7 @@ def receiver_inbox(tmp_path: Path) -> Path:
 @pytest.fixture
 def receiver(receiver_inbox: Path) -> Iterator[BackgroundServer]:
     register_deployments()
-    app = create_receiver(ReceiverConfig(token=TOKEN, max_body_bytes=64 * 1024, retry_seconds=0.5),
-                          Inbox(receiver_inbox), PrefectStarter())
-    with BackgroundServer(app, lifespan="on") as server:
+    with serving(ReceiverConfig(token=TOKEN, max_body_bytes=64 * 1024, **QUICK_RETRIES), receiver_inbox) as server:
         yield server
 
 
@@ -90,21 +123,28 @@ async def _runs_of(deployment_name: str) -> int:
             id={"any_": [d.id for d in deployments]}))  # type: ignore[arg-type]
 
 
+def run_count(deployment_name: str) -> int:
+    """Flow runs of the deployments of that name, on the test API."""
+    return asyncio.run(_runs_of(deployment_name))
+
+
 @pytest.mark.parametrize("mode", ["structured", "binary"])
-def test_an_alert_in_either_mode_starts_the_anomaly_response(receiver: BackgroundServer, mode: str) -> None:
+def test_an_alert_in_either_mode_starts_the_anomaly_response(
+    receiver: BackgroundServer, receiver_inbox: Path, mode: str
+) -> None:
     event = sentinel_event(f"alert-{mode}")
     message = ce_http.to_structured_event(event) if mode == "structured" else ce_http.to_binary_event(event)
     response = post(receiver, message)
     assert response.status_code == 202, response.text
     (accepted,) = response.json()["accepted"]
-    assert accepted["id"] == f"alert-{mode}"
-    run = flow_run(accepted["flow_run_id"])
+    assert accepted == {"id": f"alert-{mode}", "source": "/sentinel/anomaly-detector", "flow_run_id": None}
+    run = flow_run(started_run(receiver_inbox, accepted["source"], accepted["id"]))
     assert run.parameters["alert"]["alert_id"] == "alert-789"
     assert run.parameters["event_type"] == "io.llm-platform.sentinel.alert"
     assert run.parameters["event_id"] == f"alert-{mode}"
 
 
-def test_a_batch_starts_one_run_per_actionable_event(receiver: BackgroundServer) -> None:
+def test_a_batch_starts_one_run_per_actionable_event(receiver: BackgroundServer, receiver_inbox: Path) -> None:
     budget = CloudEvent(attributes={"type": "io.llm-platform.governance.budget-alert", "id": "budget-1",
                                     "source": "/governance/cost-tracker"}, data=BUDGET)
     other = CloudEvent(attributes={"type": "io.llm-platform.registry.model-updated", "id": "reg-1",
@@ -116,16 +156,19 @@ def test_a_batch_starts_one_run_per_actionable_event(receiver: BackgroundServer)
     body = response.json()
     assert {a["id"] for a in body["accepted"]} == {"batch-1", "budget-1"}
     assert body["ignored"] == [{"id": "reg-1", "type": "io.llm-platform.registry.model-updated"}]
-    budget_run = flow_run(next(a["flow_run_id"] for a in body["accepted"] if a["id"] == "budget-1"))
+    budget_run = flow_run(started_run(receiver_inbox, "/governance/cost-tracker", "budget-1"))
     assert budget_run.parameters["alert"]["team_id"] == "team-marketing"
 
 
-def test_the_same_event_twice_starts_one_run(receiver: BackgroundServer) -> None:
+def test_the_same_event_twice_starts_one_run(receiver: BackgroundServer, receiver_inbox: Path) -> None:
     message = ce_http.to_structured_event(sentinel_event("once"))
     first, second = post(receiver, message), post(receiver, message)
     assert first.status_code == 202 and second.status_code == 200
     assert second.json()["duplicate"] is True
-    assert second.json()["duplicates"][0]["flow_run_id"] == first.json()["accepted"][0]["flow_run_id"]
+    run_id = started_run(receiver_inbox, "/sentinel/anomaly-detector", "once")
+    assert second.json()["duplicates"][0]["flow_run_id"] in (None, run_id)  # null until the run has started
+    third = post(receiver, message)
+    assert third.status_code == 200 and third.json()["duplicates"][0]["flow_run_id"] == run_id
 
 
 def test_other_event_types_are_ignored(receiver: BackgroundServer) -> None:
@@ -184,36 +227,21 @@ def test_oversized_bodies_are_refused(receiver: BackgroundServer) -> None:
 
 
 def test_an_event_accepted_while_its_deployment_is_missing_starts_later(tmp_path: Path) -> None:
-    app = create_receiver(ReceiverConfig(token=None, retry_seconds=0.3), Inbox(tmp_path / "inbox.sqlite"),
-                          PrefectStarter())
     budget = CloudEvent(attributes={"type": "io.llm-platform.governance.budget-alert", "id": "early",
                                     "source": "/governance/cost-tracker"}, data=BUDGET)
-
-    async def drop_deployment() -> None:
-        async with get_client() as client:
-            for deployment in await client.read_deployments():
-                if deployment.name == "budget-response":
-                    await client.delete_deployment(deployment.id)
-
-    asyncio.run(drop_deployment())
-    with BackgroundServer(app, lifespan="on") as server:
+    drop_deployment("budget-response")
+    with serving(ReceiverConfig(token=None, **QUICK_RETRIES), tmp_path / "inbox.sqlite") as server:
         response = post(server, ce_http.to_structured_event(budget), headers={})
         assert response.status_code == 202 and response.json()["accepted"][0]["flow_run_id"] is None
         register_deployments()
-        inbox = Inbox(tmp_path / "inbox.sqlite")
-        for _ in range(100):
-            entry = inbox.get("/governance/cost-tracker", "early")
-            if entry is not None and entry.flow_run_id:
-                break
-            asyncio.run(asyncio.sleep(0.1))
-        assert entry is not None and entry.flow_run_id
-        assert flow_run(entry.flow_run_id).parameters["alert"]["team_id"] == "team-marketing"
+        run_id = started_run(tmp_path / "inbox.sqlite", "/governance/cost-tracker", "early", timeout_s=30)
+        assert flow_run(run_id).parameters["alert"]["team_id"] == "team-marketing"
 
 
 def test_three_hundred_events_from_thirty_concurrent_senders_are_each_accepted_once(
     receiver: BackgroundServer, receiver_inbox: Path
 ) -> None:
-    before = asyncio.run(_runs_of("anomaly-response"))
+    before = run_count("anomaly-response")
 
     def send(sender: int) -> list[int]:
         statuses = []
@@ -233,7 +261,95 @@ def test_three_hundred_events_from_thirty_concurrent_senders_are_each_accepted_o
     while inbox.unstarted() and time.monotonic() < deadline:  # runs not started before answering
         time.sleep(0.5)
     assert inbox.unstarted() == []
-    assert asyncio.run(_runs_of("anomaly-response")) - before == 300
+    assert run_count("anomaly-response") - before == 300
+
+
+class WatchedStarter:
+    """The real starter, watched: how many starts are in progress at once, when each was
+    tried, and (while `held`) starts wait before reaching Prefect."""
+
+    def __init__(self) -> None:
+        self._starter = PrefectStarter()
+        self.held = threading.Event()
+        self.in_progress = 0
+        self.most_at_once = 0
+        self.tried_at: list[float] = []
+
+    async def start(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
+        self.tried_at.append(time.monotonic())
+        self.in_progress += 1
+        self.most_at_once = max(self.most_at_once, self.in_progress)
+        try:
+            while self.held.is_set():
+                await asyncio.sleep(0.02)
+            return await self._starter.start(deployment, parameters, idempotency_key)
+        finally:
+            self.in_progress -= 1
+
+    async def close(self) -> None:
+        await self._starter.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
+        time.sleep(0.05)
+
+
+def test_events_are_answered_before_their_runs_start_and_runs_start_a_few_at_a_time(receiver_inbox: Path) -> None:
+    """While no run can reach Prefect, a batch is still answered at once; then exactly
+    `start_concurrency` starts are in progress together, never more, and every event gets
+    its one run."""
+    register_deployments()
+    before = run_count("anomaly-response")
+    starter = WatchedStarter()
+    starter.held.set()
+    batch = [json.loads(ce_http.to_structured_event(sentinel_event(f"together-{n}")).body) for n in range(12)]
+    with serving(ReceiverConfig(token=None, start_concurrency=4), receiver_inbox, starter) as server:
+        # The receiver this replaced waited up to 5 s per event for its run: a minute for this batch.
+        response = httpx.post(f"{server.url}/events", content=json.dumps(batch), timeout=30,
+                              headers={"Content-Type": "application/cloudevents-batch+json"})
+        assert response.status_code == 202
+        assert [a["flow_run_id"] for a in response.json()["accepted"]] == [None] * 12
+        wait_until(lambda: starter.in_progress == 4, "four starts in progress together")
+        starter.held.clear()
+        runs = {started_run(receiver_inbox, "/sentinel/anomaly-detector", f"together-{n}") for n in range(12)}
+    assert starter.most_at_once == 4 and len(runs) == 12
+    assert run_count("anomaly-response") - before == 12
+
+
+def test_a_run_that_cannot_start_is_tried_again_after_a_growing_backoff(tmp_path: Path) -> None:
+    """With the deployment missing, each attempt comes no sooner than the backoff drawn for it,
+    which doubles (with jitter) up to its ceiling; once the deployment exists the run starts."""
+    drop_deployment("budget-response")
+    inbox = Inbox(tmp_path / "inbox.sqlite")
+    event = {"specversion": "1.0", "id": "patient", "source": "/governance/cost-tracker",
+             "type": "io.llm-platform.governance.budget-alert", "data": BUDGET}
+    _, entry = inbox.accept(event, "budget-response/budget-response", {"alert": BUDGET, "event_id": "patient",
+                                                                       "event_type": event["type"]})
+    retry = RetryPolicy(backoff_s=0.2, max_backoff_s=1.6)
+    # The draws the dispatcher makes with its own Random(178): each near its ceiling (0.2 s
+    # doubling to 1.6 s), so a backoff that did not grow could not leave these gaps.
+    delays = [retry.delay(attempt, None, planned) for planned in [random.Random(178)] for attempt in range(1, 6)]
+    assert delays[0] < 0.2 and delays[-1] > 1.0
+    starter = WatchedStarter()
+
+    async def scenario() -> str | None:
+        dispatcher = Dispatcher(inbox, starter, concurrency=2, retry=retry, rng=random.Random(178))
+        running = asyncio.create_task(dispatcher.run())
+        while len(starter.tried_at) < 6:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(register_deployments)
+        while (started := inbox.get(entry.source, entry.id)) is not None and started.flow_run_id is None:
+            await asyncio.sleep(0.05)
+        running.cancel()
+        return started.flow_run_id if started else None
+
+    run_id = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    gaps = [later - earlier for earlier, later in zip(starter.tried_at[:5], starter.tried_at[1:6], strict=True)]
+    assert all(gap >= delay for gap, delay in zip(gaps, delays, strict=True)), (gaps, delays)
+    assert run_id is not None and flow_run(run_id).parameters["alert"]["team_id"] == "team-marketing"
 
 
 SECRET = "sentinel-shared-secret"
@@ -262,21 +378,22 @@ def sentinel_webhook(anomaly: dict[str, Any] | None = None, event_type: str = "a
 
 
 @pytest.fixture
-def sentinel_receiver(tmp_path: Path) -> Iterator[BackgroundServer]:
+def sentinel_receiver(receiver_inbox: Path) -> Iterator[BackgroundServer]:
     register_deployments()
-    app = create_receiver(ReceiverConfig(token=TOKEN, retry_seconds=0.5, sentinel_secret=SECRET),
-                          Inbox(tmp_path / "inbox.sqlite"), PrefectStarter())
-    with BackgroundServer(app, lifespan="on") as server:
+    with serving(ReceiverConfig(token=TOKEN, sentinel_secret=SECRET, **QUICK_RETRIES), receiver_inbox) as server:
         yield server
 
 
-def test_a_signed_sentinel_webhook_starts_the_anomaly_response_once(sentinel_receiver: BackgroundServer) -> None:
+def test_a_signed_sentinel_webhook_starts_the_anomaly_response_once(
+    sentinel_receiver: BackgroundServer, receiver_inbox: Path
+) -> None:
     body, headers = sentinel_webhook()
     first = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers, timeout=30)
     assert first.status_code == 202, first.text
     (accepted,) = first.json()["accepted"]
     assert accepted["id"] == ANOMALY["alert_id"] and accepted["source"] == "llm-sentinel"
-    run = flow_run(accepted["flow_run_id"])
+    run_id = started_run(receiver_inbox, "llm-sentinel", accepted["id"])
+    run = flow_run(run_id)
     assert run.parameters["event_type"] == "io.llm-platform.sentinel.alert"
     alert = run.parameters["alert"]
     assert alert["alert_type"] == "latency_spike" and alert["severity"] == "high"
@@ -284,7 +401,7 @@ def test_a_signed_sentinel_webhook_starts_the_anomaly_response_once(sentinel_rec
     assert alert["anomaly_details"]["application_id"] == "support-bot"
     assert alert["anomaly_details"]["current_p95_ms"] == 6850.0
     replay = httpx.post(f"{sentinel_receiver.url}/events", content=body, headers=headers, timeout=30)
-    assert replay.status_code == 200 and replay.json()["duplicates"][0]["flow_run_id"] == accepted["flow_run_id"]
+    assert replay.status_code == 200 and replay.json()["duplicates"][0]["flow_run_id"] == run_id
 
 
 def test_a_webhook_signed_over_its_whole_body_is_accepted_too(sentinel_receiver: BackgroundServer) -> None:

@@ -2,11 +2,11 @@
 Sentinel's own signed webhook (optimizer/webhook/sentinel.py).
 
 Order of business for every request: credential (401: the bearer token, or for a Sentinel
-webhook its HMAC signature), size (413), a valid event whose `data` fits its type (400,
-nothing accepted), then per event: duplicate (200), not ours (200, ignored), or accepted:
-committed to the inbox first, then its flow run started and its id returned (202). A run that cannot start yet (Prefect unreachable, a deployment not
-registered) leaves the event accepted; the dispatcher keeps trying, and the answer says
-`flow_run_id: null`.
+webhook its HMAC signature), size (413) and a body in time (408), a valid event whose `data`
+fits its type (400, nothing accepted), then per event: duplicate (200), not ours (200,
+ignored), or accepted (202): committed to the inbox, and answered at once. The dispatcher
+(dispatcher.py) starts its flow run afterwards; until then the event's `flow_run_id` is null
+(a resend, answered as a duplicate, names the run once it exists).
 """
 
 from __future__ import annotations
@@ -22,12 +22,19 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from optimizer.clients import RetryPolicy
 from optimizer.errors import BadInputError
 from optimizer.events import event_as_dict, parse_http_events
-from optimizer.redaction import redact
+from optimizer.settings import (
+    WEBHOOK_DEFAULT_MAX_BYTES,
+    WEBHOOK_DEFAULT_READ_TIMEOUT_S,
+    WEBHOOK_DEFAULT_START_CONCURRENCY,
+)
 from optimizer.webhook import sentinel
-from optimizer.webhook.inbox import Inbox, InboxEntry
+from optimizer.webhook.dispatcher import Dispatcher
+from optimizer.webhook.inbox import Inbox
 from optimizer.webhook.routes import route_event
 from optimizer.webhook.starter import FlowStarter
 
@@ -37,10 +44,14 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ReceiverConfig:
     token: str | None  # None only when authentication is explicitly disabled
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = WEBHOOK_DEFAULT_MAX_BYTES
     sentinel_secret: str | None = None  # HMAC secret of Sentinel's webhooks; None refuses them
-    retry_seconds: float = 5.0  # how soon a run that could not start is tried again
-    answer_wait_s: float = 5.0  # how long a request waits for its run before answering without its id
+    # How long a client may take to send a request's headers (deadlines.py), then its body.
+    read_timeout_s: float = WEBHOOK_DEFAULT_READ_TIMEOUT_S
+    start_concurrency: int = WEBHOOK_DEFAULT_START_CONCURRENCY  # flow runs started at once
+    # A run that could not start is tried again after `first_retry_s`, doubling up to `max_retry_s`.
+    first_retry_s: float = 1.0
+    max_retry_s: float = 60.0
 
 
 def _json(payload: Any, status: int) -> Response:
@@ -65,56 +76,9 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-class Dispatcher:
-    """Starts flow runs for accepted events one at a time, in the order they were accepted.
-
-    One at a time because the Prefect API's database serialises writes anyway, and a burst
-    of concurrent run creations is slower than a queue. A request waits a moment for its
-    run; under load it is answered before, with the run still to come.
-    """
-
-    def __init__(self, inbox: Inbox, starter: FlowStarter, retry_seconds: float) -> None:
-        self._inbox = inbox
-        self._starter = starter
-        self._retry_seconds = retry_seconds
-        self._queue: asyncio.Queue[tuple[InboxEntry, asyncio.Future[str | None]]] = asyncio.Queue()
-
-    def submit(self, entry: InboxEntry) -> asyncio.Future[str | None]:
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((entry, future))
-        return future
-
-    async def _start(self, entry: InboxEntry) -> str | None:
-        if entry.deployment is None or entry.parameters is None:
-            return None
-        try:
-            flow_run_id = await self._starter.start(entry.deployment, entry.parameters, f"{entry.source}:{entry.id}")
-        except Exception as exc:  # Prefect down or refusing: the event stays accepted and is retried
-            problem = redact(str(exc))  # Prefect's API address may carry a credential
-            logger.warning("could not start %s for event %s: %s", entry.deployment, entry.id, problem)
-            await run_in_threadpool(self._inbox.failed, entry.source, entry.id, problem)
-            return None
-        await run_in_threadpool(self._inbox.started, entry.source, entry.id, flow_run_id)
-        return flow_run_id
-
-    async def run(self) -> None:
-        for entry in await run_in_threadpool(self._inbox.unstarted):  # accepted before a restart
-            self.submit(entry)
-        while True:
-            try:
-                entry, future = await asyncio.wait_for(self._queue.get(), timeout=self._retry_seconds)
-            except TimeoutError:
-                if self._queue.empty():
-                    for entry in await run_in_threadpool(self._inbox.unstarted):
-                        self.submit(entry)
-                continue
-            flow_run_id = await self._start(entry)
-            if not future.done():
-                future.set_result(flow_run_id)
-
-
 def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) -> FastAPI:
-    dispatcher = Dispatcher(inbox, starter, config.retry_seconds)
+    retry = RetryPolicy(backoff_s=config.first_retry_s, max_backoff_s=config.max_retry_s)
+    dispatcher = Dispatcher(inbox, starter, concurrency=config.start_concurrency, retry=retry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -147,7 +111,18 @@ def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) 
         from_sentinel = sentinel.is_sentinel_webhook(request.headers)
         if not from_sentinel and not bearer_ok(request):
             return unauthorized("missing or invalid bearer token")
-        body = await _read_limited(request, config.max_body_bytes)
+        try:
+            async with asyncio.timeout(config.read_timeout_s):
+                body = await _read_limited(request, config.max_body_bytes)
+        except TimeoutError:
+            response = _error(408, f"the body did not arrive within {config.read_timeout_s:g} s")
+            response.headers["Connection"] = "close"  # what is still on its way is not read
+            return response
+        except ClientDisconnect:  # the client is gone: nobody reads an answer, so no error either
+            client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+            logger.info("%s disconnected before sending the whole body of %s %s", client, request.method,
+                        request.url.path)
+            return Response(status_code=400)
         if body is None:
             return _error(413, f"body larger than {config.max_body_bytes} bytes")
         if from_sentinel:
@@ -169,7 +144,6 @@ def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) 
         accepted: list[dict[str, str | None]] = []
         duplicates: list[dict[str, str | None]] = []
         ignored: list[dict[str, str]] = []
-        starting: list[tuple[InboxEntry, asyncio.Future[str | None]]] = []
         for event, route in routed:
             deployment, parameters = route if route else (None, None)
             created, entry = await run_in_threadpool(inbox.accept, event, deployment, parameters)
@@ -177,14 +151,9 @@ def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) 
                 duplicates.append({"id": entry.id, "source": entry.source, "flow_run_id": entry.flow_run_id})
             elif route is None:
                 ignored.append({"id": entry.id, "type": entry.type})
-            else:
-                starting.append((entry, dispatcher.submit(entry)))
-        for entry, future in starting:  # give the runs a moment to start, then answer either way
-            try:
-                flow_run_id = await asyncio.wait_for(asyncio.shield(future), timeout=config.answer_wait_s)
-            except TimeoutError:
-                flow_run_id = None
-            accepted.append({"id": entry.id, "source": entry.source, "flow_run_id": flow_run_id})
+            else:  # durable now: answered without waiting for the run, which the dispatcher starts
+                dispatcher.submit(entry)
+                accepted.append({"id": entry.id, "source": entry.source, "flow_run_id": None})
         if accepted:
             return _json({"accepted": accepted, "duplicates": duplicates, "ignored": ignored}, 202)
         if duplicates:

@@ -3,11 +3,12 @@
 The idempotency key is the event's source and id, so starting the same event twice (a
 retry after a crash between starting and recording) returns the same flow run. Running
 deployments directly, rather than emitting Prefect events for deployment triggers, lets
-the receiver answer with the flow run's id and keep retrying until the run exists.
+the receiver record each event's flow run id and keep retrying until the run exists.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -21,21 +22,32 @@ class FlowStarter(Protocol):
 
 
 class PrefectStarter:
-    """Creates flow runs of named deployments (`flow-name/deployment-name`) on one client."""
+    """Creates flow runs of named deployments (`flow-name/deployment-name`) on one client,
+    shared by concurrent starts."""
 
     def __init__(self) -> None:
         self._deployments: dict[str, UUID] = {}
         self._client: PrefectClient | None = None
+        self._opening = asyncio.Lock()  # one client (and one temporary Prefect API), however many start at once
+
+    async def _opened(self) -> PrefectClient:
+        async with self._opening:
+            if self._client is None:
+                self._client = await get_client().__aenter__()
+            return self._client
 
     async def start(self, deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
-        if self._client is None:
-            self._client = await get_client().__aenter__()
+        client = await self._opened()
         if deployment not in self._deployments:
-            self._deployments[deployment] = (await self._client.read_deployment_by_name(deployment)).id
-        run = await self._client.create_flow_run_from_deployment(
-            self._deployments[deployment], parameters=parameters, idempotency_key=idempotency_key,
-            tags=["event-triggered"],
-        )
+            self._deployments[deployment] = (await client.read_deployment_by_name(deployment)).id
+        try:
+            run = await client.create_flow_run_from_deployment(
+                self._deployments[deployment], parameters=parameters, idempotency_key=idempotency_key,
+                tags=["event-triggered"],
+            )
+        except Exception:  # deleted and registered again since, maybe: look it up again next time
+            self._deployments.pop(deployment, None)
+            raise
         return str(run.id)
 
     async def close(self) -> None:
