@@ -25,6 +25,7 @@ from optimizer.pipeline.runtime import Runtime
 from optimizer.schemas.records import MAX_TEXT_LENGTH, RecordBounds
 from optimizer.settings import Settings
 from optimizer.webhook.app import ReceiverConfig, create_receiver
+from optimizer.webhook.deadlines import head_deadline_protocol
 from optimizer.webhook.inbox import Inbox
 from optimizer.webhook.starter import PrefectStarter
 from tests.test_ingest_cli import export_line, genai_span
@@ -199,9 +200,9 @@ ce_headers = st.dictionaries(
 @pytest.fixture(scope="module")
 def fuzz_receiver(tmp_path_factory: pytest.TempPathFactory, prefect_api: Any) -> Iterator[BackgroundServer]:
     inbox = tmp_path_factory.mktemp("inbox") / "inbox.sqlite"
-    app = create_receiver(ReceiverConfig(token=TOKEN, max_body_bytes=4096, retry_seconds=0.5), Inbox(inbox),
-                          PrefectStarter())
-    with BackgroundServer(app, lifespan="on") as server:
+    config = ReceiverConfig(token=TOKEN, max_body_bytes=4096, first_retry_s=0.1, max_retry_s=0.5)
+    app = create_receiver(config, Inbox(inbox), PrefectStarter())
+    with BackgroundServer(app, lifespan="on", http=head_deadline_protocol(config.read_timeout_s)) as server:
         yield server
 
 
