@@ -1,28 +1,42 @@
-"""Kill drills: what the warehouse holds after loads are killed with SIGKILL mid-way, and
-what a rerun then loads. The figures of docs/reliability.md come from here.
+"""Kill drills, whose figures are those of docs/reliability.md.
 
-`python -m bench.reliability --rows 5000000 --kills 10` is the drill of the docs; it takes a
-few minutes. Each kill lands at a random moment of a load (seeded), and after each the
-warehouse must hold either nothing of the batch or all of it; the last run loads the rest,
-and one more run loads nothing.
+`python -m bench.reliability loads --rows 5000000 --kills 10`: loads killed with SIGKILL at a
+random moment (seeded); after each the warehouse must hold nothing of the batch or all of
+it, the last run loads the rest, and one more run loads nothing.
+
+`python -m bench.reliability receiver --events 300 --kills 2`: events sent, as a platform
+sends them (again until answered), to `auto-optimizer webhook serve` on a Prefect server of
+its own, while the receiver is killed with SIGKILL and started again; then how many were
+acknowledged, lost (acknowledged but not kept, or without a run) and duplicated (more than
+one run for an event).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
+import httpx
 
 from bench.data import dataset
+from bench.receiver import ALERT, BIN, free_port, register_deployments, unstarted
+from optimizer import embedded_prefect
+from optimizer.processes import ChildProcesses
 
 
 def _ingest(data: Path, warehouse: Path) -> subprocess.Popen[str]:
@@ -76,13 +90,112 @@ def load_kills(rows: int, kills: int, seed: int) -> dict[str, Any]:
     }
 
 
+def _receiver(env: dict[str, str], port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([str(BIN / "auto-optimizer"), "webhook", "serve", "--no-auth", "--port", str(port)],
+                               env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the receiver did not start")
+
+
+def receiver_kills(events: int, kills: int, senders: int, scratch: Path) -> dict[str, Any]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("AUTO_OPTIMIZER_", "PREFECT_API_", "PREFECT_HOME"))}
+    home = scratch / "prefect"
+    home.mkdir()
+    env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data")}
+    embedded_prefect.migrate(home / "prefect.db", env)
+    prefect_port, port = free_port(), free_port()
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    env["PREFECT_API_URL"] = api
+    acknowledged: set[str] = set()
+    attempts = Counter[str]()
+    lock = threading.Lock()
+
+    def send(sender: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for n in range(sender, events, senders):
+                event_id = f"drill-{n}"
+                event = {"specversion": "1.0", "id": event_id, "source": "/bench/sentinel",
+                         "type": "io.llm-platform.sentinel.alert", "datacontenttype": "application/json",
+                         "data": ALERT}
+                while True:  # at least once, as the platform sends
+                    with lock:
+                        attempts[event_id] += 1
+                    try:
+                        reply = client.post(f"http://127.0.0.1:{port}/events", content=json.dumps(event),
+                                            headers={"Content-Type": "application/cloudevents+json"})
+                    except httpx.HTTPError:
+                        time.sleep(0.2)
+                        continue
+                    if reply.status_code in (200, 202):
+                        with lock:
+                            acknowledged.add(event_id)
+                        break
+                    time.sleep(0.2)
+                time.sleep(0.02)
+
+    with ChildProcesses(env) as children, (scratch / "services.log").open("wb") as log:
+        children.start("Prefect server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                          "--port", str(prefect_port)],
+                       ready_url=f"{api}/health", ready_timeout_s=180, output=log)
+        register_deployments(api)
+        receiver = _receiver(env, port, log)
+        try:
+            pool = ThreadPoolExecutor(max_workers=senders)
+            sending = [pool.submit(send, sender) for sender in range(senders)]
+            killed = 0
+            for kill in range(1, kills + 1):
+                while len(acknowledged) < events * kill // (kills + 1):
+                    time.sleep(0.05)
+                receiver.send_signal(signal.SIGKILL)
+                receiver.wait()
+                killed += 1
+                receiver = _receiver(env, port, log)
+            for future in sending:
+                future.result()
+            pool.shutdown()
+            inbox = scratch / "data" / "webhook" / "inbox.sqlite"
+            deadline = time.monotonic() + 900
+            while unstarted(inbox) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            with sqlite3.connect(inbox) as db:
+                kept = {row[0] for row in db.execute("SELECT id FROM inbox WHERE flow_run_id IS NOT NULL")}
+            runs = httpx.post(f"{api}/flow_runs/count", json={}, timeout=30).json()
+        finally:
+            receiver.kill()
+            receiver.wait()
+    return {
+        "events": events, "sent": sum(attempts.values()), "resent": sum(attempts.values()) - events,
+        "receiver_kills": killed, "acknowledged": len(acknowledged), "lost": len(acknowledged - kept),
+        "flow_runs": runs, "duplicated": runs - len(kept),
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    drills = parser.add_subparsers(dest="drill", required=True)
+    loads = drills.add_parser("loads")
+    loads.add_argument("--rows", type=int, default=5_000_000)
+    loads.add_argument("--kills", type=int, default=10)
+    loads.add_argument("--seed", type=int, default=7)
+    receiver = drills.add_parser("receiver")
+    receiver.add_argument("--events", type=int, default=300)
+    receiver.add_argument("--kills", type=int, default=2)
+    receiver.add_argument("--senders", type=int, default=10)
     args = parser.parse_args()
-    print(json.dumps(load_kills(args.rows, args.kills, args.seed), indent=2))
+    if args.drill == "loads":
+        result = load_kills(args.rows, args.kills, args.seed)
+    else:
+        with tempfile.TemporaryDirectory(prefix="receiver-drill-") as scratch:
+            result = receiver_kills(args.events, args.kills, args.senders, Path(scratch))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
