@@ -33,6 +33,8 @@ StepHook = Callable[[str], None]
 REPEAT_REASON = "request_id is already stored with other values"
 _COLUMNS = ", ".join(f"b.{quote(name)}" for name in REQUEST_COLUMN_NAMES)
 _KEY_CANARY = "request-key-canary"
+# Of a request seen twice among the rows `b`, the first copy: the earliest, then the fastest, the cheapest.
+_FIRST_COPY = "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1"
 
 
 def _check_request_keys(db: duckdb.DuckDBPyConnection) -> None:
@@ -43,6 +45,22 @@ def _check_request_keys(db: duckdb.DuckDBPyConnection) -> None:
     if changed and changed[0]:
         db.execute("UPDATE requests SET request_key = hash(request_id)")
         db.execute("UPDATE request_key_check SET canary = hash($canary)", {"canary": _KEY_CANARY})
+
+
+def _quarantine(db: duckdb.DuckDBPyConnection, rows: str, reason: str, params: Mapping[str, object]) -> None:
+    """Quarantine `rows` (checked rows) with `reason` (an SQL expression over them); a source
+    record already in quarantine, or twice among them, is kept once."""
+    db.execute(
+        f"""
+        INSERT INTO quarantine BY NAME
+        SELECT $load_id AS load_id, $source AS source, b.request_id, {reason} AS reason,
+               b._raw AS raw_record, b._row_hash AS row_hash, $now AS quarantined_at
+        FROM ({rows}) AS b
+        WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = b._row_hash)
+        QUALIFY row_number() OVER (PARTITION BY b._row_hash) = 1
+        """,
+        params,
+    )
 
 
 def _quarantined_by(db: duckdb.DuckDBPyConnection, load_id: str) -> tuple[int, dict[str, int]]:
@@ -194,10 +212,6 @@ class Loads:
     ) -> int:
         """Rows stored: those that keep every rule, whose request_id is not stored yet; of a
         request seen twice in the batch, its earliest copy (the window only paid for then)."""
-        first = (
-            "QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1"
-            if once else ""
-        )
         # Looked up among every stored request by key alone: one narrow column. A key stored
         # under another id (a 64-bit coincidence) is settled by _settle_repeats. The key is
         # computed once, in the CTE: joined on an expression, DuckDB built the batch's side.
@@ -209,7 +223,7 @@ class Loads:
             )
             SELECT b.*, $load_id AS load_id, $now AS loaded_at
             FROM b ANTI JOIN requests AS r ON r.request_key = b.request_key
-            {first}
+            {_FIRST_COPY if once else ""}
             """,
             {"files": files, "load_id": load_id, "now": now},
         ).fetchone()
@@ -241,22 +255,13 @@ class Loads:
             INSERT INTO requests BY NAME
             SELECT {_COLUMNS}, hash(b.request_id) AS request_key, $load_id AS load_id, $now AS loaded_at
             FROM unsettled AS b WHERE NOT b.known
-            QUALIFY row_number() OVER (PARTITION BY b.request_id ORDER BY b.ts, b.latency_ms, b.cost_usd) = 1
+            {_FIRST_COPY}
             """,
             {"load_id": load_id, "now": now},
         ).fetchone()
         conflicts = db.execute("SELECT count(*) FROM unsettled WHERE known").fetchone()
-        db.execute(
-            f"""
-            INSERT INTO quarantine BY NAME
-            SELECT $load_id AS load_id, $source AS source, b.request_id, {literal(REPEAT_REASON)} AS reason,
-                   b._raw AS raw_record, b._row_hash AS row_hash, $now AS quarantined_at
-            FROM unsettled AS b
-            WHERE b.known AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = b._row_hash)
-            QUALIFY row_number() OVER (PARTITION BY b._row_hash) = 1
-            """,
-            {"load_id": load_id, "source": source, "now": now},
-        )
+        _quarantine(db, "SELECT * FROM unsettled WHERE known", literal(REPEAT_REASON),
+                    {"load_id": load_id, "source": source, "now": now})
         db.execute("DROP TABLE unsettled")
         return (int(rescued[0]) if rescued else 0), (int(conflicts[0]) if conflicts else 0)
 
@@ -265,19 +270,9 @@ class Loads:
         db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, source: str,
         now: datetime,
     ) -> None:
-        """Rows that break a rule, each with every reason; a row already in quarantine stays once."""
-        db.execute(
-            f"""
-            INSERT INTO quarantine BY NAME
-            SELECT $load_id AS load_id, $source AS source, b.request_id, b.reason,
-                   b._raw AS raw_record, b._row_hash AS row_hash, $now AS quarantined_at
-            FROM ({checked}) AS b
-            WHERE b.reason IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.row_hash = b._row_hash)
-            QUALIFY row_number() OVER (PARTITION BY b._row_hash) = 1
-            """,
-            {"files": files, "load_id": load_id, "source": source, "now": now},
-        )
+        """Rows that break a rule, each with every reason."""
+        _quarantine(db, f"SELECT * FROM ({checked}) WHERE reason IS NOT NULL", "b.reason",
+                    {"files": files, "load_id": load_id, "source": source, "now": now})
 
     def watermark(self, source: str) -> datetime | None:
         """The end of the last window loaded from `source`; None before its first load."""
