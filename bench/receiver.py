@@ -73,9 +73,9 @@ def register_deployments(api: str) -> None:
     deployment(anomaly_response, name=ANOMALY_RESPONSE.split("/")[1]).apply()
 
 
-def measure(events: int, senders: int, scratch: Path, timeout_s: float, settings: dict[str, str]) -> dict[str, Any]:
-    """`settings`: environment variables for the server and the receiver (Prefect's server
-    settings, AUTO_OPTIMIZER_WEBHOOK_START_CONCURRENCY, ...)."""
+def isolated_environment(scratch: Path, settings: dict[str, str]) -> tuple[dict[str, str], int, str]:
+    """(environment, port, API URL) of a Prefect server and a receiver of their own under
+    `scratch`, its database migrated; nothing of the caller's settings or Prefect carried in."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("AUTO_OPTIMIZER_", "PREFECT_API_", "PREFECT_HOME"))}
     home = scratch / "prefect"
@@ -83,9 +83,17 @@ def measure(events: int, senders: int, scratch: Path, timeout_s: float, settings
             "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data"), **settings}
     home.mkdir()
     embedded_prefect.migrate(home / "prefect.db", env)
-    prefect_port, receiver_port = free_port(), free_port()
+    prefect_port = free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
     env["PREFECT_API_URL"] = api
+    return env, prefect_port, api
+
+
+def measure(events: int, senders: int, scratch: Path, timeout_s: float, settings: dict[str, str]) -> dict[str, Any]:
+    """`settings`: environment variables for the server and the receiver (Prefect's server
+    settings, AUTO_OPTIMIZER_WEBHOOK_START_CONCURRENCY, ...)."""
+    env, prefect_port, api = isolated_environment(scratch, settings)
+    receiver_port = free_port()
     receiver = f"http://127.0.0.1:{receiver_port}"
     with ChildProcesses(env) as children, (scratch / "services.log").open("wb") as log:
         children.start("Prefect server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",

@@ -14,9 +14,7 @@ one run for an event).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -34,9 +32,16 @@ import duckdb
 import httpx
 
 from bench.data import dataset
-from bench.receiver import ALERT, BIN, free_port, register_deployments, unstarted
-from optimizer import embedded_prefect
-from optimizer.processes import ChildProcesses
+from bench.receiver import (
+    ALERT,
+    BIN,
+    free_port,
+    isolated_environment,
+    register_deployments,
+    unstarted,
+)
+from optimizer.errors import ServiceStartError
+from optimizer.processes import ChildProcesses, wait_until_answers
 
 
 def _ingest(data: Path, warehouse: Path) -> subprocess.Popen[str]:
@@ -91,29 +96,20 @@ def load_kills(rows: int, kills: int, seed: int) -> dict[str, Any]:
 
 
 def _receiver(env: dict[str, str], port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """`webhook serve`, outside ChildProcesses: the drill kills and restarts it itself."""
     process = subprocess.Popen([str(BIN / "auto-optimizer"), "webhook", "serve", "--no-auth", "--port", str(port)],
                                env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return process
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the receiver did not start")
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/health", 120, process=process, name="webhook receiver")
+    except ServiceStartError:
+        process.kill()
+        raise
+    return process
 
 
 def receiver_kills(events: int, kills: int, senders: int, scratch: Path) -> dict[str, Any]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("AUTO_OPTIMIZER_", "PREFECT_API_", "PREFECT_HOME"))}
-    home = scratch / "prefect"
-    home.mkdir()
-    env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data")}
-    embedded_prefect.migrate(home / "prefect.db", env)
-    prefect_port, port = free_port(), free_port()
-    api = f"http://127.0.0.1:{prefect_port}/api"
-    env["PREFECT_API_URL"] = api
+    env, prefect_port, api = isolated_environment(scratch, {})
+    port = free_port()
     acknowledged: set[str] = set()
     attempts = Counter[str]()
     lock = threading.Lock()
