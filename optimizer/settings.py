@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # unset, the receiver refuses them.
     sentinel_webhook_secret: SecretStr | None = None
 
+    # The environment whose traffic the optimizer changes: what Governance is told in every
+    # policy evaluation (`context.environment`: production, staging or development).
+    environment: str = "production"
+
     # Who may approve a rollout: comma-separated names, as typed in the approval form.
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

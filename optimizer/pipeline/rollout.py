@@ -83,14 +83,12 @@ def check_policies(
                 verdict = clients.evaluate_policy(PolicyEvaluationRequest(
                     request_id=f"rollout-{rollout_id}-{change.application_id}-{model}",
                     context=RequestContext(team_id=change.team_id, application_id=change.application_id,
-                                           environment="production"),
+                                           environment=runtime.settings.environment),
                     llm_request=LLMRequestSpec(model=model),
                 ), provider=providers.get(model))
                 checks.append(PolicyCheck(
-                    application_id=change.application_id, model=model, allowed=verdict.allowed,
-                    blocking=[f"{v.policy_name}: {v.description}" for v in verdict.blocking_violations()],
-                    warnings=[f"{v.policy_name}: {v.description}" for v in verdict.violations
-                              if v.severity != "blocking"],
+                    application_id=change.application_id, model=model, allowed=not verdict.denials(),
+                    blocking=verdict.denials(), warnings=verdict.cautions(),
                 ))
     log.info("policy checks: %d, blocked: %d", len(checks), sum(not c.allowed for c in checks))
     return checks

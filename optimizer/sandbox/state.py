@@ -91,6 +91,9 @@ class SandboxState:
         self.events: dict[tuple[str, str], dict[str, object]] = {}
         self.recommendations: dict[str, dict[str, object]] = {}
         self._policies: dict[str, tuple[Policy, int, datetime]] | None = None
+        # Whether `POST /policies/evaluate` lists `violations` (the gRPC message's field) beside
+        # `evaluated_policies`; off, it answers exactly as the REST example does.
+        self.policy_violations_listed = True
 
     # ---- clock -------------------------------------------------------------------------
 

@@ -217,6 +217,35 @@ class PolicyEvaluation(WireModel):
     def blocking_violations(self) -> list[PolicyViolation]:
         return [v for v in self.violations if v.severity == "blocking"]
 
+    def denials(self) -> list[str]:
+        """Why the answer forbids the request, read in both of the specification's styles: the
+        REST answer's `allowed: false` with `evaluated_policies[].result == "fail"` (and no
+        `violations`), and the gRPC message's `violations` of severity `blocking`. A denial
+        that names no reason is still a denial."""
+        reasons = [f"{v.policy_name}: {v.description}" for v in self.blocking_violations()]
+        if self.allowed:
+            return reasons
+        named = {v.policy_id for v in self.blocking_violations()}
+        reasons += [f"{p.policy_name}: {p.reason or 'failed' + _details(p.details)}"
+                    for p in self.evaluated_policies if p.result == "fail" and p.policy_id not in named]
+        return reasons or ["Governance denied the request (allowed: false) without naming a policy"]
+
+    def cautions(self) -> list[str]:
+        """What only warns: non-blocking violations, policies that warn (or fail while the request
+        stays allowed), and the answer's own warnings."""
+        named = {v.policy_id for v in self.violations}
+        found = [f"{v.policy_name}: {v.description}" for v in self.violations if v.severity != "blocking"]
+        found += [w for w in self.warnings if w not in found]
+        if self.allowed:
+            found += [f"{p.policy_name}: {p.reason or p.result + _details(p.details)}" for p in self.evaluated_policies
+                      if p.result in {"fail", "warn"} and p.policy_id not in named
+                      and not any(w.startswith(f"{p.policy_name}:") for w in found)]
+        return found
+
+
+def _details(details: dict[str, Any]) -> str:
+    return f" ({', '.join(f'{k}={v}' for k, v in details.items())})" if details else ""
+
 
 class BudgetRecommendation(WireModel):
     type: str

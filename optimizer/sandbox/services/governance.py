@@ -226,7 +226,11 @@ def _judge(state: SandboxState, policy: Policy, body: PolicyEvaluationRequest) -
 
 @router.post("/policies/evaluate")
 def evaluate(body: PolicyEvaluationRequest, request: Request) -> Response:
-    return reply(evaluate_policies(state_of(request), body))
+    state = state_of(request)
+    answer = evaluate_policies(state, body).model_dump(mode="json", exclude_none=True)
+    if not state.policy_violations_listed:  # the REST example's shape: no `violations` list
+        answer.pop("violations", None)
+    return reply(answer)
 
 
 def evaluate_policies(state: SandboxState, body: PolicyEvaluationRequest) -> PolicyEvaluation:
@@ -243,6 +247,8 @@ def evaluate_policies(state: SandboxState, body: PolicyEvaluationRequest) -> Pol
             ))
             continue
         verdict, failure = _judge(state, policy, body)
+        if failure:
+            verdict.reason = failure
         evaluated.append(verdict)
         if failure:
             severity = "blocking" if policy.enforcement.mode == "blocking" else "warning"
