@@ -17,6 +17,7 @@ from optimizer.schemas.analysis import (
     Comparison,
     CompressionRecommendation,
     ExperimentAnalysis,
+    VariantUsage,
 )
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.events import (
@@ -223,8 +224,27 @@ def _variant_metrics(analysis: ExperimentAnalysis, variant: str) -> VariantMetri
     )
 
 
+def cascade_metrics(usage: VariantUsage | None) -> dict[str, float] | None:
+    """A cascade variant's escalation rate and requests per answering model (the specification's
+    `gpt35_requests`, `gpt4_requests`, named after the models here); None for other variants."""
+    if usage is None or not usage.cascade_requests:
+        return None
+    return {"escalation_rate": usage.escalated / usage.cascade_requests,
+            **{f"{model}_requests": float(n) for model, n in usage.requests_by_model.items()}}
+
+
+CONCLUSION_PREFIXES = {"deploy_to_production": "Successful", "keep_control": "Failed", "invalid_srm": "Failed"}
+
+
+def registry_conclusion(recommendation: str, reason: str) -> str:
+    """The Registry's conclusion as the specification writes it: `Successful - ...`,
+    `Failed - ...` or `Inconclusive - ...` (still running, or out of time)."""
+    return f"{CONCLUSION_PREFIXES.get(recommendation, 'Inconclusive')} - {reason}"
+
+
 def experiment_result_data(
-    analysis: ExperimentAnalysis, definition: StoredExperiment, *, alpha: float, now: datetime
+    analysis: ExperimentAnalysis, definition: StoredExperiment, *, alpha: float, now: datetime,
+    usage: Mapping[str, VariantUsage] | None = None,
 ) -> ExperimentResultData:
     """The specification's Experiment Result Event data for an analysed experiment."""
     descriptions = {
@@ -265,6 +285,7 @@ def experiment_result_data(
                 traffic_percentage=round(100 * v.expected_share, 2),
                 total_requests=v.n,
                 metrics=_variant_metrics(analysis, v.variant_id),
+                cascade_metrics=cascade_metrics((usage or {}).get(v.variant_id)),
             )
             for v in analysis.variants
         ],
@@ -275,19 +296,35 @@ def experiment_result_data(
     )
 
 
+def _record_metrics(analysis: ExperimentAnalysis, focus: str | None, n: int, usage: VariantUsage | None
+                   ) -> dict[str, float]:
+    """The focus variant against control, in the specification's experiment record metrics."""
+    metrics: dict[str, float] = {}
+    cost, latency, quality = (_metric(analysis.comparisons, focus or "", m)
+                              for m in ("cost_usd", "latency_ms", "quality_score"))
+    if usage is not None and usage.compressed:
+        metrics["average_compression_ratio"] = usage.prompt_tokens / max(usage.original_prompt_tokens, 1)
+        metrics["average_tokens_saved"] = (usage.original_prompt_tokens - usage.prompt_tokens) / usage.compressed
+    if cost is not None:
+        metrics["average_cost_savings_usd"] = -cost.absolute_diff
+        metrics["total_cost_savings_usd"] = -cost.absolute_diff * n
+    if quality is not None:
+        metrics["quality_score_change"] = quality.absolute_diff
+    if latency is not None:
+        metrics["latency_change_ms"] = latency.absolute_diff
+    return metrics
+
+
 def stored_experiment(
-    analysis: ExperimentAnalysis, definition: StoredExperiment, *, alpha: float, now: datetime
+    analysis: ExperimentAnalysis, definition: StoredExperiment, *, alpha: float, now: datetime,
+    usage: Mapping[str, VariantUsage] | None = None,
 ) -> StoredExperiment:
     """The Registry's record of the experiment, updated with tonight's analysis."""
-    data = experiment_result_data(analysis, definition, alpha=alpha, now=now)
+    data = experiment_result_data(analysis, definition, alpha=alpha, now=now, usage=usage)
     focus = analysis.winner or next((v.variant_id for v in analysis.variants if v.variant_id != "control"), None)
     focus_variant = next((v for v in data.variants if v.variant_id == focus), None)
-    metrics: dict[str, float] = {}
-    for comparison in analysis.comparisons:
-        if comparison.variant_id == focus:
-            metrics[f"{comparison.metric}_change"] = comparison.absolute_diff
-            if comparison.relative_diff is not None:
-                metrics[f"{comparison.metric}_relative_change"] = comparison.relative_diff
+    metrics = _record_metrics(analysis, focus, focus_variant.total_requests if focus_variant else 0,
+                              (usage or {}).get(focus or ""))
     concluded = analysis.recommendation in CONCLUDED
     return definition.model_copy(
         update={
@@ -298,7 +335,7 @@ def stored_experiment(
                 success_rate=1 - focus_variant.metrics.error_rate if focus_variant else 1.0,
                 metrics=metrics,
             ),
-            "conclusion": data.conclusion,
+            "conclusion": registry_conclusion(analysis.recommendation, data.conclusion),
             "metadata": {
                 **definition.metadata,
                 "recommendation": analysis.recommendation,
@@ -310,7 +347,8 @@ def stored_experiment(
 
 
 def experiment_event(
-    analysis: ExperimentAnalysis, definition: StoredExperiment, *, alpha: float, now: datetime
+    analysis: ExperimentAnalysis, definition: StoredExperiment, *, alpha: float, now: datetime,
+    usage: Mapping[str, VariantUsage] | None = None,
 ) -> OutgoingEvent | None:
     """`experiment.completed` once an experiment is concluded; `optimization.failed` when its
     assignment is broken; nothing while it runs on."""
@@ -323,7 +361,7 @@ def experiment_event(
         )
     if analysis.recommendation not in CONCLUDED:
         return None
-    data = experiment_result_data(analysis, definition, alpha=alpha, now=now)
+    data = experiment_result_data(analysis, definition, alpha=alpha, now=now, usage=usage)
     return OutgoingEvent(
         id=f"evt-{analysis.experiment_id}-completed", type=EXPERIMENT_COMPLETED, source=EXPERIMENTS_SOURCE,
         subject=f"experiment/{analysis.experiment_id}", time=now, data=data.to_wire(),

@@ -5,16 +5,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from optimizer.analysis.experiments import VariantStatistics, analyse_experiment
+from optimizer.analysis.statistics import Proportion, SampleMean
+from optimizer.catalog import load_catalog
+from optimizer.ingest.staging import StagingWriter
 from optimizer.pipeline.rollout import check_policies
 from optimizer.pipeline.runtime import Runtime
+from optimizer.recommendations import experiment_event, registry_conclusion, stored_experiment
+from optimizer.rollout.events import optimization_event, optimization_type, outcome_event
 from optimizer.sandbox import SandboxServer
+from optimizer.schemas.analysis import ExperimentAnalysis, VariantUsage
 from optimizer.schemas.governance import PolicyEvaluation
-from optimizer.schemas.rollout import ProposedChange
+from optimizer.schemas.loads import LoadBatch
+from optimizer.schemas.optimizations import Optimization
+from optimizer.schemas.registry import StoredExperiment, TestPeriod
+from optimizer.schemas.rollout import (
+    GuardrailReading,
+    GuardrailVerdict,
+    ProposedChange,
+    RolloutOutcome,
+)
+from optimizer.settings import MODEL_CATALOG
+from optimizer.warehouse import Warehouse
 from tests.conftest import settings_for
 
 EXAMPLES = Path(__file__).parent / "spec_examples"
@@ -94,3 +112,138 @@ def test_the_environment_governance_hears_comes_from_the_settings(
     runtime = Runtime(settings_for(spec_shaped_governance, tmp_path, environment="staging"))
     (check,) = check_policies(runtime, "r-2", [OUTSIDE_EU])
     assert check.allowed and check.blocking == []
+
+
+# ---- the Registry's experiment record and the experiment.completed event ------------------
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+MINI, GPT4O = "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"
+
+
+def variant(name: str, cost: float, n: int = 6000) -> VariantStatistics:
+    return VariantStatistics(name, SampleMean(n, cost, (cost / 4) ** 2), SampleMean(n, 900.0, 200.0 ** 2),
+                             SampleMean(n // 2, 0.9, 0.05 ** 2), Proportion(n, n // 200))
+
+
+def won(experiment_id: str) -> ExperimentAnalysis:
+    """A treatment at 60% of control's cost, as good otherwise: it wins."""
+    analysis = analyse_experiment(experiment_id, [variant("control", 0.01), variant("treatment", 0.006)],
+                                  {"control": 0.5, "treatment": 0.5})
+    assert analysis.recommendation == "deploy_to_production"
+    return analysis
+
+
+def definition(experiment_id: str, kind: str, technique: str) -> StoredExperiment:
+    return StoredExperiment(experiment_id=experiment_id, experiment_type=kind, technique=technique,
+                            hypothesis="cheaper at the same quality", test_period=TestPeriod(start=NOW - timedelta(days=7)),
+                            configuration={"variants": [{"variant_id": "control", "description": f"Always {GPT4O}"},
+                                                        {"variant_id": "treatment", "description": technique}]},
+                            metadata={"created_by": "team-llmops", "application_id": "support-bot"})
+
+
+def served(warehouse: Path, experiment_id: str, rows: list[dict[str, Any]]) -> dict[str, VariantUsage]:
+    """The experiment's requests loaded into a real warehouse; their usage as the nightly run reads it."""
+    with StagingWriter(warehouse.parent / "rows.parquet") as writer:
+        writer.write([{"request_id": f"r-{i}", "ts": "2026-11-24T10:15:30Z", "application_id": "support-bot",
+                       "model": GPT4O, "prompt_tokens": 100, "completion_tokens": 40, "cost_usd": 0.001,
+                       "latency_ms": 800.0, "status": "ok", "shadow": False, "experiment_id": experiment_id, **row}
+                      for i, row in enumerate(rows)])
+    with Warehouse(warehouse) as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[warehouse.parent / "rows.parquet"]))
+        return store.request_source().experiment_usage(experiment_id)
+
+
+def test_experiment_completed_has_every_field_of_the_example_and_a_cascade_its_cascade_metrics(
+    tmp_path: Path
+) -> None:
+    usage = served(tmp_path / "w.duckdb", "exp-c", [
+        {"variant_id": "control"}, {"variant_id": "control"},
+        {"variant_id": "treatment", "model": MINI, "escalated": False},
+        {"variant_id": "treatment", "model": MINI, "escalated": False},
+        {"variant_id": "treatment", "model": MINI, "escalated": False},
+        {"variant_id": "treatment", "escalated": True}])
+    event = experiment_event(won("exp-c"), definition("exp-c", "model_selection", "model_cascade"),
+                             alpha=0.05, now=NOW, usage=usage)
+    assert event is not None
+    spec = example("experiment-completed")
+    model_named = {"data.variants[].cascade_metrics.gpt35_requests", "data.variants[].cascade_metrics.gpt4_requests"}
+    sent = {"specversion": "1.0", "datacontenttype": "application/json", **event.__dict__}
+    assert sorted(field_paths(spec) - model_named - field_paths(sent)) == []
+    control, treatment = event.data["variants"]
+    assert "cascade_metrics" not in control
+    assert treatment["cascade_metrics"] == {"escalation_rate": 0.25, f"{MINI}_requests": 3.0,
+                                            f"{GPT4O}_requests": 1.0}
+
+
+def test_the_registry_record_has_the_examples_metrics_and_a_prefixed_conclusion(tmp_path: Path) -> None:
+    usage = served(tmp_path / "w.duckdb", "exp-p", [
+        {"variant_id": "control", "prompt_tokens": 800},
+        {"variant_id": "treatment", "prompt_tokens": 400, "original_prompt_tokens": 800,
+         "compression_technique": "llmlingua"},
+        {"variant_id": "treatment", "prompt_tokens": 300, "original_prompt_tokens": 700,
+         "compression_technique": "llmlingua"}])
+    record = stored_experiment(won("exp-p"), definition("exp-p", "prompt_optimization", "prompt_compression"),
+                               alpha=0.05, now=NOW, usage=usage).to_wire()
+    spec = example("registry-experiment-request")
+    assert field_paths(spec) - {p for p in field_paths(spec) if p.startswith("configuration.")} <= field_paths(record)
+    assert set(record["results"]["metrics"]) == set(spec["results"]["metrics"])
+    metrics = record["results"]["metrics"]
+    assert metrics["average_tokens_saved"] == 400 and metrics["average_compression_ratio"] == pytest.approx(700 / 1500)
+    assert metrics["average_cost_savings_usd"] == pytest.approx(0.004)
+    assert metrics["total_cost_savings_usd"] == pytest.approx(0.004 * 6000)
+    assert record["conclusion"].startswith("Successful - ")
+    assert registry_conclusion("keep_control", "no better").startswith("Failed - ")
+    assert registry_conclusion("continue", "not yet").startswith("Inconclusive - ")
+
+
+# ---- optimization.applied ------------------------------------------------------------------
+
+SPEC_OPTIMIZATION_TYPES = {"prompt_compression", "model_cascade", "model_selection", "caching"}
+
+
+def applied_keys(data: dict[str, Any]) -> None:
+    """Every field of the example's `data`, but `request_id`: the optimizer's optimizations
+    change an application's routing, not one request."""
+    spec = example("optimization-applied")["data"]
+    assert set(spec) - {"request_id"} <= set(data)
+    assert {"original_metrics", "optimized_metrics", "improvement", "quality_metrics", "metadata"} <= set(data)
+    assert data["optimization_type"] in SPEC_OPTIMIZATION_TYPES
+
+
+def test_a_promoted_rollout_is_announced_in_the_examples_shape() -> None:
+    readings = [GuardrailReading(application_id="support-bot", window=w, requests=400, error_rate=e,
+                                 p95_latency_ms=p, quality=q, evaluated=200)
+                for w, e, p, q in (("baseline", 0.01, 2000.0, 0.9), ("canary", 0.012, 1800.0, 0.89))]
+    outcome = RolloutOutcome(
+        rollout_id="r-1", status="applied", message="promoted", applied_version="opt-r-1",
+        changes=[ProposedChange(application_id="support-bot", kind="model_cascade", primary_model=MINI,
+                                fallback_model=GPT4O, monthly_savings_usd=120.0, quality_change=-0.01,
+                                quality_change_ci=(-0.02, 0.0))],
+        guardrails=GuardrailVerdict(healthy=True, readings=readings))
+    event = outcome_event(outcome, NOW)
+    assert event is not None and event.type == "io.llm-platform.optimization.applied"
+    applied_keys(event.data)
+    assert event.data["optimization_type"] == "model_cascade"
+    assert event.data["original_metrics"]["p95_latency_ms"] == 2000.0
+    assert event.data["optimized_metrics"]["quality_score"] == 0.89
+    assert event.data["improvement"]["p95_latency_change_ms"] == -200.0
+    assert event.data["quality_metrics"]["quality_change_ci"] == [-0.02, 0.0]
+    assert event.data["metadata"] == {"application_id": "support-bot", "model": MINI}
+
+
+def test_a_deployed_compression_says_the_tokens_it_saves() -> None:
+    change = ProposedChange(application_id="doc-qa", kind="prompt_compression", technique="llmlingua")
+    optimization = Optimization(optimization_id="opt-1", application_id="doc-qa", changes=[change], fingerprint="f",
+                                status="deployed", proposed_by="run-1", proposed_at=NOW, updated_at=NOW)
+    usage = {"treatment": VariantUsage(compressed=2, prompt_tokens=700, original_prompt_tokens=1500)}
+    event = optimization_event(optimization, won("exp-opt-1"), "v2", NOW, usage)
+    applied_keys(event.data)
+    assert set(example("optimization-applied")["data"]["improvement"]) <= set(event.data["improvement"])
+    assert event.data["improvement"]["tokens_saved"] == 400
+    assert event.data["original_metrics"]["prompt_tokens"] == 750
+
+
+def test_a_preferred_model_is_a_model_selection() -> None:
+    change = ProposedChange(application_id="doc-qa", kind="preferred_model", preferred_models=[MINI])
+    assert optimization_type([change]) == "model_selection"

@@ -192,7 +192,8 @@ def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LO
                 log.warning("experiment %s: no '%s' traffic yet", definition.experiment_id, CONTROL)
                 continue
             log.info("experiment %s: %s", definition.experiment_id, analysis.recommendation)
-            findings.append(ExperimentFinding(definition=definition, analysis=analysis))
+            findings.append(ExperimentFinding(definition=definition, analysis=analysis,
+                                              usage=source.experiment_usage(definition.experiment_id)))
     return findings
 
 

@@ -120,12 +120,13 @@ def _conclude(runtime: Runtime, optimization: Optimization, finding: ExperimentF
         with runtime.clients() as clients:
             clients.registry.record_experiment(finding.definition.model_copy(update={
                 "status": "completed" if status == "deployed" else "failed" if status == "rolled_back" else "stopped",
-                "conclusion": f"{conclusion}: {reason}"}))
+                "conclusion": f"{conclusion} - {reason}"}))
     now = datetime.now(UTC)
     moved = optimization.moved(status, reason, now, ended_at=now)
     with runtime.warehouse() as store:
         store.optimizations.save([moved])
-        store.outbox.queue([optimization_event(moved, finding.analysis if finding else None, version, now)])
+        store.outbox.queue([optimization_event(moved, finding.analysis if finding else None, version, now,
+                                                 finding.usage if finding else None)])
         store.audit.record(actor, status, f"optimization/{optimization.optimization_id}",
                            {"version": version, "reason": reason, "experiment_id": optimization.experiment_id})
     return f"{status} as routing version {version}"

@@ -38,14 +38,16 @@ def record_results(
                                  cost_usd=item.monthly_savings_usd)
     events = list(adoption.events)
     events += [event for finding in experiments
-               if (event := build.experiment_event(finding.analysis, finding.definition, alpha=alpha, now=now))]
+               if (event := build.experiment_event(finding.analysis, finding.definition, alpha=alpha, now=now,
+                                                   usage=finding.usage))]
     with telemetry.operation("record.results", "recording"), runtime.warehouse() as store:
         store.results.record(run_id, cascades=cascades, compression=compression,
                              experiments=[f.analysis for f in experiments], adopted=adoption.adopted, events=events)
     with telemetry.operation("record.registry", "recording"), runtime.clients() as clients:
         for finding in experiments:
             clients.registry.record_experiment(
-                build.stored_experiment(finding.analysis, finding.definition, alpha=alpha, now=now))
+                build.stored_experiment(finding.analysis, finding.definition, alpha=alpha, now=now,
+                                        usage=finding.usage))
         for application, recommended in sorted(adoption.recommendations.items()):
             clients.registry.recommendations(
                 build.recommendation_request(by_app[application], recommended, max_quality_drop))

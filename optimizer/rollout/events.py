@@ -3,18 +3,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from optimizer.schemas.analysis import ExperimentAnalysis
+from optimizer.schemas.analysis import ExperimentAnalysis, VariantUsage
 from optimizer.schemas.events import (
     OPTIMIZATION_APPLIED,
     OPTIMIZATION_FAILED,
+    OPTIMIZATION_TYPES,
     SOURCE,
     OutgoingEvent,
 )
 from optimizer.schemas.optimizations import Optimization
-from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
+from optimizer.schemas.rollout import (
+    GuardrailReading,
+    ProposedChange,
+    ResponseOutcome,
+    RolloutOutcome,
+)
 from optimizer.schemas.sentinel import AnomalyReport
+
+
+def _reading(readings: Sequence[GuardrailReading]) -> dict[str, float]:
+    """One window's guardrail readings over every application it covers: error rate and
+    quality weighted by requests, the highest p95 latency."""
+    requests = sum(r.requests for r in readings)
+    found: dict[str, float] = {"requests": float(requests)}
+    rated = [r for r in readings if r.error_rate is not None and r.requests]
+    if rated:
+        found["error_rate"] = sum(r.error_rate * r.requests for r in rated if r.error_rate is not None) / sum(
+            r.requests for r in rated)
+    latencies = [r.p95_latency_ms for r in readings if r.p95_latency_ms is not None]
+    if latencies:
+        found["p95_latency_ms"] = max(latencies)
+    scored = [r for r in readings if r.quality is not None and r.evaluated]
+    if scored:
+        found["quality_score"] = sum(r.quality * r.evaluated for r in scored if r.quality is not None) / sum(
+            r.evaluated for r in scored)
+    return found
+
+
+def _measured(outcome: RolloutOutcome) -> dict[str, object]:
+    """The specification's `original_metrics` (the hour before), `optimized_metrics` (the
+    canary), `improvement` and `quality_metrics`; only what was measured or forecast."""
+    readings = outcome.guardrails.readings if outcome.guardrails else []
+    original = _reading([r for r in readings if r.window == "baseline"]) if readings else {}
+    optimized = _reading([r for r in readings if r.window == "canary"]) if readings else {}
+    improvement: dict[str, float] = {
+        "expected_monthly_savings_usd": round(sum(c.monthly_savings_usd or 0.0 for c in outcome.changes), 2)}
+    for name, key in (("error_rate_change", "error_rate"), ("p95_latency_change_ms", "p95_latency_ms"),
+                      ("quality_change", "quality_score")):
+        if key in original and key in optimized:
+            improvement[name] = optimized[key] - original[key]
+    intervals = [c.quality_change_ci for c in outcome.changes if c.quality_change_ci]
+    quality = {"quality_score": optimized.get("quality_score"),
+               "expected_quality_change": min((c.quality_change for c in outcome.changes
+                                               if c.quality_change is not None), default=None),
+               "quality_change_ci": list(min(intervals)) if intervals else None}
+    return {"original_metrics": original, "optimized_metrics": optimized, "improvement": improvement,
+            "quality_metrics": {k: v for k, v in quality.items() if v is not None}}
+
+
+def optimization_type(changes: Sequence[ProposedChange]) -> str:
+    """The specification's name for what the (first) change does."""
+    kinds = dict.fromkeys(OPTIMIZATION_TYPES[c.kind] for c in changes)
+    return next(iter(kinds), "model_selection")
 
 
 def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | None:
@@ -22,7 +75,11 @@ def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | Non
     person said no (a decision, not a failure) or there was nothing to change."""
     data = {
         "optimization_id": outcome.rollout_id,
-        "optimization_type": "routing_change",
+        "optimization_type": optimization_type(outcome.changes),
+        "technique": next((c.technique for c in outcome.changes if c.technique), None),
+        **_measured(outcome),
+        "metadata": {"application_id": next(iter(outcome.applications), None),
+                     "model": next((m for c in outcome.changes for m in c.models()), None)},
         "status": outcome.status,
         "message": outcome.message,
         "applications": outcome.applications,
@@ -68,6 +125,7 @@ _METRIC_NAMES = {"cost_usd": "average_cost_usd", "latency_ms": "average_latency_
 
 def optimization_event(
     optimization: Optimization, analysis: ExperimentAnalysis | None, version: str, now: datetime,
+    usage: Mapping[str, VariantUsage] | None = None,
 ) -> OutgoingEvent:
     """`optimization.applied` for an experiment's winner deployed to all traffic,
     `optimization.failed` for one stopped or rolled back: in the specification's shape, with
@@ -81,6 +139,11 @@ def optimization_event(
         improvement["cost_saved_usd"] = cost.control_mean - cost.treatment_mean
         if cost.control_mean:
             improvement["reduction_percentage"] = 100 * (cost.control_mean - cost.treatment_mean) / cost.control_mean
+    treated = (usage or {}).get("treatment")
+    if treated is not None and treated.compressed:  # prompt tokens per compressed request
+        original["prompt_tokens"] = treated.original_prompt_tokens / treated.compressed
+        optimized["prompt_tokens"] = treated.prompt_tokens / treated.compressed
+        improvement["tokens_saved"] = original["prompt_tokens"] - optimized["prompt_tokens"]
     if "latency_ms" in found:
         improvement["latency_change_ms"] = found["latency_ms"].absolute_diff
     if "quality_score" in found:
@@ -88,7 +151,7 @@ def optimization_event(
     first = optimization.changes[0]
     data: dict[str, object] = {
         "optimization_id": optimization.optimization_id,
-        "optimization_type": first.kind,
+        "optimization_type": optimization_type(optimization.changes),
         "technique": first.technique or first.kind,
         "status": optimization.status,
         "reason": optimization.reason,

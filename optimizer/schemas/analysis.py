@@ -220,11 +220,24 @@ class ApplicationAnalysis(BaseModel):
     profiles: list[ApplicationProfile]
 
 
+class VariantUsage(BaseModel):
+    """What one variant's requests were served by: the models that answered, how many were
+    cascade requests and escalated, and the prompt tokens of the compressed ones."""
+
+    requests_by_model: dict[str, int] = Field(default_factory=dict)
+    cascade_requests: int = 0  # rows that say whether they escalated
+    escalated: int = 0
+    compressed: int = 0
+    prompt_tokens: int = 0  # of the compressed rows, as sent
+    original_prompt_tokens: int = 0  # of the compressed rows, before compression
+
+
 class ExperimentFinding(BaseModel):
     """A running experiment as the Registry defines it, and what its data says so far."""
 
     definition: StoredExperiment
     analysis: ExperimentAnalysis
+    usage: dict[str, VariantUsage] = Field(default_factory=dict)  # by variant
 
 
 class AnalysisInputs(BaseModel):

@@ -18,6 +18,13 @@ OPTIMIZATION_RECOMMENDED = "io.llm-platform.optimization.recommended"
 EXPERIMENT_STARTED = "io.llm-platform.experiment.started"
 EXPERIMENT_COMPLETED = "io.llm-platform.experiment.completed"
 
+# `optimization_type` of the optimization events, in the specification's enumerations (the
+# Registry's recommendation types; `model_selection` is its experiment type for a model change).
+OPTIMIZATION_TYPES: dict[str, str] = {
+    "model_cascade": "model_cascade", "prompt_compression": "prompt_compression",
+    "preferred_model": "model_selection", "caching": "caching",
+}
+
 
 @dataclass(frozen=True)
 class OutgoingEvent:

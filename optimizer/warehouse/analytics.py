@@ -27,7 +27,7 @@ from optimizer.analysis.compression import FLOOR_GRID, CompressionData, PromptBu
 from optimizer.analysis.experiments import VariantStatistics
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.errors import BadInputError
-from optimizer.schemas.analysis import InputSummary
+from optimizer.schemas.analysis import InputSummary, VariantUsage
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import count_reasons, typed_projection
@@ -147,6 +147,30 @@ class RequestSource:
             )
             for variant, n, cost, cost2, latency, latency2, nq, q, q2, errors in rows
         ]
+
+    def experiment_usage(self, experiment_id: str) -> dict[str, VariantUsage]:
+        """Per variant: requests by answering model, cascade escalations, compressed prompt tokens."""
+        rows = self._rows(
+            f"""
+            SELECT variant_id, model, count(*), count(escalated), count(*) FILTER (WHERE escalated),
+                   count(original_prompt_tokens), fsum(prompt_tokens) FILTER (WHERE original_prompt_tokens IS NOT NULL),
+                   fsum(original_prompt_tokens)
+            FROM requests
+            WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
+            GROUP BY variant_id, model ORDER BY variant_id, model
+            """,
+            {"id": experiment_id},
+        )
+        usage: dict[str, VariantUsage] = {}
+        for variant, model, n, cascade, escalated, compressed, sent, original in rows:
+            u = usage.setdefault(str(variant), VariantUsage())
+            u.requests_by_model[str(model)] = int(n)
+            u.cascade_requests += int(cascade)
+            u.escalated += int(escalated)
+            u.compressed += int(compressed)
+            u.prompt_tokens += int(sent or 0)
+            u.original_prompt_tokens += int(original or 0)
+        return usage
 
     # ---- applications ----------------------------------------------------------------
 
