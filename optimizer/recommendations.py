@@ -109,6 +109,16 @@ def monthly_savings_usd(
     return entry.cost_reduction_pct / 100 * profile.daily_cost_usd * DAYS_PER_MONTH
 
 
+def monthly_tokens_saved(entry: CascadeRecommendation | CompressionRecommendation,
+                         input_prices: Mapping[str, float]) -> float:
+    """Prompt tokens an adopted compression saves a month: its savings are prompt tokens at
+    its model's input price. A cascade moves tokens between models rather than saving them."""
+    if not isinstance(entry, CompressionRecommendation) or entry.decision != "adopt" or entry.model is None:
+        return 0.0
+    price = input_prices.get(entry.model)
+    return (entry.estimated_monthly_savings_usd or 0.0) / price * 1000 if price else 0.0
+
+
 def registry_recommendation(
     entry: CascadeRecommendation | CompressionRecommendation,
     profile: ApplicationProfile | None,

@@ -2,7 +2,8 @@
 
 Spans cover each flow and analysis step; metrics are the ones the platform specification
 names: `llm.optimization.runs`, `llm.optimization.duration` (ms), and the savings found,
-`llm.optimization.token_savings` and `llm.optimization.cost_savings_usd`. Export follows
+`llm.optimization.cost_savings_usd` and `llm.optimization.token_savings` (the prompt tokens
+an adopted compression saves). Export follows
 the standard variables: OTLP over HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, JSON lines
 to the file the caller names (the `telemetry_file` setting, `AUTO_OPTIMIZER_TELEMETRY_FILE`)
 when one is named, nowhere otherwise. A provider someone

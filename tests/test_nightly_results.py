@@ -91,6 +91,21 @@ def test_events_reach_the_sink_as_cloudevents(night: Night) -> None:
     assert len(completed) == len(concluded)
 
 
+def test_the_registry_records_experiments_in_the_specifications_terms(night: Night) -> None:
+    with PlatformClients.from_settings(night.settings) as clients:
+        experiments = {e.experiment_id: e for e in clients.registry.list_experiments()}
+    compression = experiments["exp-compression-001"]
+    assert compression.results is not None and compression.conclusion is not None
+    assert set(compression.results.metrics) == {"average_compression_ratio", "average_tokens_saved",
+                                                "average_cost_savings_usd", "total_cost_savings_usd",
+                                                "quality_score_change", "latency_change_ms"}
+    assert compression.results.metrics["average_tokens_saved"] > 0
+    prefix = {"deploy_to_production": "Successful - ", "keep_control": "Failed - ", "continue": "Inconclusive - "}
+    for experiment in experiments.values():
+        assert experiment.conclusion is not None
+        assert experiment.conclusion.startswith(prefix[experiment.metadata["recommendation"]])
+
+
 def test_teams_over_their_budget_threshold_are_flagged(night: Night) -> None:
     assert "team-marketing" in night.summary.budgets_flagged  # the sandbox sets its budget below its run rate
     html = Path(night.summary.report).read_text()

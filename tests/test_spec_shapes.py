@@ -10,17 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from optimizer.analysis.experiments import VariantStatistics, analyse_experiment
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.catalog import load_catalog
 from optimizer.ingest.staging import StagingWriter
+from optimizer.pipeline.record import record_results
 from optimizer.pipeline.rollout import check_policies
 from optimizer.pipeline.runtime import Runtime
 from optimizer.recommendations import experiment_event, registry_conclusion, stored_experiment
 from optimizer.rollout.events import optimization_event, optimization_type, outcome_event
 from optimizer.sandbox import SandboxServer
-from optimizer.schemas.analysis import ExperimentAnalysis, VariantUsage
+from optimizer.schemas.analysis import (
+    CascadeReport,
+    CompressionRecommendation,
+    CompressionReport,
+    ExperimentAnalysis,
+    VariantUsage,
+)
+from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.governance import PolicyEvaluation
 from optimizer.schemas.loads import LoadBatch
 from optimizer.schemas.optimizations import Optimization
@@ -247,3 +257,32 @@ def test_a_deployed_compression_says_the_tokens_it_saves() -> None:
 def test_a_preferred_model_is_a_model_selection() -> None:
     change = ProposedChange(application_id="doc-qa", kind="preferred_model", preferred_models=[MINI])
     assert optimization_type([change]) == "model_selection"
+
+
+# ---- llm.optimization.token_savings ----------------------------------------------------------
+
+def test_an_adopted_compression_exports_the_prompt_tokens_it_saves(
+    sandbox: SandboxServer, tmp_path: Path, telemetry_capture: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    settings = settings_for(sandbox, tmp_path)
+    with Warehouse(settings.warehouse) as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        price = store.reference.input_prices()[GPT4O]
+    compression = CompressionRecommendation(
+        application_id="doc-qa-tokens", decision="adopt", technique="llmlingua", model=GPT4O,
+        token_reduction_pct=35.0, quality_change=-0.002, quality_change_ci=(-0.006, 0.002),
+        estimated_monthly_savings_usd=273.92, min_prompt_tokens=800, n_compressed=500, n_uncompressed=500,
+        reason="compressed traffic")
+    profile = ApplicationProfile(application_id="doc-qa-tokens", team_id="team-docs", model=GPT4O, requests=7000,
+                                 cost_usd=700.0, average_prompt_tokens=1200.0, average_completion_tokens=200.0,
+                                 days=7.0)
+    record_results(Runtime(settings), "run-tokens", CascadeReport(recommendations=[], max_quality_drop=0.02, alpha=0.05),
+                   CompressionReport(recommendations=[compression], max_quality_drop=0.02, alpha=0.05), [], [profile],
+                   alpha=0.05, max_quality_drop=0.02)
+    data = telemetry_capture[1].get_metrics_data()
+    assert data is not None
+    saved = {(p.attributes["optimization.type"], p.attributes["application"]): p.value
+             for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+             if m.name == "llm.optimization.token_savings" for p in m.data.data_points}
+    # The savings are prompt tokens at the model's input price: 273.92 USD a month of them.
+    assert saved[("prompt_compression", "doc-qa-tokens")] == pytest.approx(273.92 / price * 1000)

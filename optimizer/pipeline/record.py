@@ -33,9 +33,14 @@ def record_results(
     by_app = {p.application_id: p for p in profiles}
     adoption = build.adopt([*cascades.recommendations, *compression.recommendations], by_app,
                            run_id=run_id, alpha=alpha, now=now)
+    with runtime.warehouse() as store:
+        prices = store.reference.input_prices()
+    compressions = {e.application_id: e for e in compression.recommendations}
     for item in adoption.adopted:
+        entry = compressions.get(item.application_id) if item.kind == "prompt_compression" else None
         telemetry.record_savings(optimization_type=item.kind, application=item.application_id,
-                                 cost_usd=item.monthly_savings_usd)
+                                 cost_usd=item.monthly_savings_usd,
+                                 tokens=build.monthly_tokens_saved(entry, prices) if entry else 0.0)
     events = list(adoption.events)
     events += [event for finding in experiments
                if (event := build.experiment_event(finding.analysis, finding.definition, alpha=alpha, now=now,
