@@ -9,7 +9,9 @@ Starts each bundled service unless it is replaced, then the deployments:
                               there (the URLs follow the sandbox's address unless set one by one)
   webhook receiver            on AUTO_OPTIMIZER_WEBHOOK_HOST:AUTO_OPTIMIZER_WEBHOOK_PORT
                               (127.0.0.1:8710); not started with AUTO_OPTIMIZER_SERVE_RECEIVER=false
-  deployments                 nightly (02:00 UTC), rollout, anomaly-response, budget-response
+  deployments                 nightly (02:00 UTC), rollout, and the event-triggered ones:
+                              anomaly-response, budget-response, policy-violation-response,
+                              anomaly-resolved, model-update-check
 
 Ctrl-C or SIGTERM stops them all, newest first, within about ten seconds.
 """

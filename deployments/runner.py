@@ -18,7 +18,13 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import get_current_settings
 
 from flows.nightly import nightly_optimization
-from flows.respond import anomaly_response, budget_response
+from flows.respond import (
+    anomaly_resolved,
+    anomaly_response,
+    budget_response,
+    model_update_check,
+    policy_violation_response,
+)
 from flows.rollout import rollout
 from optimizer.processes import stop_on_signals
 
@@ -49,6 +55,9 @@ def main() -> None:
         deployment(rollout, name="rollout", tags=["rollout"]),
         deployment(anomaly_response, name="anomaly-response", tags=["event-triggered"]),
         deployment(budget_response, name="budget-response", tags=["event-triggered"]),
+        deployment(policy_violation_response, name="policy-violation-response", tags=["event-triggered"]),
+        deployment(anomaly_resolved, name="anomaly-resolved", tags=["event-triggered"]),
+        deployment(model_update_check, name="model-update-check", tags=["event-triggered"]),
         query_seconds=runner_poll_seconds(),
     )
 

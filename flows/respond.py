@@ -13,9 +13,23 @@ from flows.naming import rename_run, run_name
 from flows.rollout import outcome_of, rollout
 from optimizer.pipeline.runtime import Runtime
 from optimizer.rollout.strategies import affected, named_optimization, strategy_for
-from optimizer.schemas.rollout import ProposedChange, ResponseOutcome, RolloutOutcome
+from optimizer.schemas.rollout import (
+    ModelRecheck,
+    ProposedChange,
+    ResponseOutcome,
+    RolloutOutcome,
+    ViolationResponse,
+)
 from tasks.nightly import deliver_events
-from tasks.respond import propose_response, report_to_sentinel, stop_optimization, team_changes
+from tasks.respond import (
+    close_response,
+    propose_response,
+    recheck_model,
+    report_to_sentinel,
+    stop_optimization,
+    stop_violating_changes,
+    team_changes,
+)
 
 
 def _alert_name(kind: str, subject_key: str) -> Callable[[], str]:
@@ -101,3 +115,38 @@ def budget_response(
         message=result.message if result else f"no adopted recommendation for {team}'s applications",
     )
     return report_to_sentinel(runtime, outcome)
+
+
+def _data_name(kind: str, *keys: str) -> Callable[[], str]:
+    """`<kind>-<subject>-<day>`, the subject being the first of `keys` the event's data has."""
+    def name() -> str:
+        data = flow_run.get_parameters().get("data") or {}
+        context = data.get("context") or {}
+        subject = next((v for k in keys if (v := data.get(k) or context.get(k))), None)
+        return run_name(kind, [str(subject)] if subject else [])
+    return name
+
+
+@flow(name="model-update-check", flow_run_name=_data_name("model-update", "model_id"))
+def model_update_check(data: dict[str, Any], event_id: str = "manual") -> ModelRecheck:
+    """A model's Registry profile changed: the latest adopted recommendations and the live
+    optimizations that use it are checked again; an invalidated one is announced."""
+    runtime = Runtime.current()
+    checked = recheck_model(runtime, str(data["model_id"]), event_id)
+    deliver_events(runtime)
+    return checked
+
+
+@flow(name="policy-violation-response", flow_run_name=_data_name("violation", "application_id", "team_id"))
+def policy_violation_response(data: dict[str, Any], event_id: str = "manual") -> ViolationResponse:
+    """A Governance policy violation: a live change Governance now denies is rolled back at once."""
+    runtime = Runtime.current()
+    answered = stop_violating_changes(runtime, data)
+    deliver_events(runtime)
+    return answered
+
+
+@flow(name="anomaly-resolved", flow_run_name=_data_name("resolved", "alert_id"))
+def anomaly_resolved(data: dict[str, Any], event_id: str = "manual") -> str:
+    """Sentinel says an anomaly is over: the response to it is closed."""
+    return close_response(Runtime.current(), data, event_id)

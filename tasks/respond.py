@@ -9,10 +9,15 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from optimizer.pipeline import loop, respond
+from optimizer.pipeline import loop, respond, updates
 from optimizer.pipeline.runtime import Runtime
 from optimizer.rollout.strategies import Strategy
-from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
+from optimizer.schemas.rollout import (
+    ModelRecheck,
+    ProposedChange,
+    ResponseOutcome,
+    ViolationResponse,
+)
 from tasks._common import retry_if_transient
 
 
@@ -38,3 +43,20 @@ def team_changes(runtime: Runtime, team_id: str) -> tuple[list[str], list[Propos
       cache_policy=NO_CACHE)
 def report_to_sentinel(runtime: Runtime, outcome: ResponseOutcome) -> ResponseOutcome:
     return respond.report_to_sentinel(runtime, outcome, log=get_run_logger())
+
+
+@task(name="recheck-model", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def recheck_model(runtime: Runtime, model_id: str, event_id: str) -> ModelRecheck:
+    return updates.recheck_model(runtime, model_id, event_id, log=get_run_logger())
+
+
+@task(name="stop-violating-changes", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
+def stop_violating_changes(runtime: Runtime, violation: Mapping[str, Any]) -> ViolationResponse:
+    return updates.stop_violating_changes(runtime, violation, log=get_run_logger())
+
+
+@task(name="close-response", cache_policy=NO_CACHE)
+def close_response(runtime: Runtime, resolved: Mapping[str, Any], event_id: str) -> str:
+    return updates.close_response(runtime, resolved, event_id, log=get_run_logger())

@@ -5,6 +5,7 @@ the applications they touch and their day."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from flows.respond import anomaly_response, budget_response
 from optimizer.pipeline.runtime import configured
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
+from optimizer.webhook.routes import route_event
 from tests.conftest import DAY_END, in_thread, sandbox_config, settings_for
 from tests.test_rollout import answer, flow_run
 
@@ -80,6 +82,20 @@ def test_latency_anomaly_proposes_a_faster_model_of_the_same_quality(after_a_nig
     assert outcome.rollout.status == "blocked" and "EU data residency" in outcome.rollout.message
     report = reported(after_a_night, "lat-1")
     assert report["report"]["details"]["outcome"] == "blocked"
+
+
+def test_an_observatory_threshold_on_latency_proposes_a_faster_model(after_a_night: SandboxServer) -> None:
+    # The specification's threshold-exceeded example, for a model the sandbox serves, as the
+    # receiver hands it to the flow.
+    example = json.loads((Path(__file__).parent / "spec_examples" / "observatory-threshold-exceeded.json").read_text())
+    example["data"]["model"] = "gpt-4o-2024-08-06"
+    routed = route_event(example)
+    assert routed is not None and routed[0] == "anomaly-response/anomaly-response"
+    outcome = respond_and_reject(anomaly_response, **routed[1])
+    assert outcome.trigger == "io.llm-platform.observatory.threshold-exceeded" and outcome.strategy == "faster_model"
+    assert set(outcome.applications) == {"support-bot", "marketing-writer"}
+    assert {c.preferred_models[0] for c in outcome.changes} == {"claude-3-5-sonnet-20241022"}
+    assert reported(after_a_night, "A234-1234-1234")["report"]["context"]["trigger"] == example["type"]
 
 
 def test_cost_spike_proposes_compression_and_caching(after_a_night: SandboxServer) -> None:

@@ -28,7 +28,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OPTIMIZER = str(BIN / "auto-optimizer")
 DEFAULT_PORTS = {4200, 8700, 8710}
-DEPLOYMENTS = ["anomaly-response", "budget-response", "nightly", "rollout"]
+DEPLOYMENTS = ["anomaly-resolved", "anomaly-response", "budget-response", "model-update-check", "nightly",
+               "policy-violation-response", "rollout"]
 # Lets the flow run these tests start give up late: it is still running when the signal comes.
 UNREACHABLE_PLATFORM = {f"AUTO_OPTIMIZER_{name.upper()}": url
                         for name, url in sandbox_endpoints(closed_port_url("")).items()}
@@ -70,7 +71,7 @@ def api_call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def served_deployments(api: str, timeout_s: float = 120) -> dict[str, str]:
-    """Deployment ids by name, once all four are registered."""
+    """Deployment ids by name, once all of them are registered."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = {d["name"]: d["id"] for d in api_call("POST", f"{api}/deployments/filter", {})}

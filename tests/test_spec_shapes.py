@@ -23,6 +23,7 @@ from optimizer.pipeline.runtime import Runtime
 from optimizer.recommendations import experiment_event, registry_conclusion, stored_experiment
 from optimizer.rollout.events import optimization_event, optimization_type, outcome_event
 from optimizer.sandbox import SandboxServer
+from optimizer.sandbox.emitter import SOURCES
 from optimizer.schemas.analysis import (
     CascadeReport,
     CompressionRecommendation,
@@ -43,6 +44,7 @@ from optimizer.schemas.rollout import (
 )
 from optimizer.settings import MODEL_CATALOG
 from optimizer.warehouse import Warehouse
+from optimizer.webhook.routes import IGNORED, ROUTES, route_event
 from tests.conftest import settings_for
 
 EXAMPLES = Path(__file__).parent / "spec_examples"
@@ -286,3 +288,22 @@ def test_an_adopted_compression_exports_the_prompt_tokens_it_saves(
              if m.name == "llm.optimization.token_savings" for p in m.data.data_points}
     # The savings are prompt tokens at the model's input price: 273.92 USD a month of them.
     assert saved[("prompt_compression", "doc-qa-tokens")] == pytest.approx(273.92 / price * 1000)
+
+
+# ---- the Event Type Registry -----------------------------------------------------------------
+
+def test_every_registered_event_type_is_routed_or_ignored_for_a_stated_reason() -> None:
+    for row in json.loads((EXAMPLES / "event-type-registry.json").read_text()):
+        assert (row["type"] in ROUTES) != (row["type"] in IGNORED), row["type"]
+        if row["type"] not in {"io.llm-platform.optimization.applied", "io.llm-platform.optimization.failed",
+                               "io.llm-platform.experiment.started", "io.llm-platform.experiment.completed"}:
+            assert SOURCES[row["type"]] == row["source"], row["type"]  # the sandbox sends it as listed
+
+
+@pytest.mark.parametrize("name", ["observatory-threshold-exceeded", "sentinel-alert", "governance-policy-violation",
+                                  "governance-budget-alert"])
+def test_the_examples_events_are_accepted_as_written(name: str) -> None:
+    event = example(name)
+    routed = route_event(event)
+    assert routed is not None and routed[0] == ROUTES[event["type"]].deployment
+    assert route_event(example("orchestrator-request-routed")) is None

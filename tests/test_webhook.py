@@ -147,15 +147,17 @@ def test_an_alert_in_either_mode_starts_the_anomaly_response(
 def test_a_batch_starts_one_run_per_actionable_event(receiver: BackgroundServer, receiver_inbox: Path) -> None:
     budget = CloudEvent(attributes={"type": "io.llm-platform.governance.budget-alert", "id": "budget-1",
                                     "source": "/governance/cost-tracker"}, data=BUDGET)
-    other = CloudEvent(attributes={"type": "io.llm-platform.registry.model-updated", "id": "reg-1",
-                                   "source": "/registry"}, data={"model_id": "gpt-4o"})
+    other = CloudEvent(attributes={"type": "io.llm-platform.request.routed", "id": "req-1",
+                                   "source": "/orchestrator/router"}, data={"request_id": "req-abc123"})
     batch = [json.loads(ce_http.to_structured_event(e).body) for e in (sentinel_event("batch-1"), budget, other)]
     response = httpx.post(f"{receiver.url}/events", content=json.dumps(batch),
                           headers={"Content-Type": "application/cloudevents-batch+json", **AUTH})
     assert response.status_code == 202
     body = response.json()
     assert {a["id"] for a in body["accepted"]} == {"batch-1", "budget-1"}
-    assert body["ignored"] == [{"id": "reg-1", "type": "io.llm-platform.registry.model-updated"}]
+    assert body["ignored"] == [{"id": "req-1", "type": "io.llm-platform.request.routed", "reason": (
+        "per-request traffic: the optimizer reads requests in bulk from the Observatory's telemetry, "
+        "not one event at a time")}]
     budget_run = flow_run(started_run(receiver_inbox, "/governance/cost-tracker", "budget-1"))
     assert budget_run.parameters["alert"]["team_id"] == "team-marketing"
 

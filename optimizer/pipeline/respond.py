@@ -93,6 +93,16 @@ def team_changes(runtime: Runtime, team_id: str, *, log: Log = LOG) -> tuple[lis
 
 
 def report_to_sentinel(runtime: Runtime, outcome: ResponseOutcome, *, log: Log = LOG) -> ResponseOutcome:
+    """Sentinel hears the outcome; the warehouse keeps it (`responded` on `anomaly/<alert id>`
+    or `budget-alert/<alert id>`) until an `anomaly-resolved` event closes it."""
+    if outcome.alert_id:
+        kind = "budget-alert" if outcome.trigger.endswith("budget-alert") else "anomaly"
+        with runtime.warehouse() as store:
+            store.audit.record("anomaly-response" if kind == "anomaly" else "budget-response", "responded",
+                               f"{kind}/{outcome.alert_id}",
+                               {"event_id": outcome.event_id, "strategy": outcome.strategy,
+                                "applications": outcome.applications, "message": outcome.message,
+                                "rollout_id": outcome.rollout.rollout_id if outcome.rollout else None})
     with runtime.clients() as clients:
         reported = clients.sentinel.report_anomaly(sentinel_report(outcome, datetime.now(UTC)))
     if reported is None:

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from optimizer.sandbox import emitter
 from optimizer.sandbox.faults import FaultSettings
 from optimizer.sandbox.services import (
     analytics,
@@ -66,6 +67,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             if not any((method, getattr(route, "path", "")) in left_out for method in getattr(route, "methods", ()))
         )
     app.include_router(served)
+    app.include_router(emitter.router)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:

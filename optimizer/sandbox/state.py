@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field, field_validator
@@ -31,6 +31,9 @@ from optimizer.schemas.routing import (
     TargetSelection,
 )
 from optimizer.settings import MODEL_CATALOG, SANDBOX_DEFAULT_TOKEN
+
+if TYPE_CHECKING:
+    from optimizer.sandbox.emitter import Subscriber
 
 
 class SandboxConfig(BaseModel):
@@ -94,6 +97,8 @@ class SandboxState:
         # Whether `POST /policies/evaluate` lists `violations` (the gRPC message's field) beside
         # `evaluated_policies`; off, it answers exactly as the REST example does.
         self.policy_violations_listed = True
+        # Where the sandbox sends the platform's events (`optimizer.sandbox.emitter`); none by default.
+        self.subscriber: Subscriber | None = None
 
     # ---- clock -------------------------------------------------------------------------
 

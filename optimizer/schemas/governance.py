@@ -270,6 +270,27 @@ class BudgetAlertData(WireModel):
     recommendations: list[BudgetRecommendation] = Field(default_factory=list)
 
 
+class ViolationContext(WireModel):
+    user_id: str | None = None
+    team_id: str | None = None
+    application_id: str | None = None
+
+
+class PolicyViolationData(WireModel):
+    """`data` of the `io.llm-platform.governance.policy-violation` event."""
+
+    violation_id: str
+    request_id: str | None = None
+    policy_id: str
+    policy_name: str | None = None
+    violation_type: str
+    severity: str
+    context: ViolationContext = Field(default_factory=ViolationContext)
+    details: dict[str, Any] = Field(default_factory=dict)
+    action_taken: str | None = None
+    notification_sent_to: list[str] = Field(default_factory=list)
+
+
 # ---- the upstream policy engine ---------------------------------------------------------
 
 

@@ -105,6 +105,18 @@ class ModelProfile(WireModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class ModelUpdatedData(WireModel):
+    """`data` of the `io.llm-platform.registry.model-updated` event. The specification lists
+    the type without a schema: `model_id` names the model; `changed_fields` (dotted paths) and
+    the profile as it now is may come along. The optimizer reads the profile from the Registry
+    either way."""
+
+    model_id: str
+    changed_fields: list[str] = Field(default_factory=list)
+    previous: dict[str, Any] = Field(default_factory=dict)
+    profile: ModelProfile | None = None
+
+
 class CapabilitiesSummary(WireModel):
     context_window: int
     features: list[str] = Field(default_factory=list)

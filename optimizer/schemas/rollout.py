@@ -168,3 +168,38 @@ class ApprovalRequest(BaseModel):
     evidence: str
     description: str
     approvers: list[str]
+
+
+RecheckVerdict = Literal["still_valid", "savings_changed", "invalidated"]
+
+
+class Revalidation(BaseModel):
+    """One adopted recommendation or live optimization, checked again after its model changed."""
+
+    subject: str  # recommendation/<id> or optimization/<id>
+    application_id: str
+    kind: ChangeKind
+    verdict: RecheckVerdict
+    reasons: list[str] = Field(default_factory=list)
+    monthly_savings_usd: float | None = None
+    revised_monthly_savings_usd: float | None = None  # where the new price allows recomputing it
+
+
+class ModelRecheck(BaseModel):
+    """What a `registry.model-updated` event changed for the optimizer's recommendations."""
+
+    model_id: str
+    status: str | None  # the model's status in the Registry now; None when it is gone
+    checked: list[Revalidation] = Field(default_factory=list)
+    message: str = ""
+
+
+class ViolationResponse(BaseModel):
+    """What a `governance.policy-violation` event did to the live changes it concerns."""
+
+    violation_id: str
+    policy_id: str
+    applications: list[str] = Field(default_factory=list)
+    stopped: list[str] = Field(default_factory=list)  # "<optimization id> <what became of it>"
+    kept: list[str] = Field(default_factory=list)  # live optimizations Governance still allows
+    message: str = ""

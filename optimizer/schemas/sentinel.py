@@ -101,6 +101,17 @@ class SentinelAlertData(WireModel):
     notification_targets: list[str] = Field(default_factory=list)
 
 
+class AnomalyResolvedData(WireModel):
+    """`data` of the `io.llm-platform.sentinel.anomaly-resolved` event. The specification
+    lists the type without a schema: the alert's `alert_id` is what ties it to the alert."""
+
+    alert_id: str
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    alert_type: str | None = None
+    anomaly_details: dict[str, Any] = Field(default_factory=dict)
+
+
 # ---- Sentinel's own webhook (the upstream service) ------------------------------------
 
 AnomalyType = Literal[

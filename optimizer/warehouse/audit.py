@@ -22,3 +22,11 @@ class AuditLog:
             "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
             [uuid.uuid4().hex, datetime.now(UTC), actor, action, subject, json.dumps(details or {}, default=str)],
         )
+
+    def entries(self, subject: str) -> list[dict[str, object]]:
+        """What happened to one subject, oldest first."""
+        rows = self._db.execute(
+            "SELECT occurred_at, actor, action, details FROM audit_log WHERE subject = ? ORDER BY occurred_at",
+            [subject]).fetchall()
+        return [{"occurred_at": at, "actor": actor, "action": action, "details": json.loads(details or "{}")}
+                for at, actor, action, details in rows]

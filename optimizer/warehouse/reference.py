@@ -84,6 +84,11 @@ class ReferenceData:
             with transaction(self._db) as db:
                 write_models(db, models)
 
+    def update_model(self, profile: ModelProfile) -> None:
+        """One model's profile as the Registry now has it (after a `model-updated` event)."""
+        with transaction(self._db) as db:
+            write_models(db, [profile])
+
     def model_ids(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT model_id FROM models ORDER BY 1").fetchall()]
 

@@ -35,7 +35,7 @@ from optimizer.settings import (
 from optimizer.webhook import sentinel
 from optimizer.webhook.dispatcher import Dispatcher
 from optimizer.webhook.inbox import Inbox
-from optimizer.webhook.routes import route_event
+from optimizer.webhook.routes import ignored_because, route_event
 from optimizer.webhook.starter import FlowStarter
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def create_receiver(config: ReceiverConfig, inbox: Inbox, starter: FlowStarter) 
             if not created:
                 duplicates.append({"id": entry.id, "source": entry.source, "flow_run_id": entry.flow_run_id})
             elif route is None:
-                ignored.append({"id": entry.id, "type": entry.type})
+                ignored.append({"id": entry.id, "type": entry.type, "reason": ignored_because(entry.type)})
             else:  # durable now: answered without waiting for the run, which the dispatcher starts
                 dispatcher.submit(entry)
                 accepted.append({"id": entry.id, "source": entry.source, "flow_run_id": None})
