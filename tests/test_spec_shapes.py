@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from optimizer.analysis.experiments import VariantStatistics, analyse_experiment
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.catalog import load_catalog
+from optimizer.ingest.mapping import columns_from_logs
+from optimizer.ingest.otlp import stage_otlp_file
 from optimizer.ingest.staging import StagingWriter
 from optimizer.pipeline.record import record_results
 from optimizer.pipeline.rollout import check_policies
@@ -307,3 +310,65 @@ def test_the_examples_events_are_accepted_as_written(name: str) -> None:
     routed = route_event(event)
     assert routed is not None and routed[0] == ROUTES[event["type"]].deployment
     assert route_event(example("orchestrator-request-routed")) is None
+
+
+# ---- the Observatory's example telemetry -------------------------------------------------------
+
+def logs_loaded(tmp_path: Path, *logs: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """(stored requests, quarantine reasons) after the nightly extraction's mapping and a load."""
+    with StagingWriter(tmp_path / "staged") as writer:
+        writer.write_columns(columns_from_logs(list(logs)))
+    return loaded(tmp_path)
+
+
+def loaded(tmp_path: Path) -> tuple[list[tuple[Any, ...]], list[str]]:
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[tmp_path / "staged"]))
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as db:
+        rows = db.execute("SELECT request_id, application_id, model, prompt_tokens, completion_tokens, cost_usd,"
+                          " latency_ms, status FROM requests").fetchall()
+        reasons = [r for (r,) in db.execute("SELECT reason FROM quarantine").fetchall()]
+    return rows, reasons
+
+
+def test_the_example_log_takes_its_ids_from_the_documented_fallbacks_and_is_told_the_token_attributes(
+    tmp_path: Path
+) -> None:
+    log = example("observatory-log")
+    rows, (reason,) = logs_loaded(tmp_path, log)
+    assert rows == []
+    # Its span id and service stand in for llm.request_id and llm.application_name; its one token
+    # count is a total, which says nothing of how many were prompt.
+    assert reason == ("prompt_tokens is missing: add gen_ai.usage.prompt_tokens (or gen_ai.usage.input_tokens); "
+                      "completion_tokens is missing: add gen_ai.usage.completion_tokens "
+                      "(or gen_ai.usage.output_tokens)")
+
+
+def test_a_log_without_any_id_is_told_which_attributes_to_add(tmp_path: Path) -> None:
+    log = example("observatory-log")
+    for name in ("span_id", "service.name", "llm.request.model"):
+        del log["attributes"][name]
+    _, (reason,) = logs_loaded(tmp_path, log)
+    assert "request_id is missing: add llm.request_id (or a span id: a span's spanId, a log record's span_id)" in reason
+    assert ("application_id is missing: add llm.application_name (or llm.application_id, the resource's "
+            "service.name)") in reason
+    assert "model is missing: add gen_ai.request.model (or gen_ai.response.model, llm.request.model)" in reason
+
+
+def test_the_example_log_with_its_token_split_loads(tmp_path: Path) -> None:
+    log = example("observatory-log")
+    log["attributes"] |= {"gen_ai.usage.prompt_tokens": 128, "gen_ai.usage.completion_tokens": 245}
+    rows, reasons = logs_loaded(tmp_path, log)
+    assert reasons == []
+    assert rows == [("00f067aa0ba902b7", "llm-orchestrator", "gpt-4", 128, 245, 0.01492, 2500.0, "ok")]
+
+
+def test_the_example_span_loads_as_the_collector_writes_it(tmp_path: Path) -> None:
+    line = json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                          "scopeSpans": [{"spans": [example("observatory-trace")]}]}]})
+    (tmp_path / "spans.jsonl").write_text(line + "\n")
+    stage_otlp_file(tmp_path / "spans.jsonl", tmp_path / "staged")
+    rows, (reason,) = loaded(tmp_path)
+    # Every column maps; without a cost attribute it is priced from the catalog, which has no gpt-4.
+    assert rows == [] and reason == "cost_usd is missing and model gpt-4 has no price in the catalog"

@@ -15,9 +15,14 @@ from typing import Any
 import orjson
 
 from optimizer.schemas.records import MAX_TEXT_LENGTH, MAX_UNKNOWN_NAMES
-from optimizer.schemas.telemetry import ATTRIBUTE_ALIASES, COLUMN_OF_ATTRIBUTE
+from optimizer.schemas.telemetry import (
+    APPLICATION_FALLBACKS,
+    ATTRIBUTE_ALIASES,
+    COLUMN_OF_ATTRIBUTE,
+    REQUEST_ID_FALLBACKS,
+)
 
-_KNOWN_ATTRIBUTES = frozenset(COLUMN_OF_ATTRIBUTE)
+_KNOWN_ATTRIBUTES = frozenset([*COLUMN_OF_ATTRIBUTE, *REQUEST_ID_FALLBACKS, *APPLICATION_FALLBACKS])
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ERROR_SEVERITY_NUMBER = 17  # OpenTelemetry log data model: 17-20 are ERROR
@@ -74,6 +79,16 @@ def columns_from_logs(logs: Sequence[Any]) -> dict[str, list[Any]]:
         column: [_first_present(a, aliases) for a in usable] if len(aliases) > 1 else [a.get(aliases[0]) for a in usable]
         for column, aliases in ATTRIBUTE_ALIASES.items()
     }
+    # The documented fallbacks, as spans have them: the span id for the request, the calling
+    # service for the application (the specification's example log has only these).
+    columns["request_id"] = [
+        found if found is not None else _first_present(a, REQUEST_ID_FALLBACKS) or log.get("spanId")
+        for found, a, log in zip(columns["request_id"], usable, objects, strict=True)
+    ]
+    columns["application_id"] = [
+        found if found is not None else _first_present(a, APPLICATION_FALLBACKS)
+        for found, a in zip(columns["application_id"], usable, strict=True)
+    ]
     columns["ts"] = [log.get("timestamp") for log in objects]
     severities = [log.get("severityNumber") for log in objects]
     columns["status"] = [

@@ -39,6 +39,30 @@ COLUMN_OF_ATTRIBUTE: MappingProxyType[str, str] = MappingProxyType(
 )
 
 
+# What identifies a request and its application when no `llm.*` attribute does: the span id
+# (a span's `spanId`; a log record's `span_id` attribute or `spanId`) and the service that
+# made the call (`service.name`, of a span's resource or among a log record's attributes).
+REQUEST_ID_FALLBACKS: tuple[str, ...] = ("span_id",)
+APPLICATION_FALLBACKS: tuple[str, ...] = ("service.name",)
+_ELSEWHERE = {
+    "request_id": "a span id: a span's spanId, a log record's span_id",
+    "application_id": "the resource's service.name",
+    "ts": "a log record's timestamp, a span's startTimeUnixNano",
+    "latency_ms": "a span's start and end times",
+    "status": "a span's status code, a log record's severityNumber",
+}
+
+
+def missing_hint(column: str) -> str | None:
+    """What a telemetry record lacking `column` should add, e.g. for `prompt_tokens`
+    `add gen_ai.usage.prompt_tokens (or gen_ai.usage.input_tokens)`."""
+    aliases = ATTRIBUTE_ALIASES.get(column, ())
+    others = [*aliases[1:], *([_ELSEWHERE[column]] if column in _ELSEWHERE else [])]
+    if not aliases:
+        return f"add {_ELSEWHERE[column]}" if column in _ELSEWHERE else None
+    return f"add {aliases[0]}" + (f" (or {', '.join(others)})" if others else "")
+
+
 def canonical_attribute(column: str) -> str:
     """The attribute name the optimizer writes for `column`."""
     return ATTRIBUTE_ALIASES[column][0]

@@ -23,6 +23,7 @@ from optimizer.schemas.records import (
     Column,
     RecordBounds,
 )
+from optimizer.schemas.telemetry import missing_hint
 
 # cost_usd may be absent when the model's list price can compute it (docs/request-record.md).
 DERIVABLE = frozenset({"cost_usd"})
@@ -94,18 +95,21 @@ def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
-def _checks(column: Column, raw: str, typed: str, source_type: str | None, bounds: RecordBounds) -> list[str]:
+def _checks(column: Column, raw: str, typed: str, source_type: str | None, bounds: RecordBounds,
+            telemetry: bool = False) -> list[str]:
     name = column.name
+    hint = missing_hint(name) if telemetry else None
+    is_missing = literal(f"{name} is missing" + (f": {hint}" if hint else ""))
     if is_unusable(source_type):
         # No cast, so no other rule applies: the value is there and is no value, or is missing.
-        missing = literal(name + " is missing") if column.required and name not in DERIVABLE else "NULL"
+        missing = is_missing if column.required and name not in DERIVABLE else "NULL"
         return [f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'{name} has type {source_type}, not a single value')}"
                 f" ELSE {missing} END"]
     shown = f"left(CAST({raw} AS VARCHAR), 60)"
     checks = []
     if column.required and name not in DERIVABLE:
         missing = f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL"
-        checks.append(f"CASE WHEN {missing} THEN {literal(name + ' is missing')} END")
+        checks.append(f"CASE WHEN {missing} THEN {is_missing} END")
     if column.kind != "string" and not is_native(column, source_type):
         checks.append(
             f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
@@ -205,7 +209,9 @@ def typed_projection(
         raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
         source_type = present.get(column.name)
         typed = _typed(column, raw, source_type)
-        problems += _checks(column, raw, typed, source_type, bounds)
+        # Rows staged from telemetry carry `_unknown`: a missing column there is told which
+        # attribute would have given it.
+        problems += _checks(column, raw, typed, source_type, bounds, telemetry="_unknown" in present)
         if column.kind == "string" and column.name in present and not is_unusable(source_type):
             text_columns.append((column.name, raw, typed))
         if column.default is not None:

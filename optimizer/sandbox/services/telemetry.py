@@ -67,8 +67,9 @@ def _corrupt(record: dict[str, Any], kind: str) -> None:
         attributes[canonical_attribute("cost_usd")] = "n/a"
     elif kind == "bad_timestamp":
         record["timestamp"] = "yesterday afternoon"
-    elif kind == "missing_request_id":
+    elif kind == "missing_request_id":  # no id at all: not even the span id that stands in for it
         attributes.pop(canonical_attribute("request_id"), None)
+        attributes.pop("span_id", None)
     elif kind == "non_numeric_latency":
         attributes[canonical_attribute("latency_ms")] = "slow"
 
