@@ -372,3 +372,22 @@ def test_the_example_span_loads_as_the_collector_writes_it(tmp_path: Path) -> No
     rows, (reason,) = loaded(tmp_path)
     # Every column maps; without a cost attribute it is priced from the catalog, which has no gpt-4.
     assert rows == [] and reason == "cost_usd is missing and model gpt-4 has no price in the catalog"
+
+
+def test_an_approved_change_gone_live_as_an_experiment_announces_its_start() -> None:
+    outcome = RolloutOutcome(
+        rollout_id="r-2", status="experimenting", message="live", optimization_id="opt-9", experiment_id="exp-opt-9",
+        experiment_version="opt-9-experiment", experiment_percent=10.0,
+        changes=[ProposedChange(application_id="doc-qa", kind="prompt_compression", technique="llmlingua",
+                                min_prompt_tokens=800, monthly_savings_usd=140.0)])
+    event = outcome_event(outcome, NOW)
+    assert event is not None
+    assert (event.type, event.source, event.subject) == (
+        "io.llm-platform.experiment.started", "/auto-optimizer/experiments", "experiment/exp-opt-9")
+    completed = example("experiment-completed")["data"]
+    at_start = {"experiment_id", "experiment_name", "experiment_type", "status", "variants"}
+    assert at_start <= set(completed) and at_start <= set(event.data)
+    assert event.data["experiment_type"] == "prompt_optimization" and event.data["status"] == "running"
+    assert [(v["variant_id"], v["traffic_percentage"]) for v in event.data["variants"]] == [
+        ("control", 90.0), ("treatment", 10.0)]
+    assert set(completed["variants"][0]) - {"total_requests", "metrics"} <= set(event.data["variants"][1])

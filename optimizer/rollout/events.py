@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from optimizer.rollout.experiments import EXPERIMENT_TYPES, described
 from optimizer.schemas.analysis import ExperimentAnalysis, VariantUsage
 from optimizer.schemas.events import (
+    EXPERIMENT_STARTED,
+    EXPERIMENTS_SOURCE,
     OPTIMIZATION_APPLIED,
     OPTIMIZATION_FAILED,
     OPTIMIZATION_TYPES,
@@ -96,10 +99,33 @@ def outcome_event(outcome: RolloutOutcome, now: datetime) -> OutgoingEvent | Non
         data |= {"reason": outcome.status, "restored_version": outcome.restored_version,
                  "breaches": outcome.guardrails.breaches if outcome.guardrails else [],
                  "policy_violations": [v for p in outcome.policy for v in p.blocking]}
+    elif outcome.status == "experimenting" and outcome.experiment_id:
+        return experiment_started(outcome, data, now)
     else:
         return None
     return OutgoingEvent(id=f"evt-rollout-{outcome.rollout_id}-{outcome.status}", type=kind, source=SOURCE,
                          subject=f"rollout/{outcome.rollout_id}", time=now, data=data)
+
+
+def experiment_started(outcome: RolloutOutcome, rollout: dict[str, object], now: datetime) -> OutgoingEvent:
+    """`experiment.started` for an approved change gone live as an A/B experiment: the
+    Experiment Result Event's fields that exist at its start, and the rollout's."""
+    percent = outcome.experiment_percent or 0.0
+    treatment = "; ".join(described(c) for c in outcome.changes)
+    data = {
+        "experiment_id": outcome.experiment_id, "experiment_name": treatment,
+        "experiment_type": EXPERIMENT_TYPES.get(outcome.changes[0].kind, "routing") if outcome.changes else "routing",
+        "status": "running",
+        "variants": [{"variant_id": "control", "description": "the current routing", "traffic_percentage": 100 - percent},
+                     {"variant_id": "treatment", "description": treatment, "traffic_percentage": percent}],
+        "optimization_id": outcome.optimization_id, "rollout_id": outcome.rollout_id,
+        "version": outcome.experiment_version,
+        "approver": outcome.approval.approver if outcome.approval else None,
+        **{k: rollout[k] for k in ("optimization_type", "applications", "changes", "previous_version",
+                                   "expected_monthly_savings_usd", "metadata")},
+    }
+    return OutgoingEvent(id=f"evt-{outcome.experiment_id}-started", type=EXPERIMENT_STARTED,
+                         source=EXPERIMENTS_SOURCE, subject=f"experiment/{outcome.experiment_id}", time=now, data=data)
 
 
 def sentinel_report(outcome: ResponseOutcome, now: datetime) -> AnomalyReport:

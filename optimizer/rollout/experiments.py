@@ -20,7 +20,8 @@ AFTER_ROLLOUT: dict[RolloutStatus, OptimizationStatus] = {
 }
 
 
-def _what(change: ProposedChange) -> str:
+def described(change: ProposedChange) -> str:
+    """What a change does, in a phrase (an experiment's treatment)."""
     if change.kind == "model_cascade":
         return (f"{change.primary_model} answers first, {change.fallback_model} below confidence "
                 f"{change.confidence_threshold:g}")
@@ -41,10 +42,10 @@ def experiment_definition(
         experiment_id=experiment_id,
         experiment_type=EXPERIMENT_TYPES.get(first.kind, "routing"),
         technique=first.kind,
-        hypothesis="; ".join(_what(c) for c in changes) + " keeps quality while cutting cost",
+        hypothesis="; ".join(described(c) for c in changes) + " keeps quality while cutting cost",
         configuration={
             "variants": [{"variant_id": "control", "description": "the current routing"},
-                         {"variant_id": "treatment", "description": "; ".join(_what(c) for c in changes)}],
+                         {"variant_id": "treatment", "description": "; ".join(described(c) for c in changes)}],
             "traffic_allocation": {"control": (100 - percent) / 100, "treatment": percent / 100},
             "traffic_percentage": {"control": 100 - percent, "treatment": percent},
             "max_quality_drop": max_quality_drop,  # the margin the change was certified with
