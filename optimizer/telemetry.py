@@ -137,6 +137,14 @@ def record_savings(*, optimization_type: str, application: str, cost_usd: float,
         "llm.optimization.cost_savings_usd", unit="USD", description="Estimated monthly savings of recommendations"
     ).add(max(cost_usd, 0.0), labels)
     if tokens:
-        meter.create_counter(
-            "llm.optimization.token_savings", unit="tokens", description="Estimated monthly prompt tokens saved"
-        ).add(max(tokens, 0.0), labels)
+        record_token_savings(optimization_type=optimization_type, application=application, tokens=tokens,
+                             kind="forecast")
+
+
+def record_token_savings(*, optimization_type: str, application: str, tokens: float, kind: str) -> None:
+    """`llm.optimization.token_savings`: prompt tokens a month, `forecast` by an adopted
+    recommendation or `realized` by a deployed change (attribute `savings.kind`)."""
+    _meter().create_counter(
+        "llm.optimization.token_savings", unit="tokens", description="Monthly prompt tokens saved"
+    ).add(max(tokens, 0.0), {"optimization.type": optimization_type, "application": application,
+                             "savings.kind": kind})

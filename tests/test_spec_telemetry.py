@@ -13,20 +13,24 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from optimizer.analysis.realized import DAYS_PER_MONTH
 from optimizer.catalog import load_catalog
 from optimizer.ingest.mapping import columns_from_logs
 from optimizer.ingest.otlp import stage_otlp_file
 from optimizer.ingest.staging import StagingWriter
+from optimizer.pipeline.loop import measure_realized
 from optimizer.pipeline.record import record_results
 from optimizer.pipeline.runtime import Runtime
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.analysis import CascadeReport, CompressionRecommendation, CompressionReport
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.loads import LoadBatch
-from optimizer.settings import MODEL_CATALOG
+from optimizer.schemas.optimizations import Optimization, fingerprint
+from optimizer.schemas.rollout import ProposedChange
+from optimizer.settings import MODEL_CATALOG, Settings
 from optimizer.warehouse import Warehouse
 from tests.conftest import settings_for
-from tests.test_spec_shapes import GPT4O, example
+from tests.test_spec_shapes import GPT4O, NOW, example
 
 # ---- the Observatory's example telemetry -------------------------------------------------------
 
@@ -112,8 +116,37 @@ def test_an_adopted_compression_exports_the_prompt_tokens_it_saves(
                    alpha=0.05, max_quality_drop=0.02)
     data = telemetry_capture[1].get_metrics_data()
     assert data is not None
-    saved = {(p.attributes["optimization.type"], p.attributes["application"]): p.value
+    saved = {(p.attributes["optimization.type"], p.attributes["application"], p.attributes["savings.kind"]): p.value
              for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
              if m.name == "llm.optimization.token_savings" for p in m.data.data_points}
     # The savings are prompt tokens at the model's input price: 273.92 USD a month of them.
-    assert saved[("prompt_compression", "doc-qa-tokens")] == pytest.approx(273.92 / price * 1000)
+    assert saved[("prompt_compression", "doc-qa-tokens", "forecast")] == pytest.approx(273.92 / price * 1000)
+
+
+def test_a_deployed_compression_exports_the_prompt_tokens_it_really_saves(
+    tmp_path: Path, telemetry_capture: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    before = [{"request_id": f"b-{i}", "ts": f"2026-11-22T{i:02d}:00:00Z", "prompt_tokens": 1000,
+               "cost_usd": 0.010 + i / 1e4} for i in range(12)]
+    after = [{"request_id": f"a-{i}", "ts": f"2026-11-24T{i:02d}:00:00Z", "prompt_tokens": 500,
+              "cost_usd": 0.006 + i / 1e4, "optimization_id": "opt-tokens", "compression_technique": "llmlingua",
+              "original_prompt_tokens": 1000} for i in range(12)]
+    with StagingWriter(tmp_path / "staged") as writer:
+        writer.write([{"application_id": "doc-qa-realized", "model": GPT4O, "completion_tokens": 100,
+                       "latency_ms": 900.0, "status": "ok", "shadow": False, **row} for row in before + after])
+    settings = Settings(warehouse=tmp_path / "w.duckdb")
+    with Warehouse(settings.warehouse) as store:
+        store.loads.load(LoadBatch(source="test", request_files=[tmp_path / "staged"]))
+        change = ProposedChange(application_id="doc-qa-realized", kind="prompt_compression", technique="llmlingua")
+        store.optimizations.save([Optimization(
+            optimization_id="opt-tokens", application_id="doc-qa-realized", changes=[change],
+            fingerprint=fingerprint([change]), status="deployed", proposed_by="run-0", proposed_at=NOW,
+            updated_at=NOW, forecast_monthly_savings_usd=100.0)])
+    (result,) = measure_realized(Runtime(settings), "run-1", NOW, alpha=0.05, baseline_days=7)
+    assert result.realized_monthly_tokens_saved == pytest.approx(500 * result.requests_per_day * DAYS_PER_MONTH)
+    data = telemetry_capture[1].get_metrics_data()
+    assert data is not None
+    saved = {(p.attributes["application"], p.attributes["savings.kind"]): p.value
+             for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+             if m.name == "llm.optimization.token_savings" for p in m.data.data_points}
+    assert saved[("doc-qa-realized", "realized")] == pytest.approx(result.realized_monthly_tokens_saved)

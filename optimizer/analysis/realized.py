@@ -8,6 +8,7 @@ between the two periods; the interval covers sampling noise, not that.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from optimizer.analysis.statistics import SampleMean, welch
@@ -25,6 +26,7 @@ class ServedTraffic:
     cost: SampleMean
     latency: SampleMean
     quality: SampleMean
+    prompt_tokens: float = math.nan  # mean prompt tokens sent per request
 
 
 def realized_savings(
@@ -40,6 +42,7 @@ def realized_savings(
     low, high = (-cost.ci[1] * per_day * DAYS_PER_MONTH, -cost.ci[0] * per_day * DAYS_PER_MONTH)
     quality = welch(before.quality, after.quality, alpha) if before.quality.n > 1 and after.quality.n > 1 else None
     latency = welch(before.latency, after.latency, alpha)
+    tokens = (before.prompt_tokens - after.prompt_tokens) * per_day * DAYS_PER_MONTH
     return RealizedSavings(
         optimization_id=optimization_id, application_id=application_id,
         requests_before=before.requests, requests_after=after.requests, days_after=after.days,
@@ -51,4 +54,5 @@ def realized_savings(
         forecast_error_pct=100 * (monthly - forecast_monthly_usd) / forecast_monthly_usd if forecast_monthly_usd else None,
         quality_change=quality.absolute if quality else None, quality_change_ci=quality.ci if quality else None,
         latency_change_ms=latency.absolute, latency_change_ci=latency.ci,
+        realized_monthly_tokens_saved=tokens if math.isfinite(tokens) else None,
     )

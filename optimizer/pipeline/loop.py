@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from optimizer import telemetry
 from optimizer.analysis.realized import realized_savings
 from optimizer.pipeline.rollout import adopted_changes, apply_routing, guardrail_reading
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
-from optimizer.rollout.events import optimization_event
+from optimizer.rollout.events import optimization_event, optimization_type
 from optimizer.rollout.guardrails import judge
 from optimizer.rollout.proposals import plan_proposals
 from optimizer.schemas.analysis import ExperimentFinding
@@ -160,6 +161,11 @@ def measure_realized(
                                       optimization.forecast_monthly_savings_usd, alpha)
             if result is not None:
                 found.append(result)
+                if result.realized_monthly_tokens_saved and result.realized_monthly_tokens_saved > 0:
+                    telemetry.record_token_savings(
+                        optimization_type=optimization_type(optimization.changes),
+                        application=optimization.application_id, tokens=result.realized_monthly_tokens_saved,
+                        kind="realized")
         store.realized.record(run_id, window_end, found)
     for r in found:
         log.info("%s realized %.2f USD a month (forecast %.2f)", r.optimization_id, r.realized_monthly_savings_usd,

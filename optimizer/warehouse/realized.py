@@ -16,7 +16,7 @@ from optimizer.schemas.optimizations import RealizedSavings
 _STATISTICS = """
     count(*), greatest(epoch(max(ts)) - epoch(min(ts)), 3600) / 86400,
     fsum(cost_usd), fsum(cost_usd * cost_usd), fsum(latency_ms), fsum(latency_ms * latency_ms),
-    count(quality_score), fsum(quality_score), fsum(quality_score * quality_score)
+    count(quality_score), fsum(quality_score), fsum(quality_score * quality_score), fsum(prompt_tokens)
 """
 
 
@@ -24,10 +24,11 @@ def _traffic(row: tuple[Any, ...] | None) -> ServedTraffic:
     if row is None or not row[0]:
         empty = SampleMean(0, float("nan"), float("nan"))
         return ServedTraffic(0, 0.0, empty, empty, empty)
-    n, days, cost, cost2, latency, latency2, scored, quality, quality2 = row
+    n, days, cost, cost2, latency, latency2, scored, quality, quality2, prompt = row
     return ServedTraffic(int(n), float(days), SampleMean.from_sums(int(n), float(cost), float(cost2)),
                          SampleMean.from_sums(int(n), float(latency), float(latency2)),
-                         SampleMean.from_sums(int(scored), float(quality or 0), float(quality2 or 0)))
+                         SampleMean.from_sums(int(scored), float(quality or 0), float(quality2 or 0)),
+                         float(prompt) / int(n))
 
 
 class Realized:
