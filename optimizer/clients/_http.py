@@ -55,12 +55,12 @@ class RetryPolicy:
         return rng.uniform(0, ceiling)
 
 
-@functools.cache
 def query_time(moment: datetime) -> str:
     """A time as the platform's query parameters take it: ISO 8601 in UTC, with `Z`."""
     return moment.isoformat().replace("+00:00", "Z")
 
 
+@functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One verified TLS context for every client: loading the CA bundle costs ~25 ms a time."""
     return httpx.create_ssl_context()
