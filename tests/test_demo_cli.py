@@ -1,8 +1,8 @@
 """The README's commands as a user runs them: `auto-optimizer demo` and `run nightly`.
 
-The demo as a user first meets it, from an installed wheel with an empty PREFECT_HOME and
-run twice, is tests/test_packaging.py's; here the CLI runs in-process against the session's
-Prefect API, so no test migrates a second new Prefect database.
+The demo as a user first meets it, from an installed wheel with an empty PREFECT_HOME, is
+tests/test_packaging.py's; here the CLI runs in-process against the session's Prefect API,
+so no test migrates a second new Prefect database.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from deployments.cli import main
+from optimizer import embedded_prefect
 from optimizer.settings import Settings
 from tests.conftest import DAY_END
 
@@ -43,9 +44,25 @@ def test_run_nightly_prints_one_json_document(settings: Settings, monkeypatch: p
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_the_demo_speaks_the_upstream_apis_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    upstream = json_output(monkeypatch, "demo", "--json", "--workdir", str(tmp_path / "demo"), "--days", "2",
-                           "--requests-per-day", "1500", "--api-style", "upstream")
+def test_the_demo_speaks_the_upstream_apis_too_and_a_second_run_loads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = ["demo", "--json", "--workdir", str(tmp_path / "demo"), "--days", "2", "--requests-per-day", "1500",
+            "--api-style", "upstream"]
+    upstream = json_output(monkeypatch, *demo)
     assert int(upstream["requests_loaded"]) > 2000 and int(upstream["cost_days"]) == 14
     assert Path(str(upstream["report"])).is_relative_to(tmp_path / "demo" / "reports")
     assert Path(str(upstream["report"])).is_file()
+    second = json_output(monkeypatch, *demo)  # the same day: the same window, nothing new in it
+    assert second["requests_loaded"] == 0 and second["quarantined"] == 0
+    assert second["requests_total"] == upstream["requests_total"]
+
+
+def test_a_prefect_home_already_migrated_is_not_migrated_again(tmp_path: Path) -> None:
+    database = tmp_path / "prefect-home" / "prefect.db"
+    database.parent.mkdir()
+    database.write_bytes(b"")  # an empty SQLite file: a migration would fill it
+    environ = {"PREFECT_HOME": str(database.parent)}
+    embedded_prefect.prepare(environ)
+    assert database.read_bytes() == b""
+    assert environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == str(embedded_prefect.STARTUP_TIMEOUT_S)
