@@ -240,7 +240,11 @@ def test_an_event_accepted_while_its_deployment_is_missing_starts_later(tmp_path
         assert flow_run(run_id).parameters["alert"]["team_id"] == "team-marketing"
 
 
-def test_three_hundred_events_from_thirty_concurrent_senders_are_each_accepted_once(
+SENDERS, EVENTS_EACH = 20, 5
+STALL_S = 90  # the runs' starting may crawl on a busy machine; it must not stop
+
+
+def test_a_hundred_events_from_twenty_concurrent_senders_are_each_accepted_once(
     receiver: BackgroundServer, receiver_inbox: Path
 ) -> None:
     before = run_count("anomaly-response")
@@ -248,22 +252,26 @@ def test_three_hundred_events_from_thirty_concurrent_senders_are_each_accepted_o
     def send(sender: int) -> list[int]:
         statuses = []
         with httpx.Client(timeout=60) as client:
-            for n in range(10):
+            for n in range(EVENTS_EACH):
                 message = ce_http.to_structured_event(sentinel_event(f"load-{sender}-{n}"))
                 reply = client.post(f"{receiver.url}/events", content=message.body, headers={**message.headers, **AUTH})
                 statuses.append(reply.status_code)
         return statuses
 
-    with ThreadPoolExecutor(max_workers=30) as pool:
-        statuses = [s for batch in pool.map(send, range(30)) for s in batch]
-    assert statuses == [202] * 300
+    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
+        statuses = [s for batch in pool.map(send, range(SENDERS)) for s in batch]
+    events = SENDERS * EVENTS_EACH
+    assert statuses == [202] * events
     inbox = Inbox(receiver_inbox)
-    assert inbox.count() == 300
-    deadline = time.monotonic() + 120
-    while inbox.unstarted() and time.monotonic() < deadline:  # runs not started before answering
+    assert inbox.count() == events
+    waiting, progress_at = len(inbox.unstarted()), time.monotonic()
+    while waiting:  # runs not started before answering, each started since
         time.sleep(0.5)
-    assert inbox.unstarted() == []
-    assert run_count("anomaly-response") - before == 300
+        now_waiting = len(inbox.unstarted())
+        if now_waiting < waiting:
+            waiting, progress_at = now_waiting, time.monotonic()
+        assert time.monotonic() - progress_at < STALL_S, f"{waiting} runs not started, none for {STALL_S} s"
+    assert run_count("anomaly-response") - before == events
 
 
 class WatchedStarter:
