@@ -31,7 +31,7 @@ from optimizer.webhook.starter import PrefectStarter
 from tests.test_ingest_cli import export_line, genai_span
 
 # No shrinking: a failure is printed as found, and the suite's time stays bounded.
-EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
                     phases=(Phase.explicit, Phase.reuse, Phase.generate))
 _ids = itertools.count()
 BOUNDS = RecordBounds()
