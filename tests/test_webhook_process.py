@@ -140,6 +140,9 @@ def test_a_client_gone_mid_body_is_one_log_line_without_a_token(receiver: Receiv
     assert len(logged.splitlines()) == 5, logged
 
 
+SENDERS, EVENTS_EACH = 4, 20
+
+
 def test_two_kill_9s_lose_no_acknowledged_event(tmp_path: Path) -> None:
     """Four senders, each resending an event until it is answered (as a platform retries);
     the receiver is killed twice while they send and started again on the same inbox. Every
@@ -147,12 +150,13 @@ def test_two_kill_9s_lose_no_acknowledged_event(tmp_path: Path) -> None:
     register_deployments()
     before = run_count("anomaly-response")
     receiver = Receiver(tmp_path)
+    events = SENDERS * EVENTS_EACH
     acknowledged: set[str] = set()
     guard = threading.Lock()
 
     def send(sender: int) -> None:
         with httpx.Client(timeout=10) as client:
-            for n in range(40):
+            for n in range(EVENTS_EACH):
                 event = {"specversion": "1.0", "id": f"kill-{sender}-{n}", "source": SOURCE,
                          "type": "io.llm-platform.sentinel.alert", "data": ALERT}
                 while True:
@@ -165,21 +169,21 @@ def test_two_kill_9s_lose_no_acknowledged_event(tmp_path: Path) -> None:
                             break
                     time.sleep(0.05)
 
-    senders = [threading.Thread(target=send, args=(n,), daemon=True) for n in range(4)]
+    senders = [threading.Thread(target=send, args=(n,), daemon=True) for n in range(SENDERS)]
     with contextlib.ExitStack() as stack:
         process = stack.enter_context(receiver.running())
         for thread in senders:
             thread.start()
-        for target in (40, 100):
+        for target in (events // 4, events * 5 // 8):  # a kill early on, one after more than half
             wait_until(lambda target=target: len(acknowledged) >= target, f"{target} events acknowledged", 120)
             os.kill(process.pid, signal.SIGKILL)
             process.process.wait(timeout=10)
             process = stack.enter_context(receiver.running())
         for thread in senders:
             thread.join(timeout=180)
-        assert len(acknowledged) == 160
+        assert len(acknowledged) == events
         wait_until(lambda: not Inbox(receiver.inbox).unstarted(), "every accepted event's run started", 180)
     inbox = Inbox(receiver.inbox)
-    assert inbox.count() == 160
+    assert inbox.count() == events
     assert all((entry := inbox.get(SOURCE, event_id)) and entry.flow_run_id for event_id in acknowledged)
-    assert run_count("anomaly-response") - before == 160
+    assert run_count("anomaly-response") - before == events
