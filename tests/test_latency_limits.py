@@ -127,3 +127,43 @@ def test_latency_statistics_from_duckdb_equal_the_direct_computation(tmp_path: P
     for got, want in zip(from_file.candidates, direct.candidates, strict=True):
         assert got.latency_increase_bound_ms == pytest.approx(want.latency_increase_bound_ms)
         assert got.p95_latency_change_pct == pytest.approx(want.p95_latency_change_pct)
+
+
+def test_a_cascade_for_simple_requests_only_reaches_the_routing_and_the_sandbox_serves_it_so() -> None:
+    from datetime import UTC, date, datetime
+
+    from optimizer.rollout.plan import apply_changes, change_from_recommendation
+    from optimizer.sandbox import SandboxConfig
+    from optimizer.sandbox.serving import Plan, serve
+    from optimizer.sandbox.state import SandboxState
+    from optimizer.sandbox.truth import Truth
+    from optimizer.schemas.analysis import CascadeRecommendation
+    from optimizer.schemas.routing import RoutingConfig
+
+    entry = CascadeRecommendation(
+        application_id="support-bot", decision="adopt", primary_model="gpt-4o-mini-2024-07-18",
+        fallback_model="gpt-4o-2024-08-06", confidence_threshold=0.9, escalation_rate=0.5, cost_reduction_pct=30.0,
+        quality_change=-0.01, quality_change_ci=(-0.015, -0.005), n_pairs=1000, reason="simple only",
+        complexity_threshold=0.33, complexity_levels=["simple"])
+    change = change_from_recommendation(entry, team_id=None, monthly_savings_usd=None, recommendation_id=None)
+    assert change is not None and change.complexity_threshold == 0.33
+    (rule,) = apply_changes(RoutingConfig(), [change]).routing_rules
+    assert rule.target_selection.cascade_config is not None
+    assert rule.target_selection.cascade_config.escalation_threshold.complexity_score == 0.33
+    plan = Plan.of(rule)
+    assert plan is not None and plan.complexity_threshold == 0.33
+
+    state = SandboxState(SandboxConfig(seed=42, requests_per_day=12_000, now=datetime(2026, 12, 2, tzinfo=UTC)))
+    truth = Truth(state.traffic, date(2026, 12, 2), sample=4000)
+    requests, noise = truth._requests("support-bot")
+    served = serve(plan, state.traffic.model_index, state.traffic.table, requests, noise.first, noise.second,
+                   noise.ratio)
+    alone = serve(Plan("gpt-4o-2024-08-06"), state.traffic.model_index, state.traffic.table, requests, noise.second,
+                  noise.second, noise.ratio)
+    assert requests.complexity is not None
+    complex_rows = requests.complexity > 0
+    fallback = state.traffic.model_index["gpt-4o-2024-08-06"]
+    assert (served.model[complex_rows] == fallback).all() and served.escalated[complex_rows].all()
+    assert np.array_equal(served.latency_ms[complex_rows], alone.latency_ms[complex_rows])  # no primary call
+    assert np.array_equal(served.cost_usd[complex_rows], alone.cost_usd[complex_rows])
+    assert (served.model[~complex_rows] != fallback).any()

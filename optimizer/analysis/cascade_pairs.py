@@ -1,26 +1,21 @@
 """Shadow pairs as the cascade analysis reads them: per confidence bin (and complexity level)
-sums computed by the warehouse, and the cascades a candidate primary allows.
-
-A request's complexity level owns a third of the [0, 1] complexity score (simple [0, 1/3],
-moderate (1/3, 2/3], complex (2/3, 1]); a cascade that routes levels up to k to its primary has
-`complexity_threshold` (k + 1) / 3, and requests scoring above it go straight to the fallback.
+sums computed by the warehouse, and the cascades a candidate primary allows (all requests to
+the primary first, or only the simpler complexity levels; see `optimizer.schemas.routing` for
+the levels' scores).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from optimizer.schemas.routing import COMPLEXITY_LEVELS, complexity_threshold
+
 GRID_STEPS = 100  # thresholds 0.00, 0.01, ..., 1.00
 LATENCY_STEP = 5  # the p95 latency is known at every fifth grid step (0.00, 0.05, ...)
 FAILED_PRIMARY_BIN = -1  # the primary model errored: such requests always escalate
 DIRECT_BIN = GRID_STEPS + 1  # requests the cascade sends straight to the fallback (too complex)
 MIN_PAIRS = 200
-# The request record's complexity levels, in order.
-COMPLEXITY_LEVELS = ("simple", "moderate", "complex")
-
-
-def complexity_threshold(highest_routed_level: int) -> float:
-    return round((highest_routed_level + 1) / len(COMPLEXITY_LEVELS), 2)
+__all__ = ["COMPLEXITY_LEVELS", "complexity_threshold"]  # the levels' scores live with the routing schema
 
 
 @dataclass(frozen=True)
