@@ -167,3 +167,24 @@ def test_a_cascade_for_simple_requests_only_reaches_the_routing_and_the_sandbox_
     assert np.array_equal(served.latency_ms[complex_rows], alone.latency_ms[complex_rows])  # no primary call
     assert np.array_equal(served.cost_usd[complex_rows], alone.cost_usd[complex_rows])
     assert (served.model[~complex_rows] != fallback).any()
+
+
+def test_complex_requests_the_cheap_model_cannot_serve_go_straight_to_the_fallback() -> None:
+    world, mix = World(primary_skill=1.6, fallback_skill=2.3), (0.6, 0.3, 0.1)
+    pairs = draw_with_complexity(world, 6000, np.random.default_rng(61), mix)
+    result = recommend_application(application(pairs), max_quality_drop=MARGIN, alpha=ALPHA)
+    assert result.decision == "adopt" and result.confidence_threshold is not None
+    assert (result.complexity_levels, result.complexity_threshold) == (["simple", "moderate"], 0.67)
+    assert "complexity_threshold 0.67" in result.reason
+    assert [c.decision for c in result.candidates] == ["adopt", "adopt", "reject"]  # complex requests lose too much
+    # The promise holds per level: on fresh pairs, every routed level keeps the margin.
+    fresh = draw_with_complexity(world, 400_000, np.random.default_rng(62), mix)
+    kept = bin_index(fresh) >= round(result.confidence_threshold * GRID_STEPS)
+    change = np.where(fresh.primary_failed, 0.0, fresh.quality_primary - fresh.quality_fallback) * kept
+    assert fresh.complexity is not None
+    for level in (0, 1):
+        assert change[fresh.complexity == level].mean() >= -MARGIN
+    # Records without the column: every request goes to the cheap model first, and the reason says so.
+    plain = recommend_application(application(replace(pairs, complexity=None)), max_quality_drop=MARGIN, alpha=ALPHA)
+    assert plain.complexity_levels is None and plain.complexity_threshold is None
+    assert "carry no complexity level" in plain.reason
