@@ -122,6 +122,7 @@ def test_cascade_answers_the_contract_on_sandbox_traffic(sandbox_file: Path, cap
     assert slow["complexity_levels"] == ["simple", "moderate", "complex"] and slow["complexity_threshold"] == 1.0
     assert entries["code-assistant"]["decision"] == "reject"
     assert entries["analytics-agent"]["decision"] == "insufficient_data"
+    assert entries["analytics-agent"]["complexity_levels"] is None  # no routing to speak of
 
     # A team that accepts any latency gets the cascade.
     code, report, _ = run(capsys, "analyze", "cascade", "--input", str(sandbox_file), "--json",

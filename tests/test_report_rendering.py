@@ -108,5 +108,5 @@ def test_latency_limits_and_complexity_levels_are_shown_in_html_and_markdown() -
     assert "+148 (-28, +325); &le; +296" in row[:row.index("</tr>")]
     markdown = render_markdown(data)
     assert "max_latency_increase_ms): 200 ms" in markdown
-    assert "| support-bot | adopt | simple (0.33) | -156 (&le; -94) |" in markdown
-    assert "| doc-qa | reject | +148 (&le; +296) |" in markdown
+    assert "| support-bot | adopt | simple (0.33) | -156 (≤ -94) |" in markdown
+    assert "| doc-qa | reject | +148 (≤ +296) |" in markdown

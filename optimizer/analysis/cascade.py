@@ -147,7 +147,7 @@ def _routing_text(pairs: CandidatePairs) -> str:
 
 def _candidate(pairs: CandidatePairs, point: _Point | None, decision: str, reason: str,
                alpha: float) -> CascadeCandidate:
-    level = pairs.highest_routed_level
+    level = pairs.highest_routed_level if decision != "insufficient_data" else None
     common = {
         "primary_model": pairs.primary_model, "n_pairs": pairs.n_pairs, "decision": decision, "reason": reason,
         "complexity_threshold": complexity_threshold(level) if level is not None else None,

@@ -71,7 +71,7 @@ def render_markdown(data: ReportData) -> str:
 def _ms(mean: float | None, bound: float | None) -> str:
     if mean is None:
         return "-"
-    return f"{mean:+.0f}" + ("" if bound is None else f" (&le; {bound:+.0f})")
+    return f"{mean:+.0f}" + ("" if bound is None else f" (≤ {bound:+.0f})")
 
 
 def _levels(levels: list[str] | None, threshold: float | None) -> str:
