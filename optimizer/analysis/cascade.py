@@ -22,8 +22,9 @@ keeps quality is also the fastest that does (it escalates least), so latency onl
 a cascade out; it never moves the threshold.
 
 Where the requests carry a complexity level, a cascade may also send the more complex levels
-straight to the fallback (the spec's `complexity_threshold`): each choice of levels routed to
-the primary is one more candidate, tested the same way, alpha split across all of them.
+straight to the fallback (the spec's `complexity_threshold`). The promises then hold per level:
+each level's pairs get their own two sequences (alpha split across levels and candidates), and
+a cascade routing levels up to k takes the lowest threshold certified for all of them.
 """
 
 from __future__ import annotations
