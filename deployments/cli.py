@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from deployments import cli_text
+from deployments.cli_limits import add_latency_limits, latency_limit_ms
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
 from optimizer.redaction import redact, redacted_logging
 from optimizer.sandbox.world import WORLDS
-from optimizer.schemas.analysis import MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -38,15 +38,6 @@ def _share(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
-    return value
-
-
-def _latency_budget(text: str) -> float | None:
-    if text.lower() == "none":
-        return None
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a percentage of at least 0 (or 'none')")
     return value
 
 
@@ -90,7 +81,9 @@ def cmd_run_nightly(args: argparse.Namespace) -> int:
     flow = nightly_optimization
     if args.dask or args.dask_address:
         flow = flow.with_options(task_runner=dask_runner(args.dask_address, args.dask_workers))
-    with configured(args.settings):
+    # The limit rides on the settings, which the flow reads when its own parameter is unset.
+    settings = args.settings.model_copy(update={"max_latency_increase_ms": latency_limit_ms(args, args.settings)})
+    with configured(settings):
         summary = flow(
             window_end=args.window_end, backfill_days=args.backfill_days, lookback_hours=args.lookback_hours,
             analysis_days=args.analysis_days, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
@@ -188,12 +181,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if args.analysis == "cascade":
         report: BaseModel = analyze.analyze_cascade(path, max_quality_drop=args.max_quality_drop, alpha=args.alpha,
-                                                    max_p95_latency_increase_pct=args.max_p95_latency_increase_pct)
+                                                    max_p95_latency_increase_pct=args.max_p95_latency_increase_pct,
+                                                    max_latency_increase_ms=latency_limit_ms(args, args.settings))
         _emit(report, args, cli_text.cascade_text)
     elif args.analysis == "compression":
-        report = analyze.analyze_compression(
-            path, catalog=args.settings.model_catalog, max_quality_drop=args.max_quality_drop, alpha=args.alpha
-        )
+        report = analyze.analyze_compression(path, catalog=args.settings.model_catalog, alpha=args.alpha,
+                                             max_quality_drop=args.max_quality_drop,
+                                             max_latency_increase_ms=latency_limit_ms(args, args.settings))
         _emit(report, args, cli_text.compression_text)
     else:
         allocation = analyze.parse_allocation(args.allocation) if args.allocation else None
@@ -264,9 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--lookback-hours", type=int, default=6)
     nightly.add_argument("--analysis-days", type=int, default=14, help="days the analyses look back over")
     nightly.add_argument("--max-quality-drop", type=float, default=0.02)
-    nightly.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=MAX_P95_LATENCY_INCREASE_PCT,
-                         help="how much a cascade may raise p95 latency, in percent; 'none' for any "
-                              f"(default {MAX_P95_LATENCY_INCREASE_PCT:g})")
+    add_latency_limits(nightly, p95=True)
     nightly.add_argument("--alpha", type=float, default=0.05)
     nightly.add_argument("--dask", action="store_true",
                          help="run extraction and analyses on a local Dask cluster instead of threads")
@@ -337,10 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             command.add_argument("--max-quality-drop", type=float, default=0.02,
                                  help="absolute quality loss tolerated, on the 0-1 scale (default 0.02)")
-        if name == "cascade":
-            command.add_argument("--max-p95-latency-increase-pct", type=_latency_budget, default=MAX_P95_LATENCY_INCREASE_PCT,
-                                 help="how much a cascade may raise p95 latency, in percent; 'none' for any "
-                                      f"(default {MAX_P95_LATENCY_INCREASE_PCT:g})")
+            add_latency_limits(command, p95=name == "cascade")
         command.set_defaults(handler=cmd_analyze)
 
     ingest = commands.add_parser("ingest", help="load request records from files into the warehouse")

@@ -32,6 +32,7 @@ def nightly_optimization(
     analysis_days: int = 14,
     max_quality_drop: float = 0.02,
     max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
+    max_latency_increase_ms: float | None = None,
     alpha: float = 0.05,
     propose_changes: bool = True,
     experiment_percent: float = 10.0,
@@ -44,7 +45,9 @@ def nightly_optimization(
     The first run backfills `backfill_days`; later runs start at the watermark less
     `lookback_hours`, to catch records that arrived late. A cascade must keep quality within
     `max_quality_drop` and raise p95 latency by at most `max_p95_latency_increase_pct`
-    (None: any rise).
+    (None: any rise); a cascade or compression must raise a request's mean latency by at most
+    `max_latency_increase_ms` with confidence 1 - alpha (None: the setting
+    AUTO_OPTIMIZER_MAX_LATENCY_INCREASE_MS, 200 ms unless set).
 
     Then it closes the loop: every experiment of an approved change is deployed, stopped or
     continued on tonight's evidence, and, with `propose_changes`, each application with a
@@ -56,8 +59,8 @@ def nightly_optimization(
     summary = run_nightly(runtime, NightlyParameters(
         window_end=window_end, backfill_days=backfill_days, lookback_hours=lookback_hours,
         analysis_days=analysis_days, max_quality_drop=max_quality_drop,
-        max_p95_latency_increase_pct=max_p95_latency_increase_pct, alpha=alpha,
-        propose_changes=propose_changes, experiment_percent=experiment_percent,
+        max_p95_latency_increase_pct=max_p95_latency_increase_pct,
+        max_latency_increase_ms=max_latency_increase_ms, alpha=alpha, propose_changes=propose_changes, experiment_percent=experiment_percent,
         max_experiment_days=max_experiment_days, approval_timeout_s=approval_timeout_s,
     ), NIGHTLY_STEPS, RolloutRuns())
     telemetry.flush()

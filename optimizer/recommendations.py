@@ -145,7 +145,9 @@ def registry_recommendation(
             implementation={
                 "primary_model": entry.primary_model,
                 "escalation_model": entry.fallback_model,
-                "escalation_criteria": {"confidence_threshold": entry.confidence_threshold},
+                "escalation_criteria": {"confidence_threshold": entry.confidence_threshold,
+                                        **({"complexity_threshold": entry.complexity_threshold}
+                                           if entry.complexity_threshold is not None else {})},
                 "estimated_escalation_rate": entry.escalation_rate,
                 "quality_change_ci": list(entry.quality_change_ci or ()),
                 "n_pairs": entry.n_pairs,
@@ -165,7 +167,7 @@ def registry_recommendation(
             cost_reduction_percentage=round(100 * savings_daily / daily_cost, 2) if daily_cost else 0.0,
             cost_savings_daily_usd=round(savings_daily, 4),
             quality_impact=round(entry.quality_change or 0.0, 5),
-            latency_impact_ms=0.0,
+            latency_impact_ms=round(entry.latency_impact_ms or 0.0, 1),
         ),
         implementation={
             "technique": entry.technique,
@@ -173,6 +175,7 @@ def registry_recommendation(
             "min_prompt_length": entry.min_prompt_tokens,
             "model": entry.model,
             "quality_change_ci": list(entry.quality_change_ci or ()),
+            "latency_impact_ms_ci": list(entry.latency_impact_ms_ci or ()),
         },
         confidence=1 - alpha,
         based_on_experiments=[entry.experiment_id] if entry.experiment_id else [],

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_val
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from optimizer.redaction import redact_url, url_credentials
+from optimizer.schemas.analysis import MAX_LATENCY_INCREASE_MS
 from optimizer.schemas.records import DEFAULT_BOUNDS, RecordBounds
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -156,6 +157,15 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None
     dask_workers: int = Field(default=2, ge=1)
+
+    # How much an adopted cascade or compression may raise a request's mean latency, in ms
+    # (the specification's `max_latency_increase_ms`); `none` for no limit.
+    max_latency_increase_ms: float | None = Field(default=MAX_LATENCY_INCREASE_MS, ge=0)
+
+    @field_validator("max_latency_increase_ms", mode="before")
+    @classmethod
+    def _no_limit(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("approvers", mode="before")
     @classmethod

@@ -83,9 +83,10 @@ def export_for_analysis(runtime: Runtime, window: tuple[datetime, datetime], dir
 @task(name="analyze-application", task_run_name="analyze-{application}", cache_policy=NO_CACHE)
 def analyze_application(application: str, partition: Path, input_prices: Mapping[str, float],
                         max_quality_drop: float, alpha: float,
-                        max_p95_latency_increase_pct: float | None) -> ApplicationAnalysis:
+                        max_p95_latency_increase_pct: float | None,
+                        max_latency_increase_ms: float | None) -> ApplicationAnalysis:
     return analyze.analyze_application(application, partition, input_prices, max_quality_drop, alpha,
-                                       max_p95_latency_increase_pct, log=get_run_logger())
+                                       max_p95_latency_increase_pct, max_latency_increase_ms, log=get_run_logger())
 
 
 @task(name="analyze-experiments", cache_policy=NO_CACHE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class Pairs:
     cost_fallback: np.ndarray
     latency_primary: np.ndarray
     latency_fallback: np.ndarray
+    complexity: np.ndarray | None = None  # level index per pair (simple, moderate, complex)
 
 
 def _quality(rng: np.random.Generator, margin: np.ndarray) -> np.ndarray:
@@ -63,6 +64,23 @@ def draw(world: World, n: int, rng: np.random.Generator) -> Pairs:
     )
 
 
+# Mean difficulty of a request by complexity level, as the sandbox has it.
+DIFFICULTY_BY_LEVEL = (-0.6, 0.6, 1.7)
+
+
+def draw_with_complexity(world: World, n: int, rng: np.random.Generator,
+                         mix: tuple[float, float, float]) -> Pairs:
+    """Pairs whose requests carry a complexity level: harder levels are harder for both models,
+    so the cheap model is less confident on them and escalates more."""
+    level = rng.choice(3, size=n, p=mix)
+    difficulty = np.array(DIFFICULTY_BY_LEVEL)[level] + rng.normal(0.0, 0.8, n)
+    confidence = 1 / (1 + np.exp(-(1.6 * (world.primary_skill - difficulty) + rng.normal(0, world.confidence_noise, n))))
+    pairs = draw(world, n, rng)
+    return replace(pairs, confidence=confidence, complexity=level,
+                   quality_primary=_quality(rng, world.primary_skill - difficulty),
+                   quality_fallback=_quality(rng, world.fallback_skill - difficulty))
+
+
 def bin_index(pairs: Pairs) -> np.ndarray:
     """Each pair's confidence bin, as the warehouse computes it in SQL."""
     bins: np.ndarray = np.where(
@@ -76,13 +94,17 @@ def bins_of(pairs: Pairs) -> tuple[PairBin, ...]:
     """The binning the warehouse does in SQL, in numpy."""
     binned = bin_index(pairs)
     diff = np.where(pairs.primary_failed, 0.0, pairs.quality_primary - pairs.quality_fallback)
+    levels = pairs.complexity if pairs.complexity is not None else np.full(len(binned), -1)
     found = []
-    for value in np.unique(binned):
-        rows = binned == value
+    for value, level in sorted({(int(b), int(k)) for b, k in zip(binned, levels, strict=True)}):
+        rows = (binned == value) & (levels == level)
+        kept = pairs.latency_primary[rows] - pairs.latency_fallback[rows]
         found.append(PairBin(
-            int(value), int(rows.sum()), float(diff[rows].sum()), float((diff[rows] ** 2).sum()),
+            value, int(rows.sum()), float(diff[rows].sum()), float((diff[rows] ** 2).sum()),
             float(pairs.cost_primary[rows].sum()), float(pairs.cost_fallback[rows].sum()),
             float(pairs.latency_primary[rows].sum()), float(pairs.latency_fallback[rows].sum()),
+            float((kept ** 2).sum()), float((pairs.latency_primary[rows] ** 2).sum()),
+            None if level < 0 else level,
         ))
     return tuple(found)
 
@@ -96,8 +118,23 @@ def p95_latency_of(pairs: Pairs) -> tuple[tuple[tuple[int, float], ...], float]:
     return steps, float(np.quantile(pairs.latency_fallback, 0.95))
 
 
+def routed_p95_latency_of(pairs: Pairs) -> tuple[tuple[int, int, float], ...]:
+    """The cascade's p95 when only levels up to k go to the primary (the rest to the fallback alone)."""
+    if pairs.complexity is None:
+        return ()
+    binned, both = bin_index(pairs), pairs.latency_primary + pairs.latency_fallback
+    found = []
+    for level in (0, 1):
+        for step in range(0, GRID_STEPS + 1, LATENCY_STEP):
+            latency = np.where(pairs.complexity > level, pairs.latency_fallback,
+                               np.where(binned >= step, pairs.latency_primary, both))
+            found.append((level, step, float(np.quantile(latency, 0.95))))
+    return tuple(found)
+
+
 def application(pairs: Pairs, app: str = "app", primary: str = "cheap", fallback: str = "big") -> ApplicationPairs:
-    return ApplicationPairs(app, fallback, (CandidatePairs(primary, bins_of(pairs), *p95_latency_of(pairs)),))
+    return ApplicationPairs(app, fallback, (CandidatePairs(primary, bins_of(pairs), *p95_latency_of(pairs),
+                                                           routed_p95_latency_of(pairs)),))
 
 
 def true_quality_change(world: World, rng: np.random.Generator, n: int = 400_000) -> np.ndarray:

@@ -129,7 +129,8 @@ def upstream_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstrea
     """A platform that speaks only the upstream APIs, and one nightly run against it."""
     with SandboxServer(sandbox_config(requests_per_day=6_000, api_style="upstream")) as sandbox:
         folder = tmp_path_factory.mktemp("upstream")
-        settings = settings_for(sandbox, folder, approvers=["alice", "bob"], **speaking("upstream"))
+        settings = settings_for(sandbox, folder, approvers=["alice", "bob"], max_latency_increase_ms=None,
+                                **speaking("upstream"))
         with configured(settings):  # also for the response flows of the tests that use it
             summary = nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
             yield UpstreamNight(sandbox, settings, summary)

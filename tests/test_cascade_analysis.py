@@ -129,7 +129,8 @@ def test_a_cascade_that_would_slow_the_tail_too_much_is_not_recommended() -> Non
     result = recommend_application(slow, max_quality_drop=MARGIN, alpha=ALPHA)
     assert result.decision == "reject" and "p95 latency would rise" in result.reason
     assert result.p95_latency_change_pct is not None and result.p95_latency_change_pct > 20
-    unbounded = recommend_application(slow, max_quality_drop=MARGIN, alpha=ALPHA, max_p95_latency_increase_pct=None)
+    unbounded = recommend_application(slow, max_quality_drop=MARGIN, alpha=ALPHA, max_p95_latency_increase_pct=None,
+                                      max_latency_increase_ms=None)
     assert unbounded.decision == "adopt" and unbounded.confidence_threshold == result.confidence_threshold
     fast = recommend_application(application(draw(mid, 3000, np.random.default_rng(9))), max_quality_drop=MARGIN,
                                  alpha=ALPHA)

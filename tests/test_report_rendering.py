@@ -75,3 +75,38 @@ def test_a_cascade_rejected_for_its_latency_shows_why() -> None:
     row = row[:row.index("</tr>")]
     assert "reject" in row and "+32.7%" in row and "-44.8%" in row
     assert "latency budget" in html
+
+
+def test_latency_limits_and_complexity_levels_are_shown_in_html_and_markdown() -> None:
+    from optimizer.report import render_markdown
+    from optimizer.schemas.analysis import CompressionRecommendation
+
+    cascade = CascadeRecommendation(
+        application_id="support-bot", decision="adopt", primary_model="mini", fallback_model="big",
+        confidence_threshold=0.87, escalation_rate=0.5, cost_reduction_pct=40.0, quality_change=-0.01,
+        quality_change_ci=(-0.015, -0.005), n_pairs=2000, latency_change_ms=-156.0, latency_impact_ms=-156.0,
+        latency_impact_ms_ci=(-230.0, -82.0), latency_increase_bound_ms=-94.0, complexity_threshold=0.33,
+        complexity_levels=["simple"], reason="mini answers simple requests")
+    compressed = CompressionRecommendation(
+        application_id="doc-qa", decision="reject", technique="llmlingua", model="big", token_reduction_pct=50.0,
+        quality_change=-0.002, quality_change_ci=(-0.01, 0.006), estimated_monthly_savings_usd=100.0,
+        min_prompt_tokens=0, n_compressed=1000, n_uncompressed=1000, latency_impact_ms=148.0,
+        latency_impact_ms_ci=(-28.0, 325.0), latency_increase_bound_ms=296.0,
+        reason="latency could rise beyond the 200 ms limit (max_latency_increase_ms)")
+    data = sample_report()
+    data = data.model_copy(update={
+        "cascades": CascadeReport(recommendations=[cascade], max_quality_drop=0.02, alpha=0.05,
+                                  max_latency_increase_ms=200.0),
+        "compression": CompressionReport(recommendations=[compressed], max_quality_drop=0.02, alpha=0.05,
+                                         max_latency_increase_ms=200.0)})
+    html = render_html(data)
+    row = html[html.index("<td>support-bot</td>"):]
+    row = row[:row.index("</tr>")]
+    assert "simple (0.33)" in row and "-156 (-230, -82); &le; -94" in row
+    assert "mean latency beyond 200 ms" in html
+    row = html[html.index("<td>doc-qa</td>"):]
+    assert "+148 (-28, +325); &le; +296" in row[:row.index("</tr>")]
+    markdown = render_markdown(data)
+    assert "max_latency_increase_ms): 200 ms" in markdown
+    assert "| support-bot | adopt | simple (0.33) | -156 (≤ -94) |" in markdown
+    assert "| doc-qa | reject | +148 (≤ +296) |" in markdown

@@ -32,7 +32,8 @@ Outcome = TypeVar("Outcome", ResponseOutcome, RolloutOutcome)
 def after_a_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     """A sandbox and a warehouse holding a week of traffic and one night's recommendations."""
     with SandboxServer(sandbox_config(requests_per_day=6_000)) as sandbox, \
-            configured(settings_for(sandbox, tmp_path_factory.mktemp("responses"), approvers=["alice", "bob"])):
+            configured(settings_for(sandbox, tmp_path_factory.mktemp("responses"), approvers=["alice", "bob"],
+                                    max_latency_increase_ms=None)):
         nightly_optimization(window_end=DAY_END, backfill_days=7, max_p95_latency_increase_pct=None)
         yield sandbox
 

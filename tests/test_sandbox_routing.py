@@ -172,13 +172,15 @@ def test_the_world_knows_what_a_routing_really_does_and_the_best_one_there_is(
     for app in before.values():  # the oracle keeps quality within the margin and p95 within the guardrail
         assert app["oracle"]["quality"] >= app["baseline"]["quality"] - 0.02
         assert app["oracle"]["p95_latency_ms"] <= app["baseline"]["p95_latency_ms"] * 1.3
+        assert app["oracle"]["latency_ms"] <= app["baseline"]["latency_ms"] + 200  # max_latency_increase_ms
         assert app["oracle_monthly_savings_usd"] >= 0
     # doc-qa's compression experiment is the evidence that compressing its prompts pays.
     qa = before["doc-qa"]
     assert qa["oracle_plan"]["compression_floor"] is not None and qa["oracle_monthly_savings_usd"] > 0
     bot = before["support-bot"]
     assert bot["live_plan"] is None and bot["live"] == bot["baseline"]
-    assert bot["oracle_monthly_savings_usd"] == 0  # no cascade keeps both quality and latency here
+    # Only a cascade that leaves complex requests to the fallback keeps both quality and latency here.
+    assert bot["oracle_plan"]["complexity_threshold"] in (0.33, 0.67) and bot["oracle_monthly_savings_usd"] > 0
 
     promote(clients, "v-cascade", SAFE_CASCADE)
     after = truth(sandbox, SANDBOX_NOW.date() + timedelta(days=1))["support-bot"]

@@ -28,7 +28,10 @@ def merge_inputs(inputs: Sequence[InputSummary | None]) -> InputSummary:
     )
 
 
-def merge_reports(kind: type[ReportT], parts: Sequence[ReportT], *, max_quality_drop: float, alpha: float) -> ReportT:
+def merge_reports(
+    kind: type[ReportT], parts: Sequence[ReportT], *, max_quality_drop: float, alpha: float,
+    max_latency_increase_ms: float | None = None,
+) -> ReportT:
     """One report from per-application ones, recommendations in application order."""
     mismatched = [p for p in parts if (p.max_quality_drop, p.alpha) != (max_quality_drop, alpha)]
     if mismatched:
@@ -38,5 +41,6 @@ def merge_reports(kind: type[ReportT], parts: Sequence[ReportT], *, max_quality_
         recommendations=recommendations,
         max_quality_drop=max_quality_drop,
         alpha=alpha,
+        max_latency_increase_ms=max_latency_increase_ms,
         input=merge_inputs([part.input for part in parts]),
     )

@@ -180,6 +180,17 @@ def mean_interval(sample: SampleMean, alpha: float = 0.05) -> Interval:
     return (sample.mean - half, sample.mean + half)
 
 
+def mean_upper_bound(sample: SampleMean, alpha: float = 0.05) -> float:
+    """One-sided upper t bound for one mean at level alpha: the mean is at most this with
+    confidence 1 - alpha (the upper end of the two-sided 1 - 2 alpha interval)."""
+    return mean_interval(sample, 2 * alpha)[1]
+
+
+def welch_upper_bound(control: SampleMean, treatment: SampleMean, alpha: float = 0.05) -> float:
+    """One-sided Welch upper bound at level alpha for treatment - control."""
+    return welch(control, treatment, 2 * alpha).ci[1]
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment: controls the family-wise error rate at any alpha."""
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])

@@ -24,6 +24,7 @@ from optimizer.errors import BadInputError
 from optimizer.ingest.files import parquet_inputs
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.schemas.analysis import (
+    MAX_LATENCY_INCREASE_MS,
     MAX_P95_LATENCY_INCREASE_PCT,
     AnalysisInputs,
     ApplicationAnalysis,
@@ -44,17 +45,20 @@ EXPERIMENT_COLUMNS = ("experiment_id", "variant_id", "quality_score", "shadow")
 def cascade_report(
     source: RequestSource, *, max_quality_drop: float, alpha: float,
     max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS,
 ) -> CascadeReport:
     report = cascade.recommend(source.cascade_pairs(), max_quality_drop=max_quality_drop, alpha=alpha,
-                               max_p95_latency_increase_pct=max_p95_latency_increase_pct)
+                               max_p95_latency_increase_pct=max_p95_latency_increase_pct,
+                               max_latency_increase_ms=max_latency_increase_ms)
     return report.model_copy(update={"input": source.summary})
 
 
 def compression_report(
-    source: RequestSource, input_prices: Mapping[str, float], *, max_quality_drop: float, alpha: float
+    source: RequestSource, input_prices: Mapping[str, float], *, max_quality_drop: float, alpha: float,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS,
 ) -> CompressionReport:
     report = compression.recommend(source.compression_data(dict(input_prices)), max_quality_drop=max_quality_drop,
-                                   alpha=alpha)
+                                   alpha=alpha, max_latency_increase_ms=max_latency_increase_ms)
     return report.model_copy(update={"input": source.summary})
 
 
@@ -74,13 +78,15 @@ def experiment_analysis(
 # -- the ad-hoc commands: one Parquet file or folder -------------------------------------
 
 def _check_level(alpha: float, max_quality_drop: float | None = None,
-                 max_p95_latency_increase_pct: float | None = None) -> None:
+                 max_p95_latency_increase_pct: float | None = None, max_latency_increase_ms: float | None = None) -> None:
     if not 0 < alpha < 1:
         raise BadInputError(f"--alpha must be between 0 and 1, got {alpha}")
     if max_quality_drop is not None and not 0 <= max_quality_drop < 1:
         raise BadInputError(f"--max-quality-drop must be in [0, 1), got {max_quality_drop}")
     if max_p95_latency_increase_pct is not None and max_p95_latency_increase_pct < 0:
         raise BadInputError(f"--max-p95-latency-increase-pct must be at least 0, got {max_p95_latency_increase_pct}")
+    if max_latency_increase_ms is not None and max_latency_increase_ms < 0:
+        raise BadInputError(f"--max-latency-increase-ms must be at least 0, got {max_latency_increase_ms}")
 
 
 def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
@@ -90,19 +96,22 @@ def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
 def analyze_cascade(
     path: Path, *, max_quality_drop: float = 0.02, alpha: float = 0.05,
     max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS,
 ) -> CascadeReport:
-    _check_level(alpha, max_quality_drop, max_p95_latency_increase_pct)
+    _check_level(alpha, max_quality_drop, max_p95_latency_increase_pct, max_latency_increase_ms)
     return cascade_report(_file_source(path, CASCADE_COLUMNS), max_quality_drop=max_quality_drop, alpha=alpha,
-                          max_p95_latency_increase_pct=max_p95_latency_increase_pct)
+                          max_p95_latency_increase_pct=max_p95_latency_increase_pct,
+                          max_latency_increase_ms=max_latency_increase_ms)
 
 
 def analyze_compression(
-    path: Path, *, catalog: Path, max_quality_drop: float = 0.02, alpha: float = 0.05
+    path: Path, *, catalog: Path, max_quality_drop: float = 0.02, alpha: float = 0.05,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS,
 ) -> CompressionReport:
-    _check_level(alpha, max_quality_drop)
+    _check_level(alpha, max_quality_drop, max_latency_increase_ms=max_latency_increase_ms)
     prices = {m.model_id: m.cost_structure.input_cost_per_1k_tokens for m in load_catalog(catalog)}
     return compression_report(_file_source(path, COMPRESSION_COLUMNS), prices, max_quality_drop=max_quality_drop,
-                              alpha=alpha)
+                              alpha=alpha, max_latency_increase_ms=max_latency_increase_ms)
 
 
 def parse_allocation(text: str) -> dict[str, float]:
@@ -161,7 +170,8 @@ def export_for_analysis(
 
 def analyze_application(
     application: str, partition: Path, input_prices: Mapping[str, float], max_quality_drop: float, alpha: float,
-    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT, *, log: Log = LOG,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS, *, log: Log = LOG,
 ) -> ApplicationAnalysis:
     """Cascade, compression and usage profile of one application, from its Parquet folder
     alone (so any worker can run it)."""
@@ -169,9 +179,11 @@ def analyze_application(
     source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
     with telemetry.operation("analyze.cascade", "model_cascade", **about):
         cascades = cascade_report(source, max_quality_drop=max_quality_drop, alpha=alpha,
-                                  max_p95_latency_increase_pct=max_p95_latency_increase_pct)
+                                  max_p95_latency_increase_pct=max_p95_latency_increase_pct,
+                                  max_latency_increase_ms=max_latency_increase_ms)
     with telemetry.operation("analyze.compression", "prompt_compression", **about):
-        compressed = compression_report(source, input_prices, max_quality_drop=max_quality_drop, alpha=alpha)
+        compressed = compression_report(source, input_prices, max_quality_drop=max_quality_drop, alpha=alpha,
+                                        max_latency_increase_ms=max_latency_increase_ms)
     log.info("%s: %d requests; cascade %s, compression %s", application, source.summary.rows,
              [r.decision for r in cascades.recommendations] or "-",
              [r.decision for r in compressed.recommendations] or "-")
@@ -198,12 +210,14 @@ def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LO
 
 
 def combine(
-    analyses: Sequence[ApplicationAnalysis], *, max_quality_drop: float, alpha: float
+    analyses: Sequence[ApplicationAnalysis], *, max_quality_drop: float, alpha: float,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS,
 ) -> tuple[CascadeReport, CompressionReport, list[ApplicationProfile]]:
     """The per-application analyses as the nightly reports (see `optimizer.analysis.partitions`)."""
     return (
-        merge_reports(CascadeReport, [a.cascades for a in analyses], max_quality_drop=max_quality_drop, alpha=alpha),
-        merge_reports(CompressionReport, [a.compression for a in analyses],
-                      max_quality_drop=max_quality_drop, alpha=alpha),
+        merge_reports(CascadeReport, [a.cascades for a in analyses], max_quality_drop=max_quality_drop, alpha=alpha,
+                      max_latency_increase_ms=max_latency_increase_ms),
+        merge_reports(CompressionReport, [a.compression for a in analyses], max_quality_drop=max_quality_drop,
+                      alpha=alpha, max_latency_increase_ms=max_latency_increase_ms),
         [profile for a in analyses for profile in a.profiles],
     )

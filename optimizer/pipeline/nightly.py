@@ -121,6 +121,7 @@ class NightlyParameters:
     analysis_days: int = 14
     max_quality_drop: float = 0.02
     max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT  # a cascade's latency budget
+    max_latency_increase_ms: float | None = None  # None: the setting of that name
     alpha: float = 0.05
     propose_changes: bool = True  # ask for approval of new findings by itself
     experiment_percent: float = 10.0  # an experiment's treatment share of its application's traffic
@@ -140,6 +141,8 @@ def run_nightly(
     `lookback_hours`, to catch records that arrived late.
     """
     p = parameters
+    latency_limit = (p.max_latency_increase_ms if p.max_latency_increase_ms is not None
+                     else runtime.settings.max_latency_increase_ms)
     started = datetime.now(UTC)
     end = p.window_end.astimezone(UTC) if p.window_end else floor_to(started, timedelta(days=1))
     run_id = uuid.uuid4().hex[:12]
@@ -162,14 +165,15 @@ def run_nightly(
             inputs = steps.call(export_for_analysis, runtime, recent, staging_dir / "analysis")
             per_application = [
                 steps.submit(analyze_application, application, partition, inputs.input_prices,
-                             p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct)
+                             p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct, latency_limit)
                 for application, partition in inputs.partitions.items()
             ]
             findings = steps.call(analyze_running_experiments, runtime, p.alpha)
             analyses = [future.result() for future in per_application]
         finally:
             shutil.rmtree(staging_dir, ignore_errors=True)
-        cascades, compression, profiles = combine(analyses, max_quality_drop=p.max_quality_drop, alpha=p.alpha)
+        cascades, compression, profiles = combine(analyses, max_quality_drop=p.max_quality_drop, alpha=p.alpha,
+                                                  max_latency_increase_ms=latency_limit)
         recorded = steps.call(record_results, runtime, run_id, cascades, compression, findings, profiles,
                               p.alpha, p.max_quality_drop)
         loop = LoopSummary(decided=steps.call(decide_experiments, runtime, findings, end,

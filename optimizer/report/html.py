@@ -68,6 +68,17 @@ def _interval(pair: tuple[float, float] | None, spec: str) -> str:
     return "-" if pair is None else f"({format(pair[0], spec)}, {format(pair[1], spec)})"
 
 
+def _latency(mean: float | None, ci: tuple[float, float] | None, bound: float | None) -> str:
+    """Mean latency change, its interval and the one-sided bound held against the limit."""
+    if mean is None:
+        return "-"
+    return f"{mean:+.0f} {_interval(ci, '+.0f')}" + ("" if bound is None else f"; &le; {bound:+.0f}")
+
+
+def _limit_ms(limit: float | None) -> str:
+    return "any amount" if limit is None else f"{limit:g} ms"
+
+
 def _loop_section(data: ReportData) -> list[str]:
     """Deployed changes: forecast against what they really saved, per change and in total."""
     s = data.summary
@@ -152,21 +163,25 @@ def render_html(data: ReportData) -> str:
     parts.append('<h2 id="cascades">Model cascades</h2>')
     parts.append(f'<p class="muted">Cheapest confidence threshold whose quality change stays within '
                  f"{data.cascades.max_quality_drop} at {1 - data.cascades.alpha:.0%} confidence; a cascade whose "
-                 "escalations (which wait for both models) would raise p95 latency beyond the latency budget "
-                 "is rejected.</p>")
+                 "escalations (which wait for both models) would raise p95 latency beyond the latency budget, "
+                 f"or mean latency beyond {_limit_ms(data.cascades.max_latency_increase_ms)} "
+                 "(max_latency_increase_ms, one-sided bound), is rejected.</p>")
     parts.append(_table(
-        ["application", "decision", "primary -> fallback", "threshold", "cost", "quality change (CI)", "p95 latency",
-         "savings / month"],
+        ["application", "decision", "primary -> fallback", "threshold", "levels", "cost", "quality change (CI)",
+         "latency ms (CI; bound)", "p95 latency", "savings / month"],
         [[escape(r.application_id), _decision(r.decision),
           escape(f"{r.primary_model or '-'} -> {r.fallback_model or '-'}"),
           "-" if r.confidence_threshold is None else f"{r.confidence_threshold:.2f}",
+          "all (no complexity)" if r.complexity_levels is None
+          else escape(f"{'/'.join(r.complexity_levels)} ({r.complexity_threshold:.2f})"),
           _pct(-r.cost_reduction_pct if r.cost_reduction_pct is not None else None, signed=True),
           "-" if r.quality_change is None or r.quality_change_ci is None
           else f"{r.quality_change:+.4f} ({r.quality_change_ci[0]:+.4f}, {r.quality_change_ci[1]:+.4f})",
+          _latency(r.latency_impact_ms, r.latency_impact_ms_ci, r.latency_increase_bound_ms),
           _pct(r.p95_latency_change_pct, signed=True),
           _money(data.monthly_savings.get(f"model_cascade:{r.application_id}"))]
          for r in data.cascades.recommendations],
-        numeric={3, 4, 6, 7},
+        numeric={3, 5, 7, 8, 9},
     ))
     for r in data.cascades.recommendations:
         if r.frontier and r.decision in {"adopt", "reject"}:
@@ -181,14 +196,18 @@ def render_html(data: ReportData) -> str:
 
     parts.append('<h2 id="compression">Prompt compression</h2>')
     parts.append(_table(
-        ["application", "decision", "technique", "token reduction", "quality change (CI)", "min prompt", "savings / month"],
+        ["application", "decision", "technique", "token reduction", "quality change (CI)", "latency ms (CI; bound)",
+         "min prompt", "savings / month"],
         [[escape(r.application_id), _decision(r.decision), escape(r.technique or "-"), _pct(r.token_reduction_pct),
           "-" if r.quality_change is None or r.quality_change_ci is None
           else f"{r.quality_change:+.4f} ({r.quality_change_ci[0]:+.4f}, {r.quality_change_ci[1]:+.4f})",
+          _latency(r.latency_impact_ms, r.latency_impact_ms_ci, r.latency_increase_bound_ms),
           "-" if r.min_prompt_tokens is None else f"{r.min_prompt_tokens:,}",
           _money(r.estimated_monthly_savings_usd)] for r in data.compression.recommendations],
-        numeric={3, 5, 6},
+        numeric={3, 5, 6, 7},
     ))
+    parts += [f'<p class="muted">{escape(r.application_id)}: {escape(r.reason)}</p>'
+              for r in data.compression.recommendations]
 
     parts.append('<h2 id="experiments">Experiments</h2>')
     for experiment in data.experiments:

@@ -41,10 +41,15 @@ def render_markdown(data: ReportData) -> str:
         lines += [f"Approval asked for {len(s.loop.proposed)} change(s)."]
         lines += [f"- {o}: {what}" for o, what in sorted(s.loop.decided.items())]
         lines.append("")
-    lines += ["## Cascades", "", "| application | decision | why |", "|---|---|---|"]
-    lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.cascades.recommendations]
-    lines += ["", "## Compression", "", "| application | decision | why |", "|---|---|---|"]
-    lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.compression.recommendations]
+    limit = data.cascades.max_latency_increase_ms
+    lines += ["## Cascades", "", f"Latency limit (max_latency_increase_ms): {'none' if limit is None else f'{limit:g} ms'}.",
+              "", "| application | decision | levels | latency_impact_ms (bound) | why |", "|---|---|---|---:|---|"]
+    lines += [f"| {r.application_id} | {r.decision} | {_levels(r.complexity_levels, r.complexity_threshold)} | "
+              f"{_ms(r.latency_impact_ms, r.latency_increase_bound_ms)} | {r.reason} |"
+              for r in data.cascades.recommendations]
+    lines += ["", "## Compression", "", "| application | decision | latency_impact_ms (bound) | why |", "|---|---|---:|---|"]
+    lines += [f"| {r.application_id} | {r.decision} | {_ms(r.latency_impact_ms, r.latency_increase_bound_ms)} | "
+              f"{r.reason} |" for r in data.compression.recommendations]
     lines += ["", "## Experiments", "", "| experiment | recommendation | winner |", "|---|---|---|"]
     lines += [f"| {e.experiment_id} | {e.recommendation} | {e.winner or '-'} |" for e in data.experiments]
     if data.budgets:
@@ -61,3 +66,13 @@ def render_markdown(data: ReportData) -> str:
         lines += ["", "## Quarantined rows", "", "| rule broken | rows |", "|---|---:|"]
         lines += [f"| {reason} | {n:,} |" for reason, n in sorted(s.quarantine_reasons.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines) + "\n"
+
+
+def _ms(mean: float | None, bound: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:+.0f}" + ("" if bound is None else f" (≤ {bound:+.0f})")
+
+
+def _levels(levels: list[str] | None, threshold: float | None) -> str:
+    return "all (no complexity)" if levels is None else f"{'/'.join(levels)} ({threshold:.2f})"

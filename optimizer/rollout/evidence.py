@@ -31,7 +31,9 @@ def _label(change: ProposedChange) -> str:
 def _what(change: ProposedChange) -> str:
     if change.kind == "model_cascade":
         return (f"{change.primary_model} answers first; {change.fallback_model} takes requests below "
-                f"confidence {change.confidence_threshold}")
+                f"confidence {change.confidence_threshold}"
+                + ("" if change.complexity_threshold is None
+                   else f" and those of complexity above {change.complexity_threshold:g}"))
     if change.kind == "prompt_compression":
         return f"{_label(change)}" + (
             f" for prompts of {change.min_prompt_tokens}+ tokens" if change.min_prompt_tokens else "")

@@ -35,9 +35,11 @@ def change_from_recommendation(
         "reason": entry.reason, "recommendation_id": recommendation_id,
     }
     if isinstance(entry, CascadeRecommendation):
+        # A cascade routing every level needs no complexity threshold: nothing scores above 1.
+        routed_all = entry.complexity_threshold is None or entry.complexity_threshold >= 1
         return ProposedChange(kind="model_cascade", primary_model=entry.primary_model,
-                              fallback_model=entry.fallback_model,
-                              confidence_threshold=entry.confidence_threshold, **common)
+                              fallback_model=entry.fallback_model, confidence_threshold=entry.confidence_threshold,
+                              complexity_threshold=None if routed_all else entry.complexity_threshold, **common)
     return ProposedChange(kind="prompt_compression", technique=entry.technique,
                           min_prompt_tokens=entry.min_prompt_tokens, **common)
 
@@ -57,7 +59,8 @@ def _changed_rule(rule: RoutingRule, change: ProposedChange) -> RoutingRule:
             strategy="cost_aware_cascade",
             cascade_config=CascadeConfig(
                 primary_model=change.primary_model, fallback_models=[change.fallback_model],
-                escalation_threshold=EscalationThreshold(confidence_score=change.confidence_threshold),
+                escalation_threshold=EscalationThreshold(confidence_score=change.confidence_threshold,
+                                                         complexity_score=change.complexity_threshold),
             ),
         )
         return rule.model_copy(update={"target_selection": selection})

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.sandbox.world import APPLICATIONS, DIFFICULTY_BY_COMPLEXITY, Drift
-from optimizer.schemas.routing import RoutingConfig, RoutingRule
+from optimizer.schemas.routing import RoutingConfig, RoutingRule, complexity_score
 
 PROMPT_LATENCY_MS = 0.015  # per prompt token, on every model
 
@@ -91,9 +91,12 @@ class Requests:
     # concerned but not its confidence (a model confidently wrong on a new kind of request).
     quality_shift: np.ndarray
     compression_loss: np.ndarray  # per row: quality lost on top when its prompt is compressed
+    complexity: np.ndarray | None = None  # per row: level index (simple, moderate, complex)
 
     def take(self, rows: np.ndarray) -> Requests:
-        return Requests(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+        taken: list[Any] = [None if value is None else value[rows]
+                            for value in (getattr(self, name) for name in self.__dataclass_fields__)]
+        return Requests(*taken)
 
 
 def call(table: ModelTable, model: np.ndarray, requests: Requests, noise: CallNoise) -> Outcome:
@@ -140,6 +143,8 @@ class Plan:
     optimization_id: str | None = None
     experiment_id: str | None = None
     variant_id: str | None = None
+    # A cascade sends requests whose complexity score is above this straight to the fallback.
+    complexity_threshold: float | None = None
 
     @classmethod
     def of(cls, rule: RoutingRule) -> Plan | None:
@@ -151,7 +156,8 @@ class Plan:
         cascade = selection.cascade_config
         if cascade is not None and cascade.fallback_models:
             return cls(cascade.primary_model, cascade.fallback_models[0],
-                       cascade.escalation_threshold.confidence_score or 0.0, floor, *tags)
+                       cascade.escalation_threshold.confidence_score or 0.0, floor, *tags,
+                       complexity_threshold=cascade.escalation_threshold.complexity_score)
         if selection.preferred_models:
             return cls(selection.preferred_models[0], None, None, floor, *tags)
         return None
@@ -181,41 +187,69 @@ class Served:
     original_prompt_tokens: np.ndarray  # -1 when not compressed
 
 
+def answer_alone(
+    model: str, compression_floor: int | None, index: dict[str, int], table: ModelTable, requests: Requests,
+    noise: CallNoise, ratio_noise: np.ndarray,
+) -> Served:
+    """Every row answered by `model` alone, compressed first when its prompt is long enough."""
+    n = len(requests.difficulty)
+    original = requests.prompt_tokens
+    compressed = np.zeros(n, dtype=bool) if compression_floor is None else original >= compression_floor
+    prompt = np.where(compressed, np.maximum(4, np.round(original * compression_ratio(ratio_noise))), original)
+    prompt = prompt.astype(np.int64)
+    asked = Requests(requests.difficulty, prompt, requests.completion_median, requests.latency_factor,
+                     requests.error_factor, requests.quality_shift, requests.compression_loss, requests.complexity)
+    answer = call(table, np.full(n, index[model]), asked, noise)
+    quality = np.where(compressed, compressed_quality(answer.quality, original, requests.compression_loss),
+                       answer.quality)
+    technique = np.full(n, None, dtype=object)
+    technique[compressed] = "llmlingua"
+    return Served(np.full(n, index[model]), prompt, answer.completion_tokens, answer.failed, answer.latency_ms,
+                  answer.cost_usd, quality, answer.confidence, np.full(n, None, dtype=object), technique,
+                  np.where(compressed, original, -1).astype(np.int64))
+
+
+def too_complex(plan: Plan, requests: Requests) -> np.ndarray:
+    """The rows a cascade sends straight to its fallback: complexity above its threshold."""
+    if plan.complexity_threshold is None or requests.complexity is None:
+        return np.zeros(len(requests.difficulty), dtype=bool)
+    scores = np.array([complexity_score(level) for level in range(3)])
+    direct: np.ndarray = scores[requests.complexity] > plan.complexity_threshold
+    return direct
+
+
+def cascade(primary: Served, fallback: Served, threshold: float, direct: np.ndarray) -> Served:
+    """The primary's answers, and the fallback's below the confidence threshold or on failure
+    (paying for both calls and waiting for both), or for the `direct` rows (the fallback alone)."""
+    up = (primary.confidence < threshold) | primary.failed | direct
+
+    def pick(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = np.where(up, theirs, mine)
+        return picked
+
+    def both(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+        added: np.ndarray = np.where(direct, theirs, np.where(up, mine + theirs, mine))
+        return added
+
+    return Served(pick(primary.model, fallback.model), primary.prompt_tokens,
+                  pick(primary.completion_tokens, fallback.completion_tokens), pick(primary.failed, fallback.failed),
+                  both(primary.latency_ms, fallback.latency_ms), both(primary.cost_usd, fallback.cost_usd),
+                  pick(primary.quality, fallback.quality), primary.confidence, up.astype(object),
+                  primary.compression_technique, primary.original_prompt_tokens)
+
+
 def serve(
     plan: Plan, index: dict[str, int], table: ModelTable, requests: Requests,
     first: CallNoise, second: CallNoise, ratio_noise: np.ndarray,
 ) -> Served:
     """Every row answered under `plan`: compressed first (when its prompt is long enough), then
-    by the model, or by the cascade's primary and, below its confidence threshold or on
-    failure, by the fallback (paying for both calls and waiting for both)."""
-    n = len(requests.difficulty)
-    original = requests.prompt_tokens
-    compressed = (np.zeros(n, dtype=bool) if plan.compression_floor is None
-                  else original >= plan.compression_floor)
-    prompt = np.where(compressed, np.maximum(4, np.round(original * compression_ratio(ratio_noise))), original)
-    prompt = prompt.astype(np.int64)
-    asked = Requests(requests.difficulty, prompt, requests.completion_median, requests.latency_factor,
-                     requests.error_factor, requests.quality_shift, requests.compression_loss)
-    model = np.full(n, index[plan.model])
-    answer = call(table, model, asked, first)
-    completion, failed, latency = answer.completion_tokens, answer.failed, answer.latency_ms
-    cost, quality, confidence = answer.cost_usd, answer.quality, answer.confidence
-    escalated = np.full(n, None, dtype=object)
-    if plan.fallback is not None and plan.threshold is not None:
-        up = (answer.confidence < plan.threshold) | answer.failed
-        backup = call(table, np.full(n, index[plan.fallback]), asked, second)
-        model = np.where(up, index[plan.fallback], model)
-        completion = np.where(up, backup.completion_tokens, completion)
-        failed = np.where(up, backup.failed, failed)
-        latency = np.where(up, latency + backup.latency_ms, latency)
-        cost = np.where(up, cost + backup.cost_usd, cost)
-        quality = np.where(up, backup.quality, quality)
-        escalated = up.astype(object)
-    quality = np.where(compressed, compressed_quality(quality, original, requests.compression_loss), quality)
-    technique = np.full(n, None, dtype=object)
-    technique[compressed] = "llmlingua"
-    return Served(model, prompt, completion, failed, latency, cost, quality, confidence, escalated, technique,
-                  np.where(compressed, original, -1).astype(np.int64))
+    by the model, or by a cascade (see `cascade`; a request too complex for the cascade's
+    complexity threshold goes to the fallback alone)."""
+    primary = answer_alone(plan.model, plan.compression_floor, index, table, requests, first, ratio_noise)
+    if plan.fallback is None or plan.threshold is None:
+        return primary
+    backup = answer_alone(plan.fallback, plan.compression_floor, index, table, requests, second, ratio_noise)
+    return cascade(primary, backup, plan.threshold, too_complex(plan, requests))
 
 
 def rules_for(config: RoutingConfig, application_id: str) -> tuple[RoutingRule | None, list[RoutingRule]]:

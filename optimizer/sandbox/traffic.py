@@ -296,7 +296,7 @@ class TrafficGenerator:
         if self._routing:
             route(self._routing, ts_ns, app, ~in_experiment & ~paired, [(a.application_id, a.model) for a in apps],
                   self._model_index, self.table, Requests(difficulty, prompt_tokens.copy(), completion_median,
-                                                          latency_factor, error_factor, shift, loss),
+                                                          latency_factor, error_factor, shift, loss, complexity),
                   RoutingNoise.draw(np.random.default_rng([self.seed, day.toordinal(), ROUTING_STREAM]), n),
                   {"model": model, "prompt_tokens": prompt_tokens, "completion_tokens": completion, "failed": failed,
                    "latency_ms": latency, "cost_usd": cost, "quality": quality, "confidence": confidence,

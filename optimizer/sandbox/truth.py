@@ -1,7 +1,8 @@
 """The world's hidden truth: what a routing really does to an application's quality, cost and
 latency on a given day, and the best routing there is (the oracle a simulation is scored
 against): the cheapest routing the platform can put evidence behind whose true quality stays
-within the margin and whose true p95 latency stays within what a rollout's guardrail allows.
+within the margin, whose true p95 latency stays within what a rollout's guardrail allows and
+whose true mean latency rises by at most the specification's `max_latency_increase_ms`.
 
 Figures are expectations over a large sample of the application's requests, each answered
 under the routing with the world's own randomness: no optimizer sees them, the sandbox knows
@@ -20,21 +21,28 @@ from optimizer.sandbox.serving import (
     Plan,
     Requests,
     RoutingNoise,
+    Served,
+    answer_alone,
+    cascade,
     compression_loss,
     quality_shift,
     request_features,
     rules_for,
-    serve,
+    too_complex,
 )
 from optimizer.sandbox.traffic import TrafficGenerator
 from optimizer.sandbox.world import APPLICATIONS, COMPLEXITIES, EXPERIMENTS
-from optimizer.schemas.routing import RoutingConfig
+from optimizer.schemas.routing import RoutingConfig, complexity_threshold
 
 SAMPLE = 20_000
 THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(1, 20))
 COMPRESSION_FLOORS = (0, 200, 400, 600, 800, 1000, 1500, 2000, 3000)
 DAYS_PER_MONTH = 30.4
 MAX_P95_LATENCY_INCREASE_PCT = 30.0  # a rollout's default guardrail
+MAX_LATENCY_INCREASE_MS = 200.0  # the specification's goal for a request's mean latency
+# A cascade may route every request to its primary first, or only simple ones, or simple and
+# moderate ones (the complexity thresholds of the routing schema).
+COMPLEXITY_THRESHOLDS = (None, complexity_threshold(0), complexity_threshold(1))
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,9 @@ class Truth:
     def __init__(self, traffic: TrafficGenerator, day: date, *, seed: int = 0, sample: int = SAMPLE) -> None:
         self.traffic, self.day = traffic, day
         self._samples: dict[str, tuple[Requests, RoutingNoise]] = {}
+        # Each model's answers at each compression floor, as first or second call: every
+        # routing of the application combines a few of them (serve() does the same, uncached).
+        self._alone: dict[tuple[str, str, int | None, bool], Served] = {}
         self._seed, self._sample = seed, sample
 
     def _requests(self, application_id: str) -> tuple[Requests, RoutingNoise]:
@@ -105,20 +116,30 @@ class Truth:
                                   application)
             loss = compression_loss(self.traffic.drifts, self.traffic.anchor, ts_ns, application)
             self._samples[application_id] = (
-                Requests(difficulty, prompt, completion, np.ones(n), np.ones(n), shift, loss),
+                Requests(difficulty, prompt, completion, np.ones(n), np.ones(n), shift, loss, complexity),
                 RoutingNoise.draw(rng, n))
         return self._samples[application_id]
 
+    def _answer_alone(self, application_id: str, model: str, floor: int | None, second: bool) -> Served:
+        key = (application_id, model, floor, second)
+        if key not in self._alone:
+            requests, noise = self._requests(application_id)
+            self._alone[key] = answer_alone(model, floor, self.traffic.model_index, self.traffic.table, requests,
+                                            noise.second if second else noise.first, noise.ratio)
+        return self._alone[key]
+
     def effect(self, application_id: str, plan: Plan) -> Effect:
-        requests, noise = self._requests(application_id)
-        served = serve(plan, self.traffic.model_index, self.traffic.table, requests, noise.first, noise.second,
-                       noise.ratio)
+        served = self._answer_alone(application_id, plan.model, plan.compression_floor, False)
+        if plan.fallback is not None and plan.threshold is not None:
+            backup = self._answer_alone(application_id, plan.fallback, plan.compression_floor, True)
+            served = cascade(served, backup, plan.threshold, too_complex(plan, self._requests(application_id)[0]))
         return Effect(float(served.quality.mean()), float(served.cost_usd.mean()), float(served.latency_ms.mean()),
                       float(np.percentile(served.latency_ms, 95)))
 
     def candidates(self, application_id: str) -> list[Plan]:
         """The routings the platform can put evidence behind for the application: a cascade
-        from the model it shadow-evaluates (when that one is cheaper) at any threshold, and,
+        from the model it shadow-evaluates (when that one is cheaper) at any threshold, for every
+        request or only the simpler complexity levels, and,
         where its traffic runs a compression experiment, compression at any floor, alone or
         with the cascade. Compression elsewhere may well pay, but no optimizer could know
         without trying it first."""
@@ -130,7 +151,8 @@ class Truth:
         floors = (None, *COMPRESSION_FLOORS) if compressed else (None,)
         plans = [Plan(app.model, compression_floor=floor) for floor in floors]
         if app.shadow_model and app.shadow_model in index and price[index[app.shadow_model]] < price[index[app.model]]:
-            plans += [Plan(app.shadow_model, app.model, threshold, floor) for threshold in THRESHOLDS for floor in floors]
+            plans += [Plan(app.shadow_model, app.model, threshold, floor, complexity_threshold=levels)
+                      for threshold in THRESHOLDS for floor in floors for levels in COMPLEXITY_THRESHOLDS]
         return plans
 
     def verdict(self, application_id: str, live: Plan | None, margin: float, requests_per_day: float,
@@ -139,7 +161,8 @@ class Truth:
         baseline = self.effect(application_id, Plan(app.model))
         effects = [(plan, self.effect(application_id, plan)) for plan in self.candidates(application_id)]
         allowed = [(plan, e) for plan, e in effects if e.quality >= baseline.quality - margin
-                   and e.p95_latency_ms <= baseline.p95_latency_ms * (1 + max_p95_increase_pct / 100)]
+                   and e.p95_latency_ms <= baseline.p95_latency_ms * (1 + max_p95_increase_pct / 100)
+                   and e.latency_ms <= baseline.latency_ms + MAX_LATENCY_INCREASE_MS]
         best_plan, best = min(allowed, key=lambda item: item[1].cost_usd)
         live_effect = self.effect(application_id, live) if live is not None else baseline
         return Verdict(application_id, requests_per_day, baseline, live_effect,

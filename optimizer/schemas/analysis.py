@@ -21,6 +21,10 @@ Interval = tuple[float, float]
 # How much a cascade may raise p95 latency by default, in percent: below the 30% a rollout's
 # guardrail allows, since the guardrail reads a noisy percentile of a small experiment arm.
 MAX_P95_LATENCY_INCREASE_PCT = 20.0
+# How much a recommendation may raise the mean latency of a request, in ms: the specification's
+# `max_latency_increase_ms` goal (200), held by a one-sided upper confidence bound. The percent
+# budget above guards the tail; this one the average a user waits.
+MAX_LATENCY_INCREASE_MS = 200.0
 
 class ResultModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -56,6 +60,14 @@ class CascadeCandidate(ResultModel):
     reason: str
     # How much the cascade would raise p95 latency at this threshold, from the pairs (None: unknown).
     p95_latency_change_pct: float | None = None
+    # Mean latency change per request (ms), its interval, and its one-sided upper bound at alpha.
+    latency_impact_ms: float | None = None
+    latency_impact_ms_ci: Interval | None = None
+    latency_increase_bound_ms: float | None = None
+    # The complexity levels sent to the primary first and the spec's score for it (None: the
+    # requests carry no complexity, every request goes to the primary first).
+    complexity_threshold: float | None = None
+    complexity_levels: list[str] | None = None
 
 
 class CascadeRecommendation(ResultModel):
@@ -72,6 +84,11 @@ class CascadeRecommendation(ResultModel):
     reason: str
     latency_change_ms: float | None = None
     p95_latency_change_pct: float | None = None
+    latency_impact_ms: float | None = None  # = latency_change_ms, under the specification's name
+    latency_impact_ms_ci: Interval | None = None
+    latency_increase_bound_ms: float | None = None  # one-sided upper bound at alpha
+    complexity_threshold: float | None = None  # requests scoring above it go straight to the fallback
+    complexity_levels: list[str] | None = None  # the levels the primary answers first
     frontier: list[FrontierPoint] = Field(default_factory=list)
     candidates: list[CascadeCandidate] = Field(default_factory=list)
 
@@ -80,6 +97,7 @@ class CascadeReport(ResultModel):
     recommendations: list[CascadeRecommendation]
     max_quality_drop: float
     alpha: float
+    max_latency_increase_ms: float | None = None
     input: InputSummary | None = None
 
 
@@ -109,12 +127,18 @@ class CompressionRecommendation(ResultModel):
     reason: str
     experiment_id: str | None = None  # the randomised experiment compared, if any
     floors: list[FloorCheck] = Field(default_factory=list)
+    # Mean latency change of a compressed request (ms, compressed minus uncompressed, at the
+    # floor shown), its interval, and its one-sided upper bound at alpha.
+    latency_impact_ms: float | None = None
+    latency_impact_ms_ci: Interval | None = None
+    latency_increase_bound_ms: float | None = None
 
 
 class CompressionReport(ResultModel):
     recommendations: list[CompressionRecommendation]
     max_quality_drop: float
     alpha: float
+    max_latency_increase_ms: float | None = None
     input: InputSummary | None = None
 
 

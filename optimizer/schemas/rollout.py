@@ -36,6 +36,7 @@ class ProposedChange(BaseModel):
     primary_model: str | None = None  # cascade: answers first
     fallback_model: str | None = None  # cascade: takes escalations
     confidence_threshold: float | None = None
+    complexity_threshold: float | None = None  # cascade: requests scoring above it go straight to the fallback
     preferred_models: list[str] = Field(default_factory=list)  # preferred_model: in order of preference
     technique: str | None = None  # prompt_compression
     min_prompt_tokens: int | None = None

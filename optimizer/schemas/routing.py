@@ -9,10 +9,26 @@ from pydantic import Field
 
 from optimizer.schemas._base import WireModel
 
+# The request classifier's complexity levels, in order. Each owns a third of the [0, 1]
+# complexity score (a level's requests score at its band's middle); a cascade's
+# `complexity_score` threshold sends requests scoring above it straight to the fallback, so the
+# upper edge of a level's band routes that level and every simpler one to the primary.
+COMPLEXITY_LEVELS = ("simple", "moderate", "complex")
+
+
+def complexity_score(level: int) -> float:
+    """The score of a request of this level (index in COMPLEXITY_LEVELS)."""
+    return (level + 0.5) / len(COMPLEXITY_LEVELS)
+
+
+def complexity_threshold(highest_routed_level: int) -> float:
+    """The threshold that routes this level and the simpler ones to a cascade's primary."""
+    return round((highest_routed_level + 1) / len(COMPLEXITY_LEVELS), 2)
+
 
 class EscalationThreshold(WireModel):
     confidence_score: float | None = Field(default=None, ge=0, le=1)
-    complexity_score: float | None = Field(default=None, ge=0, le=1)
+    complexity_score: float | None = Field(default=None, ge=0, le=1)  # above it: straight to the fallback
 
 
 class CascadeConfig(WireModel):

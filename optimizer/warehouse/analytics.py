@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from optimizer.analysis.cascade import (
+from optimizer.analysis.cascade_pairs import (
     FAILED_PRIMARY_BIN,
     GRID_STEPS,
     LATENCY_STEP,
@@ -48,7 +48,8 @@ CURRENT_MODEL = f"""current_model AS (
 # latencies. Only paired rows (a small share) and only the columns the join reads are scanned,
 # once: three times faster than joining the whole window with itself.
 _PAIRS = f"""paired AS MATERIALIZED (
-    SELECT pair_id, application_id, model, status, quality_score, confidence_score, cost_usd, latency_ms
+    SELECT pair_id, application_id, model, status, quality_score, confidence_score, cost_usd, latency_ms,
+           CASE complexity WHEN 'simple' THEN 0 WHEN 'moderate' THEN 1 WHEN 'complex' THEN 2 END AS level
     FROM requests WHERE pair_id IS NOT NULL AND {IN_WINDOW}
 ), pairs AS (
     SELECT f.application_id, c.model AS primary_model,
@@ -57,7 +58,8 @@ _PAIRS = f"""paired AS MATERIALIZED (
            END AS bin,
            CASE WHEN c.status = 'error' THEN 0.0 ELSE c.quality_score - f.quality_score END AS diff,
            c.cost_usd AS primary_cost, f.cost_usd AS fallback_cost,
-           c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency
+           c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency,
+           coalesce(f.level, c.level) AS level
     FROM paired AS f
     JOIN current_model AS m ON m.application_id = f.application_id AND m.model = f.model
     JOIN paired AS c ON c.pair_id = f.pair_id AND c.model <> f.model
@@ -196,51 +198,63 @@ class RequestSource:
 
     def cascade_pairs(self) -> list[ApplicationPairs]:
         """Shadow pairs of each application's current model with every other model, binned
-        by the other model's confidence on the threshold grid."""
+        by the other model's confidence on the threshold grid (and by complexity level)."""
         # One query, so the window is scanned for pairs once: the bins' sums, and beside them each
-        # candidate's p95 latency at every LATENCY_STEP-th threshold and the fallback's.
+        # candidate's p95 latency at every LATENCY_STEP-th threshold and the fallback's, for the
+        # cascade routing every request to the primary (cutoff 2) and those routing only requests
+        # up to a complexity level (the others are answered by the fallback alone).
         rows = self._rows(
             f"""
             WITH {CURRENT_MODEL}, {_PAIRS},
             tails AS (
-                SELECT application_id, primary_model, list(p95 ORDER BY step) AS p95s,
+                SELECT application_id, primary_model, list(p95 ORDER BY cutoff, step) AS p95s,
                        any_value(fallback_p95) AS fallback_p95
                 FROM (
-                    SELECT application_id, primary_model, s.step,
-                           quantile_cont(CASE WHEN bin >= s.step THEN primary_latency
+                    SELECT application_id, primary_model, k.cutoff, s.step,
+                           quantile_cont(CASE WHEN k.cutoff < 2 AND (level IS NULL OR level > k.cutoff)
+                                                   THEN fallback_latency
+                                              WHEN bin >= s.step THEN primary_latency
                                               ELSE primary_latency + fallback_latency END, 0.95) AS p95,
                            quantile_cont(fallback_latency, 0.95) AS fallback_p95
                     FROM pairs, (SELECT range * {LATENCY_STEP} AS step
-                                 FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s
+                                 FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s,
+                         (SELECT range AS cutoff FROM range(0, 3)) AS k
                     GROUP BY ALL
                 )
                 GROUP BY ALL
             )
-            SELECT m.application_id, m.model, p.primary_model, p.bin, count(p.bin), fsum(p.diff), fsum(p.diff * p.diff),
-                   fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency), fsum(p.fallback_latency),
-                   any_value(t.p95s), any_value(t.fallback_p95)
+            SELECT m.application_id, m.model, p.primary_model, p.bin, p.level, count(p.bin), fsum(p.diff),
+                   fsum(p.diff * p.diff), fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency),
+                   fsum(p.fallback_latency), fsum((p.primary_latency - p.fallback_latency) * (p.primary_latency - p.fallback_latency)),
+                   fsum(p.primary_latency * p.primary_latency), any_value(t.p95s), any_value(t.fallback_p95)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
             LEFT JOIN tails AS t ON t.application_id = p.application_id AND t.primary_model = p.primary_model
-            GROUP BY m.application_id, m.model, p.primary_model, p.bin ORDER BY ALL
+            GROUP BY m.application_id, m.model, p.primary_model, p.bin, p.level ORDER BY ALL
             """
         )
         steps = range(0, GRID_STEPS + 1, LATENCY_STEP)
         fallbacks: dict[str, str] = {}
         bins: dict[str, dict[str, list[PairBin]]] = {}
-        latency: dict[tuple[str, str], tuple[tuple[tuple[int, float], ...], float]] = {}
-        for app, fallback, model, bin_, n, d, d2, pc, fc, pl, fl, p95s, fallback_p95 in rows:
+        latency: dict[tuple[str, str], dict[str, Any]] = {}
+        for app, fallback, model, bin_, level, n, d, d2, pc, fc, pl, fl, kept2, primary2, p95s, fallback_p95 in rows:
             fallbacks[app] = fallback
             candidates = bins.setdefault(app, {})
             if model is not None:
                 candidates.setdefault(model, []).append(
-                    PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl))
+                    PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl),
+                            float(kept2), float(primary2), None if level is None else int(level))
                 )
-                latency[(app, model)] = (tuple(zip(steps, map(float, p95s), strict=True)), float(fallback_p95))
+                by_cutoff = [list(zip(steps, map(float, p95s[k * len(steps):(k + 1) * len(steps)]), strict=True))
+                             for k in range(3)]
+                latency[(app, model)] = {
+                    "p95_latency_ms": tuple(by_cutoff[2]), "fallback_p95_latency_ms": float(fallback_p95),
+                    "routed_p95_latency_ms": tuple((k, s, p) for k in range(2) for s, p in by_cutoff[k]),
+                }
         return [
             ApplicationPairs(
                 application_id=str(app),
                 fallback_model=str(fallbacks[app]),
-                candidates=tuple(CandidatePairs(m, tuple(b), *latency[(app, m)]) for m, b in sorted(models.items())),
+                candidates=tuple(CandidatePairs(m, tuple(b), **latency[(app, m)]) for m, b in sorted(models.items())),
             )
             for app, models in sorted(bins.items())
         ]
@@ -248,7 +262,9 @@ class RequestSource:
     # ---- compression -----------------------------------------------------------------
 
     def compression_data(self, input_prices: Mapping[str, float]) -> list[CompressionData]:
-        """Buckets of prompt length for each application's most-compressed model, by arm."""
+        """Buckets of prompt length for each application's most-compressed model, by arm; their
+        latency is that of answered requests (a failure's latency is the time to a timeout or
+        an error, unrelated to the prompt)."""
         floor_case = "CASE " + " ".join(
             f"WHEN coalesce(original_prompt_tokens, prompt_tokens) >= {floor} THEN {floor}"
             for floor in sorted(FLOOR_GRID, reverse=True)
@@ -272,7 +288,9 @@ class RequestSource:
                 SELECT {floor_case} AS floor, compression_technique IS NOT NULL AS compressed,
                        coalesce(experiment_id, '') AS experiment, count(*),
                        count(quality_score), fsum(quality_score), fsum(quality_score * quality_score),
-                       sum(prompt_tokens), sum(coalesce(original_prompt_tokens, prompt_tokens))
+                       sum(prompt_tokens), sum(coalesce(original_prompt_tokens, prompt_tokens)),
+                       count(*) FILTER (WHERE status = 'ok'), fsum(latency_ms) FILTER (WHERE status = 'ok'),
+                       fsum(latency_ms * latency_ms) FILTER (WHERE status = 'ok')
                 FROM requests
                 WHERE application_id = $app AND model = $model AND NOT shadow AND {IN_WINDOW}
                 GROUP BY ALL ORDER BY ALL
@@ -292,8 +310,9 @@ class RequestSource:
                             requests=int(n),
                             quality=SampleMean.from_sums(int(nq), float(q or 0.0), float(q2 or 0.0)),
                             prompt_tokens=int(sent), original_prompt_tokens=int(original),
+                            latency=SampleMean.from_sums(int(n_ok), float(lat or 0.0), float(lat2 or 0.0)),
                         )
-                        for floor, compressed, experiment, n, nq, q, q2, sent, original in rows
+                        for floor, compressed, experiment, n, nq, q, q2, sent, original, n_ok, lat, lat2 in rows
                     ),
                 )
             )
