@@ -390,6 +390,7 @@ class TrafficGenerator:
         frame["visible_ns"] = frame["ts_ns"].to_numpy() + (delay_s * NS_PER_S).astype(np.int64)
         malformed = rng.random(n) < self.malformed_rate
         frame["malformed"] = np.where(malformed, rng.integers(0, len(MALFORMED_KINDS), n), -1)
+        frame["prompt_hash"] = np.full(n, None, dtype=object)
         frame = frame.drop(columns=["app", "task", "failed"])
         return frame.sort_values(["ts_ns", "request_id"], ignore_index=True)
 
