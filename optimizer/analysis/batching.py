@@ -57,9 +57,10 @@ def recommend_application(
 ) -> BatchingRecommendation:
     priced = [d for d in data.days if d.model in batch_prices]
     calendar = list(range(data.first_day, data.last_day + 1))
+    task_types, models = sorted({d.task_type for d in data.days}), sorted({d.model for d in priced})
     common = {
         "application_id": data.application_id, "requests": data.requests, "days": len(calendar),
-        "task_types": sorted({d.task_type for d in data.days}), "models": sorted({d.model for d in priced}),
+        "task_types": task_types, "models": models,
         "tolerant_requests": sum(d.requests for d in data.days), "max_delay_hours": BATCH_MAX_DELAY_HOURS,
     }
     if not priced or len(calendar) < MIN_DAYS:
@@ -82,8 +83,8 @@ def recommend_application(
     monthly = sum(savings) / len(calendar) * DAYS_PER_MONTH
     low, high = (DAYS_PER_MONTH * bound for bound in block_mean_interval(savings, alpha))
     adopt = low > max(min_monthly_savings_usd, 0.0)
-    what = (f"{sum(d.requests for d in priced):,} latency-tolerant requests ({', '.join(common['task_types'])}) "
-            f"on {', '.join(common['models'])}")
+    what = (f"{sum(d.requests for d in priced):,} latency-tolerant requests ({', '.join(task_types)}) "
+            f"on {', '.join(models)}")
     return BatchingRecommendation(
         **common, decision="adopt" if adopt else "reject", monthly_savings_usd=monthly,
         monthly_savings_ci=(low, high), cost_reduction_pct=100 * sum(savings) / cost if cost else None,
