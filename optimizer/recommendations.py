@@ -13,6 +13,8 @@ from optimizer.analysis.compression import DAYS_PER_MONTH
 from optimizer.rollout.plan import change_from_recommendation
 from optimizer.schemas.analysis import (
     AdoptedRecommendation,
+    BatchingRecommendation,
+    CachingRecommendation,
     CascadeRecommendation,
     Comparison,
     CompressionRecommendation,
@@ -44,6 +46,7 @@ from optimizer.schemas.registry import (
     Winner,
 )
 
+Finding = CascadeRecommendation | CompressionRecommendation | CachingRecommendation | BatchingRecommendation
 CONCLUDED = {"deploy_to_production": "completed", "keep_control": "completed", "invalid_srm": "failed"}
 
 
@@ -67,7 +70,7 @@ class Adoption:
 
 
 def adopt(
-    entries: Sequence[CascadeRecommendation | CompressionRecommendation],
+    entries: Sequence[Finding],
     profiles: Mapping[str, ApplicationProfile],
     *,
     run_id: str,
@@ -96,20 +99,22 @@ def adopt(
 
 
 def monthly_savings_usd(
-    entry: CascadeRecommendation | CompressionRecommendation, profile: ApplicationProfile | None
+    entry: Finding, profile: ApplicationProfile | None
 ) -> float:
     """What adopting a recommendation saves a month at the application's current spend."""
     if entry.decision != "adopt":
         return 0.0
     if isinstance(entry, CompressionRecommendation):
         return entry.estimated_monthly_savings_usd or 0.0
+    if isinstance(entry, CachingRecommendation | BatchingRecommendation):
+        return entry.monthly_savings_usd or 0.0
     if profile is None or entry.cost_reduction_pct is None:
         return 0.0
     return entry.cost_reduction_pct / 100 * profile.daily_cost_usd * DAYS_PER_MONTH
 
 
 def registry_recommendation(
-    entry: CascadeRecommendation | CompressionRecommendation,
+    entry: Finding,
     profile: ApplicationProfile | None,
     *,
     run_id: str,
@@ -120,6 +125,8 @@ def registry_recommendation(
         return None
     savings_daily = monthly_savings_usd(entry, profile) / DAYS_PER_MONTH
     daily_cost = profile.daily_cost_usd if profile else 0.0
+    if isinstance(entry, CachingRecommendation | BatchingRecommendation):
+        return _savings_recommendation(entry, savings_daily, daily_cost, run_id=run_id, alpha=alpha)
     if isinstance(entry, CascadeRecommendation):
         return Recommendation(
             recommendation_id=f"{run_id}-cascade-{entry.application_id}",
@@ -165,6 +172,37 @@ def registry_recommendation(
         },
         confidence=1 - alpha,
         based_on_experiments=[entry.experiment_id] if entry.experiment_id else [],
+    )
+
+
+def _savings_recommendation(
+    entry: CachingRecommendation | BatchingRecommendation, savings_daily: float, daily_cost: float, *, run_id: str,
+    alpha: float,
+) -> Recommendation:
+    """Caching or batch pricing in the specification's recommendation shape: what it saves,
+    no quality impact assumed (the reason says why), and what it does to latency."""
+    impact = {"cost_reduction_percentage": round(100 * savings_daily / daily_cost, 2) if daily_cost else 0.0,
+              "cost_savings_daily_usd": round(savings_daily, 4), "quality_impact": 0.0}
+    ci = [round(x, 2) for x in entry.monthly_savings_ci or ()]
+    if isinstance(entry, CachingRecommendation):
+        return Recommendation(
+            recommendation_id=f"{run_id}-caching-{entry.application_id}", type="caching",
+            description=f"Cache responses to repeated prompts for {entry.ttl_seconds} s",
+            estimated_impact=EstimatedImpact(**impact, latency_impact_ms=0.0),
+            implementation={"enable_caching": True, "cache_ttl_seconds": entry.ttl_seconds,
+                            "hit_rate": entry.hit_rate, "hit_rate_ci": list(entry.hit_rate_ci or ()),
+                            "monthly_savings_ci_usd": ci, "assumption": "a repeated prompt's earlier answer is "
+                            "as good as a new one"},
+            confidence=1 - alpha,
+        )
+    return Recommendation(
+        recommendation_id=f"{run_id}-batching-{entry.application_id}", type="batching",
+        description=f"Send {', '.join(entry.task_types)} requests to the batch API (answers within "
+                    f"{entry.max_delay_hours:g} hours)",
+        estimated_impact=EstimatedImpact(**impact, latency_impact_ms=entry.max_delay_hours * 3600 * 1000),
+        implementation={"enable_batching": True, "task_types": entry.task_types, "models": entry.models,
+                        "max_delay_hours": entry.max_delay_hours, "monthly_savings_ci_usd": ci},
+        confidence=1 - alpha,
     )
 
 

@@ -24,6 +24,8 @@ from optimizer.report import EventDelivery, NightlySummary, RecordedResults, Rep
 from optimizer.schemas.analysis import (
     AnalysisInputs,
     ApplicationAnalysis,
+    BatchingReport,
+    CachingReport,
     CascadeReport,
     CompressionReport,
     ExperimentFinding,
@@ -33,7 +35,7 @@ from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.loads import LoadResult, Window
 from optimizer.schemas.optimizations import LoopSummary, RealizedSavings
-from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.schemas.registry import ModelProfile, StoredExperiment, TokenPrices
 from optimizer.schemas.rollout import Guardrails
 from tasks._common import TaskSteps, retry_if_transient
 
@@ -83,9 +85,10 @@ def export_for_analysis(runtime: Runtime, window: tuple[datetime, datetime], dir
 @task(name="analyze-application", task_run_name="analyze-{application}", cache_policy=NO_CACHE)
 def analyze_application(application: str, partition: Path, input_prices: Mapping[str, float],
                         max_quality_drop: float, alpha: float,
-                        max_p95_latency_increase_pct: float | None) -> ApplicationAnalysis:
+                        max_p95_latency_increase_pct: float | None,
+                        batch_prices: Mapping[str, TokenPrices] | None = None) -> ApplicationAnalysis:
     return analyze.analyze_application(application, partition, input_prices, max_quality_drop, alpha,
-                                       max_p95_latency_increase_pct, log=get_run_logger())
+                                       max_p95_latency_increase_pct, log=get_run_logger(), batch_prices=batch_prices)
 
 
 @task(name="analyze-experiments", cache_policy=NO_CACHE)
@@ -97,9 +100,10 @@ def analyze_experiments(runtime: Runtime, alpha: float) -> list[ExperimentFindin
       cache_policy=NO_CACHE)
 def record_results(runtime: Runtime, run_id: str, cascades: CascadeReport, compression: CompressionReport,
                    experiments: Sequence[ExperimentFinding], profiles: Sequence[ApplicationProfile],
-                   alpha: float, max_quality_drop: float) -> RecordedResults:
+                   alpha: float, max_quality_drop: float, caching: CachingReport | None = None,
+                   batching: BatchingReport | None = None) -> RecordedResults:
     return record.record_results(runtime, run_id, cascades, compression, experiments, profiles, alpha,
-                                 max_quality_drop, log=get_run_logger())
+                                 max_quality_drop, caching=caching, batching=batching, log=get_run_logger())
 
 
 @task(name="decide-experiments", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from optimizer.analysis.statistics import block_mean_interval
+from optimizer.schemas.analysis import BatchingRecommendation, BatchingReport
 from optimizer.schemas.registry import TokenPrices
-from optimizer.schemas.savings import BatchingRecommendation, BatchingReport
 
 LATENCY_TOLERANT_TASK_TYPES: tuple[str, ...] = ("batch", "offline")
 BATCH_MAX_DELAY_HOURS = 24.0

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from optimizer.analysis.statistics import block_mean_interval, normal_quantile
-from optimizer.schemas.savings import CachingRecommendation, CachingReport, TtlOption
+from optimizer.schemas.analysis import CachingRecommendation, CachingReport, TtlOption
 
 CANDIDATE_TTLS_S: tuple[int, ...] = (60, 300, 900, 3600, 21600, 86400)
 SATURATION = 0.9  # the chosen TTL gets at least this share of the best candidate's savings

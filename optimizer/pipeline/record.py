@@ -11,7 +11,13 @@ from optimizer import telemetry
 from optimizer.errors import PlatformError
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.report import EventDelivery, ExperimentOutcome, RecordedResults
-from optimizer.schemas.analysis import CascadeReport, CompressionReport, ExperimentFinding
+from optimizer.schemas.analysis import (
+    BatchingReport,
+    CachingReport,
+    CascadeReport,
+    CompressionReport,
+    ExperimentFinding,
+)
 from optimizer.schemas.applications import ApplicationProfile
 
 
@@ -25,13 +31,17 @@ def record_results(
     alpha: float,
     max_quality_drop: float,
     *,
+    caching: CachingReport | None = None,
+    batching: BatchingReport | None = None,
     log: Log = LOG,
 ) -> RecordedResults:
     """Store every result with the events announcing it (one transaction), then record the
     experiments and adopted recommendations in the Registry. Safe to repeat."""
     now = datetime.now(UTC)
     by_app = {p.application_id: p for p in profiles}
-    adoption = build.adopt([*cascades.recommendations, *compression.recommendations], by_app,
+    savings: list[build.Finding] = [*(caching.recommendations if caching else []),
+                                    *(batching.recommendations if batching else [])]
+    adoption = build.adopt([*cascades.recommendations, *compression.recommendations, *savings], by_app,
                            run_id=run_id, alpha=alpha, now=now)
     for item in adoption.adopted:
         telemetry.record_savings(optimization_type=item.kind, application=item.application_id,
@@ -41,7 +51,8 @@ def record_results(
                if (event := build.experiment_event(finding.analysis, finding.definition, alpha=alpha, now=now))]
     with telemetry.operation("record.results", "recording"), runtime.warehouse() as store:
         store.results.record(run_id, cascades=cascades, compression=compression,
-                             experiments=[f.analysis for f in experiments], adopted=adoption.adopted, events=events)
+                             experiments=[f.analysis for f in experiments], adopted=adoption.adopted, events=events,
+                             caching=caching, batching=batching)
     with telemetry.operation("record.registry", "recording"), runtime.clients() as clients:
         for finding in experiments:
             clients.registry.record_experiment(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optimizer.schemas.routing import RoutingConfig, RoutingConfigState
 
-ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching"]
+ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching", "batching"]
 RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back", "experimenting"]
 
 # What a person reads for each status (the run's final state in the Prefect UI, the result
@@ -39,6 +39,8 @@ class ProposedChange(BaseModel):
     preferred_models: list[str] = Field(default_factory=list)  # preferred_model: in order of preference
     technique: str | None = None  # prompt_compression
     min_prompt_tokens: int | None = None
+    cache_ttl_seconds: int | None = None  # caching: how long an answer is served again
+    batch_task_types: list[str] = Field(default_factory=list)  # batching: the requests sent to a batch API
     monthly_savings_usd: float | None = None
     quality_change: float | None = None
     quality_change_ci: tuple[float, float] | None = None
