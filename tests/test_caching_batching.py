@@ -134,3 +134,72 @@ def test_only_the_latency_tolerant_task_types_are_read(tmp_path: Path) -> None:
     (found,) = source.batching_data(["offline", "batch"])
     assert (found.requests, found.last_day - found.first_day) == (9, 2)
     assert sum(d.requests for d in found.days) == 6 and {d.task_type for d in found.days} == {"offline"}
+
+
+def adopted_caching() -> caching.CachingRecommendation:
+    data = CachingData("support-bot", 20_000, 14_000, cache_days([300, 320, 280, 310, 290, 305, 295], 0.01,
+                                                                  ttls=(60, 3600, 86400)))
+    result = caching.recommend_application(data, alpha=0.05, candidates=(60, 3600, 86400))
+    assert result.decision == "adopt" and result.ttl_seconds == 3600
+    return result
+
+
+def adopted_batching() -> batching.BatchingRecommendation:
+    prices = {"gpt-4o": TokenPrices(input_cost_per_1k_tokens=0.00125, output_cost_per_1k_tokens=0.005)}
+    days = tuple(TolerantDay(DAY0 + i, "gpt-4o", "offline", 400, 2.48, 152_000, 208_000) for i in range(7))
+    return batching.recommend_application(BatchingData("marketing-writer", 7000, DAY0, DAY0 + 6, days), prices,
+                                          alpha=0.05)
+
+
+def test_adopted_caching_and_batching_become_routing_hints_in_the_specifications_shape() -> None:
+    from optimizer.rollout import plan
+    from optimizer.schemas.routing import RoutingConfig, RoutingRule, TargetSelection
+
+    current = RoutingConfig(routing_rules=[
+        RoutingRule(id=f"rule-{app}", name=app, priority=100, conditions={"application_id": app},
+                    target_selection=TargetSelection(strategy="capability_match", preferred_models=["gpt-4o"]))
+        for app in ("support-bot", "marketing-writer")])
+    changes = [plan.change_from_recommendation(entry, team_id="t", monthly_savings_usd=10.0, recommendation_id="r")
+               for entry in (adopted_caching(), adopted_batching())]
+    assert [(c.kind, c.cache_ttl_seconds, c.batch_task_types) for c in changes if c] == [
+        ("caching", 3600, []), ("batching", None, ["offline"])]
+    proposed = plan.apply_changes(current, [c for c in changes if c])
+    hints = {r.id: r.optimization_hints.model_dump() for r in proposed.routing_rules if r.optimization_hints}
+    assert hints["rule-support-bot"]["enable_caching"] is True
+    assert hints["rule-support-bot"]["cache_ttl_seconds"] == 3600
+    assert hints["rule-marketing-writer"]["enable_batching"] is True
+    assert hints["rule-marketing-writer"]["request_batching"] == {
+        "enabled": True, "mode": "batch_api", "task_types": ["offline"], "max_wait_ms": 86_400_000}
+    assert plan.validate(proposed, ["gpt-4o"]) == []
+
+
+def test_adopted_caching_and_batching_are_stored_and_read_back_as_the_runs_adopted_changes(tmp_path: Path) -> None:
+    from optimizer import recommendations
+    from optimizer.schemas.analysis import (
+        BatchingReport,
+        CachingReport,
+        CascadeReport,
+        CompressionReport,
+    )
+    from optimizer.warehouse import Warehouse
+
+    cached, batched = adopted_caching(), adopted_batching()
+    adoption = recommendations.adopt([cached, batched], {}, run_id="run-1", alpha=0.05,
+                                     now=datetime(2026, 11, 24, tzinfo=UTC))
+    registry = {r.type: r for rs in adoption.recommendations.values() for r in rs}
+    assert registry["caching"].implementation["cache_ttl_seconds"] == 3600
+    assert registry["batching"].estimated_impact.latency_impact_ms == 24 * 3600 * 1000
+    assert "within 24 hours" in registry["batching"].description
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.results.record(
+            "run-1", cascades=CascadeReport(recommendations=[], max_quality_drop=0.02, alpha=0.05),
+            compression=CompressionReport(recommendations=[], max_quality_drop=0.02, alpha=0.05), experiments=[],
+            adopted=adoption.adopted, events=adoption.events,
+            caching=CachingReport(recommendations=[cached], alpha=0.05, min_monthly_savings_usd=5.0),
+            batching=BatchingReport(recommendations=[batched], alpha=0.05, min_monthly_savings_usd=5.0,
+                                    latency_tolerant_task_types=["offline"]))
+        found = store.results.latest_adopted("run-1")
+    assert [(r.entry.application_id, type(r.entry).__name__, r.recommendation_id) for r in found] == [
+        ("marketing-writer", "BatchingRecommendation", "run-1-batching-marketing-writer"),
+        ("support-bot", "CachingRecommendation", "run-1-caching-support-bot")]
+    assert found[1].monthly_savings_usd == pytest.approx(cached.monthly_savings_usd)

@@ -45,6 +45,10 @@ def render_markdown(data: ReportData) -> str:
     lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.cascades.recommendations]
     lines += ["", "## Compression", "", "| application | decision | why |", "|---|---|---|"]
     lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in data.compression.recommendations]
+    for title, found in (("Caching", data.caching), ("Batch pricing", data.batching)):
+        if found is not None:
+            lines += ["", f"## {title}", "", "| application | decision | why |", "|---|---|---|"]
+            lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in found.recommendations]
     lines += ["", "## Experiments", "", "| experiment | recommendation | winner |", "|---|---|---|"]
     lines += [f"| {e.experiment_id} | {e.recommendation} | {e.winner or '-'} |" for e in data.experiments]
     if data.budgets:
