@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +15,7 @@ import pytest
 from optimizer.analysis import batching, caching
 from optimizer.analysis.batching import BatchingData, TolerantDay
 from optimizer.analysis.caching import CacheDay, CachingData
+from optimizer.schemas.analysis import BatchingRecommendation, CachingRecommendation
 from optimizer.schemas.registry import TokenPrices
 from optimizer.warehouse.analytics import RequestSource
 
@@ -136,7 +138,7 @@ def test_only_the_latency_tolerant_task_types_are_read(tmp_path: Path) -> None:
     assert sum(d.requests for d in found.days) == 6 and {d.task_type for d in found.days} == {"offline"}
 
 
-def adopted_caching() -> caching.CachingRecommendation:
+def adopted_caching() -> CachingRecommendation:
     data = CachingData("support-bot", 20_000, 14_000, cache_days([300, 320, 280, 310, 290, 305, 295], 0.01,
                                                                   ttls=(60, 3600, 86400)))
     result = caching.recommend_application(data, alpha=0.05, candidates=(60, 3600, 86400))
@@ -144,7 +146,7 @@ def adopted_caching() -> caching.CachingRecommendation:
     return result
 
 
-def adopted_batching() -> batching.BatchingRecommendation:
+def adopted_batching() -> BatchingRecommendation:
     prices = {"gpt-4o": TokenPrices(input_cost_per_1k_tokens=0.00125, output_cost_per_1k_tokens=0.005)}
     days = tuple(TolerantDay(DAY0 + i, "gpt-4o", "offline", 400, 2.48, 152_000, 208_000) for i in range(7))
     return batching.recommend_application(BatchingData("marketing-writer", 7000, DAY0, DAY0 + 6, days), prices,
@@ -203,3 +205,26 @@ def test_adopted_caching_and_batching_are_stored_and_read_back_as_the_runs_adopt
         ("marketing-writer", "BatchingRecommendation", "run-1-batching-marketing-writer"),
         ("support-bot", "CachingRecommendation", "run-1-caching-support-bot")]
     assert found[1].monthly_savings_usd == pytest.approx(cached.monthly_savings_usd)
+
+
+def test_a_batched_applications_latency_is_reported_not_judged() -> None:
+    """A batch API answers within hours: the delay is the accepted price of batching, so a
+    batching change's guardrails do not roll it back for its latency (errors and quality
+    still count)."""
+    from optimizer.rollout.guardrails import judge
+    from optimizer.schemas.rollout import GuardrailReading, Guardrails, ProposedChange
+
+    def reading(window: Literal["baseline", "canary"], p95: float, error_rate: float = 0.01) -> GuardrailReading:
+        return GuardrailReading(application_id="marketing-writer", window=window, requests=5000,
+                                error_rate=error_rate, p95_latency_ms=p95, quality=0.9, evaluated=1000)
+
+    before, after = {"marketing-writer": reading("baseline", 4000)}, {"marketing-writer": reading("canary", 3.6e6)}
+    assert not judge(before, after, Guardrails()).healthy
+    batching_change = ProposedChange(application_id="marketing-writer", kind="batching", batch_task_types=["offline"])
+    exempt = Guardrails().accepting_delays_of([batching_change])
+    verdict = judge(before, after, exempt)
+    assert verdict.healthy and any("batch API" in note for note in verdict.unchecked)
+    worse = judge(before, {"marketing-writer": reading("canary", 3.6e6, error_rate=0.2)}, exempt)
+    assert not worse.healthy
+    caching_change = ProposedChange(application_id="marketing-writer", kind="caching", cache_ttl_seconds=300)
+    assert Guardrails().accepting_delays_of([caching_change]).latency_exempt == []

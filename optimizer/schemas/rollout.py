@@ -66,6 +66,14 @@ class Guardrails(BaseModel):
     # then be significant by an always-valid test, or every look would be another chance of
     # rolling back a good change.
     sequential: bool = False
+    # Applications whose change accepts a delay (batching: a batch API answers within hours):
+    # their p95 latency is reported, not judged.
+    latency_exempt: list[str] = Field(default_factory=list)
+
+    def accepting_delays_of(self, changes: list[ProposedChange]) -> Guardrails:
+        """These guardrails, with the applications the changes batch exempt from latency."""
+        batched = sorted({c.application_id for c in changes if c.kind == "batching"})
+        return self.model_copy(update={"latency_exempt": batched}) if batched else self
 
 
 class GuardrailReading(BaseModel):
