@@ -179,8 +179,8 @@ def analyze_application(
     max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT, *, log: Log = LOG,
     batch_prices: Mapping[str, TokenPrices] | None = None,
 ) -> ApplicationAnalysis:
-    """Cascade, compression and usage profile of one application, from its Parquet folder
-    alone (so any worker can run it)."""
+    """Cascade, compression, caching, batching and usage profile of one application, from its
+    Parquet folder alone (so any worker can run it)."""
     about = {"optimization.application_id": application}
     source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
     with telemetry.operation("analyze.cascade", "model_cascade", **about):
