@@ -24,6 +24,8 @@ from optimizer.report import EventDelivery, NightlySummary, RecordedResults, Rep
 from optimizer.schemas.analysis import (
     AnalysisInputs,
     ApplicationAnalysis,
+    BatchingReport,
+    CachingReport,
     CascadeReport,
     CompressionReport,
     ExperimentFinding,
@@ -33,7 +35,7 @@ from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.loads import LoadResult, Window
 from optimizer.schemas.optimizations import LoopSummary, RealizedSavings
-from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.schemas.registry import ModelProfile, StoredExperiment, TokenPrices
 from optimizer.schemas.rollout import Guardrails
 from tasks._common import TaskSteps, retry_if_transient
 
@@ -84,9 +86,11 @@ def export_for_analysis(runtime: Runtime, window: tuple[datetime, datetime], dir
 def analyze_application(application: str, partition: Path, input_prices: Mapping[str, float],
                         max_quality_drop: float, alpha: float,
                         max_p95_latency_increase_pct: float | None,
-                        max_latency_increase_ms: float | None) -> ApplicationAnalysis:
+                        max_latency_increase_ms: float | None,
+                        batch_prices: Mapping[str, TokenPrices] | None = None) -> ApplicationAnalysis:
     return analyze.analyze_application(application, partition, input_prices, max_quality_drop, alpha,
-                                       max_p95_latency_increase_pct, max_latency_increase_ms, log=get_run_logger())
+                                       max_p95_latency_increase_pct, max_latency_increase_ms, log=get_run_logger(),
+                                       batch_prices=batch_prices)
 
 
 @task(name="analyze-experiments", cache_policy=NO_CACHE)
@@ -98,9 +102,10 @@ def analyze_experiments(runtime: Runtime, alpha: float) -> list[ExperimentFindin
       cache_policy=NO_CACHE)
 def record_results(runtime: Runtime, run_id: str, cascades: CascadeReport, compression: CompressionReport,
                    experiments: Sequence[ExperimentFinding], profiles: Sequence[ApplicationProfile],
-                   alpha: float, max_quality_drop: float) -> RecordedResults:
+                   alpha: float, max_quality_drop: float, caching: CachingReport | None = None,
+                   batching: BatchingReport | None = None) -> RecordedResults:
     return record.record_results(runtime, run_id, cascades, compression, experiments, profiles, alpha,
-                                 max_quality_drop, log=get_run_logger())
+                                 max_quality_drop, caching=caching, batching=batching, log=get_run_logger())
 
 
 @task(name="decide-experiments", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,

@@ -100,15 +100,32 @@ def test_an_observatory_threshold_on_latency_proposes_a_faster_model(after_a_nig
 
 
 def test_cost_spike_proposes_compression_and_caching(after_a_night: SandboxServer) -> None:
+    """doc-qa's prompts never repeat: compression (certified) and no caching."""
     alert = {"alert_id": "alert-2", "severity": "medium", "category": "cost", "alert_type": "cost_spike",
              "anomaly_details": {"application_id": "doc-qa"}}
     outcome = respond_and_reject(anomaly_response, alert=alert, event_id="cost-1")
     assert outcome.strategy == "compression_and_caching" and outcome.applications == ["doc-qa"]
-    assert [c.kind for c in outcome.changes] == ["prompt_compression", "caching"]
+    assert [c.kind for c in outcome.changes] == ["prompt_compression"]
     assert outcome.rollout is not None and outcome.rollout.status == "rejected"
     assert reported(after_a_night, "cost-1")["report"]["details"]["outcome"] == "rejected"
     names = run_names("anomaly-response")
     assert any(n.startswith("anomaly-doc-qa-20") for n in names), names
+
+
+def test_cost_spike_caches_only_where_prompts_repeat_with_the_ttl_the_evidence_chose(
+    after_a_night: SandboxServer,
+) -> None:
+    alert = {"alert_id": "alert-6", "severity": "medium", "category": "cost", "alert_type": "cost_spike",
+             "anomaly_details": {"affected_model": "gpt-4o-2024-08-06"}}
+    outcome = respond_and_reject(anomaly_response, alert=alert, event_id="cost-2")
+    assert set(outcome.applications) == {"support-bot", "marketing-writer"}
+    (change,) = outcome.changes  # marketing-writer sends no prompt hash: no caching there
+    assert (change.application_id, change.kind) == ("support-bot", "caching")
+    assert change.cache_ttl_seconds in (3600, 21600, 86400) and change.monthly_savings_usd
+    assert "as good as a new one" in change.reason
+    assert outcome.rollout is not None and outcome.rollout.status == "rejected"
+    (rule,) = [d for d in outcome.rollout.diff if d.after["conditions"].get("application_id") == "support-bot"]
+    assert rule.after["optimization_hints"]["cache_ttl_seconds"] == change.cache_ttl_seconds
 
 
 def test_quality_degradation_proposes_a_better_model(after_a_night: SandboxServer) -> None:
@@ -127,8 +144,8 @@ def test_budget_alert_proposes_the_teams_adopted_savings(after_a_night: SandboxS
              "utilization_percentage": 90.0, "threshold_percentage": 80.0}
     outcome = respond_and_reject(budget_response, alert=alert, event_id="budget-1")
     assert outcome.applications == ["support-bot"]
-    assert [c.kind for c in outcome.changes] == ["model_cascade"]
-    assert outcome.changes[0].monthly_savings_usd and outcome.changes[0].monthly_savings_usd > 0
+    assert [c.kind for c in outcome.changes] == ["caching", "model_cascade"]
+    assert all(c.monthly_savings_usd and c.monthly_savings_usd > 0 for c in outcome.changes)
     assert outcome.rollout is not None and outcome.rollout.status == "rejected"
     names = run_names("budget-response")
     assert any(n.startswith("budget-support-bot-20") for n in names), names

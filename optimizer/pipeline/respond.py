@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optimizer.analysis import compression
+from optimizer.analysis import caching, compression
 from optimizer.pipeline.rollout import adopted_changes
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import strategies
@@ -44,9 +44,12 @@ def _faster_model(s: _Situation) -> list[ProposedChange]:
 
 
 def _compression_and_caching(s: _Situation) -> list[ProposedChange]:
+    """Compression and caching where the recent traffic's own evidence supports them: caching
+    only for applications whose prompts repeat enough to save a significant amount."""
     found = compression.recommend(s.source.compression_data(s.store.reference.input_prices()),
                                   max_quality_drop=s.max_quality_drop, alpha=s.alpha)
-    return strategies.cost_reductions(found, sorted(s.serving), s.teams)
+    cached = caching.recommend([d for d in s.source.caching_data() if d.application_id in s.serving], alpha=s.alpha)
+    return strategies.cost_reductions(found, sorted(s.serving), s.teams, cached)
 
 
 def _higher_quality_model(s: _Situation) -> list[ProposedChange]:

@@ -1,7 +1,7 @@
 """How the optimizer answers an alert: which strategy, and which routing changes it proposes.
 
-latency -> a faster model of about the same quality; cost -> prompt compression (where the
-nightly analysis certified it) and response caching; quality -> a higher-quality model.
+latency -> a faster model of about the same quality; cost -> prompt compression and response
+caching, each where the recent traffic's evidence supports it; quality -> a higher-quality model.
 Every proposal goes through the same approval-gated rollout as a nightly one, and its
 canary's guardrails judge it on real traffic.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from optimizer.recommendations import monthly_savings_usd
 from optimizer.rollout import plan
-from optimizer.schemas.analysis import CompressionReport
+from optimizer.schemas.analysis import CachingReport, CompressionReport
 from optimizer.schemas.registry import ModelProfile
 from optimizer.schemas.rollout import ProposedChange
 
@@ -107,20 +108,20 @@ def faster_alternatives(
 
 
 def cost_reductions(
-    compression: CompressionReport, applications: Sequence[str], teams: Mapping[str, str]
+    compression: CompressionReport, applications: Sequence[str], teams: Mapping[str, str], caching: CachingReport,
 ) -> list[ProposedChange]:
-    """Adopted compression where the evidence allows it, and response caching, per application."""
+    """Per application, compression and response caching where their analyses adopted them
+    (caching: prompts that repeat within a TTL, saving significantly); nothing otherwise."""
     changes = []
-    found = {r.application_id: r for r in compression.recommendations}
+    compressed = {r.application_id: r for r in compression.recommendations}
+    cached = {r.application_id: r for r in caching.recommendations}
     for app in applications:
-        result = found.get(app)
-        if result is not None and (adopted := plan.change_from_recommendation(
-            result, team_id=teams.get(app), monthly_savings_usd=result.estimated_monthly_savings_usd,
-            recommendation_id=None,
-        )):
-            changes.append(adopted)
-        changes.append(ProposedChange(application_id=app, kind="caching", team_id=teams.get(app),
-                                      reason="repeated prompts are answered from cache for 5 minutes"))
+        for result in (compressed.get(app), cached.get(app)):
+            if result is not None and (adopted := plan.change_from_recommendation(
+                result, team_id=teams.get(app), monthly_savings_usd=monthly_savings_usd(result, None),
+                recommendation_id=None,
+            )):
+                changes.append(adopted)
     return changes
 
 
