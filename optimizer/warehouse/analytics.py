@@ -25,6 +25,7 @@ from optimizer.analysis.cascade import (
 )
 from optimizer.analysis.compression import FLOOR_GRID, CompressionData, PromptBucket
 from optimizer.analysis.experiments import VariantStatistics
+from optimizer.analysis.models import LATENCY_BUCKET_RATIO, TrafficCell
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary
@@ -274,3 +275,40 @@ class RequestSource:
                 )
             )
         return found
+
+    # ---- models ----------------------------------------------------------------------
+
+    def traffic_cells(self) -> list[TrafficCell]:
+        """Per application, task type and model: counts and sums of cost, quality, errors and
+        tokens, and successful requests' latencies in buckets (shadow calls included: they
+        measure the model on the same prompts)."""
+        rows = self._rows(
+            f"""
+            WITH scoped AS (
+                SELECT application_id, task_type, model, cost_usd, quality_score, status, prompt_tokens,
+                       completion_tokens,
+                       CASE WHEN status = 'ok' THEN CAST(floor(ln(greatest(latency_ms, 1.0))
+                                                             / ln({LATENCY_BUCKET_RATIO})) AS INTEGER) END AS bucket
+                FROM requests WHERE {IN_WINDOW}
+            ), latencies AS (
+                SELECT application_id, task_type, model, list((bucket, n) ORDER BY bucket) AS buckets
+                FROM (SELECT application_id, task_type, model, bucket, count(*) AS n FROM scoped
+                      WHERE bucket IS NOT NULL GROUP BY ALL)
+                GROUP BY ALL
+            )
+            SELECT s.application_id, s.task_type, s.model, count(*), fsum(coalesce(s.cost_usd, 0)),
+                   count(s.quality_score), fsum(coalesce(s.quality_score, 0)),
+                   count(*) FILTER (WHERE s.status = 'error'), sum(s.prompt_tokens), sum(s.completion_tokens),
+                   any_value(l.buckets)
+            FROM scoped AS s LEFT JOIN latencies AS l
+              ON l.application_id = s.application_id AND l.model = s.model
+             AND l.task_type IS NOT DISTINCT FROM s.task_type
+            GROUP BY s.application_id, s.task_type, s.model ORDER BY ALL
+            """
+        )
+        return [
+            TrafficCell(str(app), None if task is None else str(task), str(model), int(n), float(cost), int(scored),
+                        float(quality), int(errors), int(prompt or 0), int(completion or 0),
+                        tuple((int(bucket), int(count)) for bucket, count in buckets or ()))
+            for app, task, model, n, cost, scored, quality, errors, prompt, completion, buckets in rows
+        ]
