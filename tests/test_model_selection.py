@@ -9,7 +9,6 @@ from optimizer.analysis.models import (
     LATENCY_BUCKET_RATIO,
     ListedModel,
     SelectionCriteria,
-    TrafficCell,
     bucket_p95,
     measure,
     rank,
@@ -19,7 +18,7 @@ from optimizer.clients import PlatformClients
 from optimizer.pipeline.models import search_request, selection_response
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.registry import ModelSearchRequest, SearchConstraints
-from optimizer.schemas.selection import ModelRanking, ModelSelectionRequest
+from optimizer.schemas.selection import ModelRanking, ModelSelectionRequest, TrafficCell
 from tests.conftest import settings_for
 
 

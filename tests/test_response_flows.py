@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
 from optimizer.pipeline.models import select_models
+from optimizer.pipeline.published import read_night
 from optimizer.pipeline.runtime import Runtime, configured
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
@@ -177,3 +178,15 @@ def test_model_choice_ranks_on_the_warehouses_traffic(after_a_night: SandboxServ
     assert found["gpt-4o-2024-08-06"].source == "registry" and "no traffic in scope" in found["gpt-4o-2024-08-06"].rationale
     # The Registry's search leaves out models without EU data residency (Anthropic's)
     assert set(ranked(data_residency="EU")) == {m for m in found if not m.startswith("claude")}
+
+
+def test_the_night_is_published_for_the_api(after_a_night: SandboxServer) -> None:
+    night = read_night(Runtime.current().settings.api_snapshot)
+    assert night is not None and night.window_end == DAY_END
+    assert {(s.application_id, s.strategy_type) for s in night.strategies} >= {
+        ("support-bot", "model_cascade"), ("doc-qa", "prompt_compression")}
+    assert all(s.confidence > 0 and s.estimated_impact and s.implementation for s in night.strategies)
+    assert {e.experiment_id for e in night.experiments} == {"exp-cascade-001", "exp-compression-001"}
+    assert night.serving["email-triage"] == "gpt-4o-mini-2024-07-18"
+    assert {"gpt-4o-mini-2024-07-18", "gemini-1.5-flash-002"} <= {c.model_id for c in night.traffic
+                                                                  if c.application_id == "email-triage"}

@@ -18,7 +18,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from optimizer.schemas.selection import ExcludedModel, ModelRanking, OptimizeFor, RankedModel
+from optimizer.schemas.selection import (
+    ExcludedModel,
+    ModelRanking,
+    OptimizeFor,
+    RankedModel,
+    TrafficCell,
+)
 
 # Latencies are kept as counts per bucket [r^k, r^(k+1)) ms, r = 1.05, so the p95 of any
 # union of cells is known to within 2.5% without the rows.
@@ -27,23 +33,6 @@ LATENCY_BUCKET_RATIO = 1.05
 MIN_MEASURED_REQUESTS = 200
 # How much the preferred figure weighs in the score; the other two share the rest.
 PREFERRED_WEIGHT = 0.6
-
-
-@dataclass(frozen=True)
-class TrafficCell:
-    """Sufficient statistics of one model's requests for one application and task type."""
-
-    application_id: str
-    task_type: str | None
-    model_id: str
-    requests: int
-    cost_usd_sum: float
-    scored: int
-    quality_sum: float
-    errors: int
-    prompt_tokens_sum: int
-    completion_tokens_sum: int
-    latency_buckets: tuple[tuple[int, int], ...]  # (bucket, successful requests in it)
 
 
 @dataclass(frozen=True)
@@ -174,22 +163,24 @@ def _figures(model: ListedModel, measured: MeasuredModel | None, anchor: Measure
                     f"{seen}: Registry price and p95, {how}")
 
 
-def _normalised(values: Mapping[str, float | None], *, higher_is_better: bool) -> dict[str, float]:
-    """1 for the best, 0 for the worst (and for an unknown figure)."""
+def _relative_to_best(values: Mapping[str, float | None]) -> dict[str, float]:
+    """For a cost or a latency: the best (lowest) over each value, so twice the cost scores half;
+    0 for an unknown figure."""
+    known = [v for v in values.values() if v is not None and not math.isnan(v)]
+    best = min(known, default=0.0)
+    return {model: 0.0 if value is None or math.isnan(value) else 1.0 if value <= best else best / value
+            for model, value in values.items()}
+
+
+def _between_worst_and_best(values: Mapping[str, float | None]) -> dict[str, float]:
+    """For quality, where differences count in points, not ratios: 1 for the best, 0 for the
+    worst (and for an unknown figure)."""
     known = [v for v in values.values() if v is not None and not math.isnan(v)]
     if not known:
         return dict.fromkeys(values, 0.0)
     low, high = min(known), max(known)
-    span = high - low
-    out = {}
-    for model, value in values.items():
-        if value is None or math.isnan(value):
-            out[model] = 0.0
-        elif span == 0:
-            out[model] = 1.0
-        else:
-            out[model] = (value - low) / span if higher_is_better else (high - value) / span
-    return out
+    return {model: 0.0 if value is None or math.isnan(value) else 1.0 if high == low else (value - low) / (high - low)
+            for model, value in values.items()}
 
 
 def _breach(f: _Figures, criteria: SelectionCriteria) -> str | None:
@@ -220,9 +211,9 @@ def rank(listed: Sequence[ListedModel], measured: Mapping[str, MeasuredModel],
         else:
             figures.append(f)
     normalised = {
-        "cost": _normalised({f.model_id: f.cost for f in figures}, higher_is_better=False),
-        "latency": _normalised({f.model_id: f.p95 for f in figures}, higher_is_better=False),
-        "quality": _normalised({f.model_id: f.quality for f in figures}, higher_is_better=True),
+        "cost": _relative_to_best({f.model_id: f.cost for f in figures}),
+        "latency": _relative_to_best({f.model_id: f.p95 for f in figures}),
+        "quality": _between_worst_and_best({f.model_id: f.quality for f in figures}),
     }
     other_weight = (1 - PREFERRED_WEIGHT) / 2
     ranked = []

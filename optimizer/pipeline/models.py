@@ -26,6 +26,7 @@ from optimizer.schemas.selection import (
     ModelRanking,
     ModelSelectionRequest,
     ModelSelectionResponse,
+    TrafficCell,
 )
 
 # The task types that need the Registry's strongest reasoning.
@@ -49,7 +50,7 @@ def search_request(request: ModelSelectionRequest) -> ModelSearchRequest:
 
 
 def rank_with(
-    clients: PlatformClients, request: ModelSelectionRequest, traffic: Sequence[models.TrafficCell]
+    clients: PlatformClients, request: ModelSelectionRequest, traffic: Sequence[TrafficCell]
 ) -> ModelRanking:
     """The ranking, with clients the caller already holds."""
     needs, limits = request.requirements, request.constraints
@@ -82,7 +83,7 @@ def rank_with(
 
 
 def select_models(
-    runtime: Runtime, request: ModelSelectionRequest, traffic: Sequence[models.TrafficCell], *, log: Log = LOG
+    runtime: Runtime, request: ModelSelectionRequest, traffic: Sequence[TrafficCell], *, log: Log = LOG
 ) -> ModelRanking:
     """Every model the Registry finds for `request`, best first, on `traffic` (the warehouse's
     cells, or the published snapshot's)."""

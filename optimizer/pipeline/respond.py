@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from optimizer.analysis import compression
-from optimizer.analysis.models import TrafficCell
 from optimizer.pipeline.models import rank_with
 from optimizer.pipeline.rollout import adopted_changes
 from optimizer.pipeline.runtime import LOG, Log, Runtime
@@ -21,6 +20,7 @@ from optimizer.schemas.selection import (
     ModelSelectionRequest,
     SelectionPreferences,
     SelectionRequirements,
+    TrafficCell,
 )
 from optimizer.warehouse import Warehouse
 from optimizer.warehouse.analytics import RequestSource

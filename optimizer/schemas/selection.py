@@ -6,6 +6,7 @@ Field names are the specification's; fields beyond its schemas are additions, ma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
@@ -17,6 +18,24 @@ TaskType = Literal["classification", "generation", "reasoning", "coding"]
 # Where a candidate's figures come from: the warehouse's traffic in the scope asked about,
 # or (a model with too little traffic there) the Registry's catalog and benchmark.
 FigureSource = Literal["warehouse", "registry"]
+
+
+@dataclass(frozen=True)
+class TrafficCell:
+    """Sufficient statistics of one model's requests for one application and task type: what
+    model choice ranks on, computed by the warehouse and published with the night's results."""
+
+    application_id: str
+    task_type: str | None
+    model_id: str
+    requests: int
+    cost_usd_sum: float
+    scored: int
+    quality_sum: float
+    errors: int
+    prompt_tokens_sum: int
+    completion_tokens_sum: int
+    latency_buckets: tuple[tuple[int, int], ...]  # (bucket, successful requests in it)
 
 
 class SelectionRequirements(WireModel):

@@ -25,12 +25,13 @@ from optimizer.analysis.cascade import (
 )
 from optimizer.analysis.compression import FLOOR_GRID, CompressionData, PromptBucket
 from optimizer.analysis.experiments import VariantStatistics
-from optimizer.analysis.models import LATENCY_BUCKET_RATIO, TrafficCell
+from optimizer.analysis.models import LATENCY_BUCKET_RATIO
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
+from optimizer.schemas.selection import TrafficCell
 from optimizer.warehouse._validation import count_reasons, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
 
