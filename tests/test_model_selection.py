@@ -140,3 +140,25 @@ def test_the_registry_search_keeps_to_compliance_and_data_residency(shared_sandb
         assert "gemini-1.5-flash-002" not in hipaa and hipaa < everything
         assert found(required_compliance=["SOC2"]) == everything
         assert found(required_compliance=["FedRAMP"]) == set()
+
+
+def test_the_warehouse_sums_traffic_per_application_task_and_model() -> None:
+    import duckdb
+
+    from optimizer.schemas.analysis import InputSummary
+    from optimizer.warehouse.analytics import RequestSource
+
+    db = duckdb.connect(":memory:")
+    db.execute("""CREATE TABLE requests AS SELECT * FROM (VALUES
+        ('support', 'generation', 'big', 0.01, 0.9, 'ok', 500, 100, 1000.0, TIMESTAMPTZ '2026-11-20 10:00:00+00'),
+        ('support', 'generation', 'big', 0.03, NULL, 'ok', 700, 300, 3000.0, TIMESTAMPTZ '2026-11-20 11:00:00+00'),
+        ('support', 'generation', 'big', 0.00, NULL, 'error', 600, 0, 50.0, TIMESTAMPTZ '2026-11-20 12:00:00+00'),
+        ('support', NULL, 'cheap', 0.001, 0.7, 'ok', 500, 100, 400.0, TIMESTAMPTZ '2026-11-20 13:00:00+00')
+    ) AS t(application_id, task_type, model, cost_usd, quality_score, status, prompt_tokens, completion_tokens,
+           latency_ms, ts)""")
+    big, cheap = sorted(RequestSource(db, InputSummary(rows=4)).traffic_cells(), key=lambda c: c.model_id)
+    assert (big.requests, big.scored, big.errors, big.prompt_tokens_sum, big.completion_tokens_sum) == (3, 1, 1, 1800, 400)
+    assert big.cost_usd_sum == pytest.approx(0.04) and big.quality_sum == pytest.approx(0.9)
+    assert sum(n for _, n in big.latency_buckets) == 2  # the error's latency is left out
+    assert bucket_p95(dict(big.latency_buckets)) == pytest.approx(3000, rel=LATENCY_BUCKET_RATIO - 1)
+    assert cheap.task_type is None and cheap.requests == 1

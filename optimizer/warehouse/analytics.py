@@ -283,28 +283,22 @@ class RequestSource:
         """Per application, task type and model: counts and sums of cost, quality, errors and
         tokens, and successful requests' latencies in buckets (shadow calls included: they
         measure the model on the same prompts)."""
+        # One scan: grouped by latency bucket too, then the few thousand groups summed up.
         rows = self._rows(
             f"""
-            WITH scoped AS (
-                SELECT application_id, task_type, model, cost_usd, quality_score, status, prompt_tokens,
-                       completion_tokens,
+            WITH cells AS (
+                SELECT application_id, task_type, model,
                        CASE WHEN status = 'ok' THEN CAST(floor(ln(greatest(latency_ms, 1.0))
-                                                             / ln({LATENCY_BUCKET_RATIO})) AS INTEGER) END AS bucket
+                                                             / ln({LATENCY_BUCKET_RATIO})) AS INTEGER) END AS bucket,
+                       count(*) AS n, fsum(coalesce(cost_usd, 0)) AS cost, count(quality_score) AS scored,
+                       fsum(coalesce(quality_score, 0)) AS quality, count(*) FILTER (WHERE status = 'error') AS errors,
+                       sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion
                 FROM requests WHERE {IN_WINDOW}
-            ), latencies AS (
-                SELECT application_id, task_type, model, list((bucket, n) ORDER BY bucket) AS buckets
-                FROM (SELECT application_id, task_type, model, bucket, count(*) AS n FROM scoped
-                      WHERE bucket IS NOT NULL GROUP BY ALL)
                 GROUP BY ALL
             )
-            SELECT s.application_id, s.task_type, s.model, count(*), fsum(coalesce(s.cost_usd, 0)),
-                   count(s.quality_score), fsum(coalesce(s.quality_score, 0)),
-                   count(*) FILTER (WHERE s.status = 'error'), sum(s.prompt_tokens), sum(s.completion_tokens),
-                   any_value(l.buckets)
-            FROM scoped AS s LEFT JOIN latencies AS l
-              ON l.application_id = s.application_id AND l.model = s.model
-             AND l.task_type IS NOT DISTINCT FROM s.task_type
-            GROUP BY s.application_id, s.task_type, s.model ORDER BY ALL
+            SELECT application_id, task_type, model, sum(n), fsum(cost), sum(scored), fsum(quality), sum(errors),
+                   sum(prompt), sum(completion), list((bucket, n) ORDER BY bucket) FILTER (WHERE bucket IS NOT NULL)
+            FROM cells GROUP BY ALL ORDER BY ALL
             """
         )
         return [
