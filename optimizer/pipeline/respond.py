@@ -29,7 +29,8 @@ from optimizer.warehouse.analytics import RequestSource
 @dataclass(frozen=True)
 class _Situation:
     """What a strategy decides from: the alert, the applications it concerns (with the model
-    serving each), and the recent traffic."""
+    serving each), the recent traffic, and `select`: the Registry's matching models ranked on
+    that traffic (`optimizer.pipeline.models`)."""
 
     alert: Mapping[str, Any]
     serving: dict[str, str]
