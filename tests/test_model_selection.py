@@ -162,3 +162,19 @@ def test_the_warehouse_sums_traffic_per_application_task_and_model() -> None:
     assert sum(n for _, n in big.latency_buckets) == 2  # the error's latency is left out
     assert bucket_p95(dict(big.latency_buckets)) == pytest.approx(3000, rel=LATENCY_BUCKET_RATIO - 1)
     assert cheap.task_type is None and cheap.requests == 1
+
+
+def test_a_latency_alert_moves_to_the_best_model_about_as_good_and_faster() -> None:
+    from optimizer.rollout.strategies import faster_alternatives, quality_upgrade
+
+    ranking = rank(LISTED, measure(TRAFFIC, ["support"]), SelectionCriteria(optimize_for="latency", anchor_model="big"))
+    (change,) = faster_alternatives({"support": "big", "other": "cheap"}, ranking, affected_model="big",
+                                    degraded_p95_ms=5000, teams={"support": "team-a"}, max_quality_drop=0.06)
+    # `unused` (0.87 by its benchmark, 1500 ms) is within 0.06 of big's measured 0.92; `cheap`'s measured 0.70 is not
+    assert change.preferred_models == ["unused", "big"] and change.team_id == "team-a"
+    assert "no traffic in scope" in change.reason and "measured on 1,000 requests" in change.reason
+    assert faster_alternatives({"support": "big"}, ranking, affected_model="big", degraded_p95_ms=5000, teams={},
+                               max_quality_drop=0.01) == []
+    upgrade = quality_upgrade("support", "cheap", ranking, {})
+    assert upgrade is not None and upgrade.preferred_models == ["big", "cheap"]
+    assert quality_upgrade("support", "big", ranking, {}) is None  # nothing beats its measured quality
