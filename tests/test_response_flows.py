@@ -17,9 +17,18 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
 from flows.nightly import nightly_optimization
 from flows.respond import anomaly_response, budget_response
-from optimizer.pipeline.runtime import configured
+from optimizer.pipeline.models import select_models
+from optimizer.pipeline.published import read_night
+from optimizer.pipeline.runtime import Runtime, configured
 from optimizer.sandbox import SandboxServer
 from optimizer.schemas.rollout import ResponseOutcome, RolloutOutcome
+from optimizer.schemas.selection import (
+    ModelSelectionRequest,
+    RankedModel,
+    SelectionConstraints,
+    SelectionPreferences,
+    SelectionRequirements,
+)
 from optimizer.webhook.routes import route_event
 from tests.conftest import DAY_END, in_thread, sandbox_config, settings_for
 from tests.test_rollout import answer, flow_run
@@ -78,6 +87,8 @@ def test_latency_anomaly_proposes_a_faster_model_of_the_same_quality(after_a_nig
     assert outcome.strategy == "faster_model"
     assert set(outcome.applications) == {"support-bot", "marketing-writer"}
     assert {c.preferred_models[0] for c in outcome.changes} == {"claude-3-5-sonnet-20241022"}
+    # gpt-4o's figures are measured on these applications' traffic; Claude has none there
+    assert all("measured on" in c.reason and "no traffic in scope" in c.reason for c in outcome.changes)
     assert outcome.rollout is not None
     # support-bot's EU residency policy forbids an Anthropic model: blocked before anyone is asked
     assert outcome.rollout.status == "blocked" and "EU data residency" in outcome.rollout.message
@@ -135,6 +146,7 @@ def test_quality_degradation_proposes_a_better_model(after_a_night: SandboxServe
     assert outcome.strategy == "higher_quality_model" and outcome.applications == ["email-triage"]
     (change,) = outcome.changes
     assert change.kind == "preferred_model" and change.preferred_models[1] == "gpt-4o-mini-2024-07-18"
+    assert "measured on" in change.reason
     assert outcome.rollout is not None and outcome.rollout.status == "rejected"
 
 
@@ -180,3 +192,35 @@ def test_a_rollout_by_default_proposes_the_latest_nights_adoptions(after_a_night
     assert outcome.status == "rejected"
     # Named "rollout-test-..." until the proposal named the applications.
     assert any(n.startswith("rollout-doc-qa+") and "+support-bot" in n for n in run_names("rollout"))
+
+
+def test_model_choice_ranks_on_the_warehouses_traffic(after_a_night: SandboxServer) -> None:
+    runtime = Runtime.current()
+    with runtime.warehouse() as store:
+        traffic = store.request_source().traffic_cells()
+
+    def ranked(**constraints: Any) -> dict[str, RankedModel]:
+        request = ModelSelectionRequest(
+            requirements=SelectionRequirements(applications=["email-triage"]), current_model="gpt-4o-mini-2024-07-18",
+            constraints=SelectionConstraints(**constraints), preferences=SelectionPreferences(optimize_for="quality"))
+        return {r.model_id: r for r in select_models(runtime, request, traffic).ranked}
+
+    found = ranked()
+    # email-triage is served by GPT-4o mini and shadowed by Gemini: both measured there
+    assert found["gpt-4o-mini-2024-07-18"].source == "warehouse" and found["gemini-1.5-flash-002"].source == "warehouse"
+    assert found["gpt-4o-mini-2024-07-18"].requests > 200
+    assert found["gpt-4o-2024-08-06"].source == "registry" and "no traffic in scope" in found["gpt-4o-2024-08-06"].rationale
+    # The Registry's search leaves out models without EU data residency (Anthropic's)
+    assert set(ranked(data_residency="EU")) == {m for m in found if not m.startswith("claude")}
+
+
+def test_the_night_is_published_for_the_api(after_a_night: SandboxServer) -> None:
+    night = read_night(Runtime.current().settings.api_snapshot)
+    assert night is not None and night.window_end == DAY_END
+    assert {(s.application_id, s.strategy_type) for s in night.strategies} >= {
+        ("support-bot", "model_cascade"), ("doc-qa", "prompt_compression")}
+    assert all(s.confidence > 0 and s.estimated_impact and s.implementation for s in night.strategies)
+    assert {e.experiment_id for e in night.experiments} == {"exp-cascade-001", "exp-compression-001"}
+    assert night.serving["email-triage"] == "gpt-4o-mini-2024-07-18"
+    assert {"gpt-4o-mini-2024-07-18", "gemini-1.5-flash-002"} <= {c.model_id for c in night.traffic
+                                                                  if c.application_id == "email-triage"}

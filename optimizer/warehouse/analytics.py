@@ -15,8 +15,6 @@ from typing import Any
 
 import duckdb
 
-from optimizer.analysis.batching import BatchingData, TolerantDay
-from optimizer.analysis.caching import CANDIDATE_TTLS_S, CacheDay, CachingData
 from optimizer.analysis.cascade_pairs import (
     FAILED_PRIMARY_BIN,
     GRID_STEPS,
@@ -34,10 +32,10 @@ from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import count_reasons, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
+from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
-IN_WINDOW = "ts >= $start AND ts < $end"
 # The model serving most of each application's own (non-shadow) traffic in the window; ties
 # go to the first model by name.
 CURRENT_MODEL = f"""current_model AS (
@@ -70,7 +68,7 @@ _PAIRS = f"""paired AS MATERIALIZED (
 )"""
 
 
-class RequestSource:
+class RequestSource(TrafficQueries):
     """Request records ready for analysis in a DuckDB relation named `requests`,
     optionally restricted to the time window [start, end)."""
 
@@ -319,63 +317,3 @@ class RequestSource:
                 )
             )
         return found
-
-    # ---- caching and batch pricing -----------------------------------------------------
-
-    def caching_data(self, ttls: Sequence[int] = CANDIDATE_TTLS_S) -> list[CachingData]:
-        """Per application with prompt hashes, per UTC day and candidate TTL: successful served
-        requests with a hash, those whose application and model saw the same hash answered at
-        most TTL seconds before (hits), and what the hits cost."""
-        totals = self._rows(
-            f"""SELECT application_id, count(*), count(prompt_hash) FROM requests
-                WHERE NOT shadow AND {IN_WINDOW} GROUP BY ALL HAVING count(prompt_hash) > 0 ORDER BY 1"""
-        )
-        rows = self._rows(
-            f"""
-            WITH hashed AS (
-                SELECT application_id, cost_usd, CAST(epoch(ts) // 86400 AS INTEGER) AS day,
-                       epoch(ts) - epoch(lag(ts) OVER (PARTITION BY application_id, model, prompt_hash
-                                                        ORDER BY ts, request_id)) AS gap_s
-                FROM requests
-                WHERE prompt_hash IS NOT NULL AND NOT shadow AND status = 'ok' AND {IN_WINDOW}
-            )
-            SELECT application_id, day, t.ttl, count(*), count(*) FILTER (WHERE gap_s <= t.ttl),
-                   coalesce(fsum(cost_usd) FILTER (WHERE gap_s <= t.ttl), 0)
-            FROM hashed, (SELECT unnest($ttls) AS ttl) AS t
-            GROUP BY ALL ORDER BY ALL
-            """,
-            {"ttls": list(ttls)},
-        )
-        days: dict[str, list[CacheDay]] = {}
-        for app, day, ttl, n, hits, cost in rows:
-            days.setdefault(str(app), []).append(CacheDay(int(day), int(ttl), int(n), int(hits), float(cost)))
-        return [CachingData(str(app), int(n), int(hashed), tuple(days.get(str(app), ())))
-                for app, n, hashed in totals]
-
-    def batching_data(self, task_types: Sequence[str]) -> list[BatchingData]:
-        """Per application with latency-tolerant traffic (`task_types`), per UTC day, model and
-        task type: its served requests, their cost and tokens; and the application's first and
-        last day in the window."""
-        rows = self._rows(
-            f"""
-            WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW}),
-            spans AS (
-                SELECT application_id, count(*) AS n, CAST(min(epoch(ts)) // 86400 AS INTEGER) AS first_day,
-                       CAST(max(epoch(ts)) // 86400 AS INTEGER) AS last_day
-                FROM served GROUP BY ALL
-            )
-            SELECT s.application_id, any_value(p.n), any_value(p.first_day), any_value(p.last_day),
-                   CAST(epoch(s.ts) // 86400 AS INTEGER), s.model, s.task_type, count(*), fsum(s.cost_usd),
-                   sum(s.prompt_tokens), sum(s.completion_tokens)
-            FROM served AS s JOIN spans AS p USING (application_id)
-            WHERE s.task_type IN (SELECT unnest($types))
-            GROUP BY s.application_id, 5, s.model, s.task_type ORDER BY ALL
-            """,
-            {"types": list(task_types) or [""]},
-        )
-        found: dict[str, tuple[int, int, int, list[TolerantDay]]] = {}
-        for app, n, first, last, day, model, task, k, cost, prompt, completion in rows:
-            entry = found.setdefault(str(app), (int(n), int(first), int(last), []))
-            entry[3].append(TolerantDay(int(day), str(model), str(task), int(k), float(cost), int(prompt),
-                                        int(completion)))
-        return [BatchingData(app, n, first, last, tuple(days)) for app, (n, first, last, days) in found.items()]
