@@ -22,7 +22,7 @@ EXPERIMENT_COMPLETED = "io.llm-platform.experiment.completed"
 # Registry's recommendation types; `model_selection` is its experiment type for a model change).
 OPTIMIZATION_TYPES: dict[str, str] = {
     "model_cascade": "model_cascade", "prompt_compression": "prompt_compression",
-    "preferred_model": "model_selection", "caching": "caching",
+    "preferred_model": "model_selection", "caching": "caching", "batching": "batching",
 }
 
 
