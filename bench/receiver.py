@@ -30,6 +30,9 @@ from optimizer.processes import ChildProcesses
 from optimizer.webhook.routes import ANOMALY_RESPONSE
 
 BIN = Path(sys.executable).parent
+# The checkout this benchmark is in: its receiver is the one measured, whichever copy of the
+# project the environment has installed.
+CHECKOUT = Path(__file__).resolve().parents[1]
 ALERT = {"alert_id": "bench-alert", "severity": "high", "category": "performance", "alert_type": "latency_anomaly"}
 
 
@@ -80,7 +83,8 @@ def isolated_environment(scratch: Path, settings: dict[str, str]) -> tuple[dict[
     unless `settings` say otherwise; nothing of the caller's settings or Prefect carried in."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("AUTO_OPTIMIZER_", "PREFECT_"))}
-    env |= {"PREFECT_HOME": str(scratch / "prefect"), "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data"), **settings}
+    env |= {"PREFECT_HOME": str(scratch / "prefect"), "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")])), **settings}
     embedded_prefect.prepare(env)
     prefect_port = free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"

@@ -29,6 +29,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 # is created (~20 ms a run on a local server), so smaller batches keep other writers' waits short.
 BATCH = 25
 TAGS = ["event-triggered"]
+REFUSALS_RESENT = 3
 
 
 class FlowStarter(Protocol):
@@ -41,11 +42,12 @@ class RunNotCreatedError(Exception):
     """Prefect answered without creating this run (the message says why); try again."""
 
 
-@dataclass
+@dataclass(eq=False)  # one start each, however alike two are
 class _Waiting:
     parameters: dict[str, Any]
     idempotency_key: str
     run: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    refused: int = 0  # times Prefect answered a batch without creating this run
 
 
 class PrefectStarter:
@@ -93,7 +95,16 @@ class PrefectStarter:
         except BaseException:  # cancelled on the way (closing): no start waits for an answer forever
             _settle(batch, [RunNotCreatedError("its request to Prefect was interrupted")] * len(batch))
             raise
-        _settle(batch, created)
+        # A run refused within a batch was refused by the database (a write that met another,
+        # on SQLite), not by an unreachable Prefect: it goes with the next request, a few times,
+        # before its start fails and waits out the dispatcher's backoff.
+        again = [waiting for waiting, outcome in zip(batch, created, strict=True)
+                 if isinstance(outcome, RunNotCreatedError) and waiting.refused < REFUSALS_RESENT]
+        for waiting in again:
+            waiting.refused += 1
+        self._waiting[deployment] = again + self._waiting.get(deployment, [])
+        _settle([waiting for waiting in batch if waiting not in again],
+                [outcome for waiting, outcome in zip(batch, created, strict=True) if waiting not in again])
 
     async def _create(self, deployment: str, batch: list[_Waiting]) -> list[str | Exception]:
         client = await self._opened()
