@@ -32,10 +32,10 @@ from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import count_reasons, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
+from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
-IN_WINDOW = "ts >= $start AND ts < $end"
 # The model serving most of each application's own (non-shadow) traffic in the window; ties
 # go to the first model by name.
 CURRENT_MODEL = f"""current_model AS (
@@ -68,7 +68,7 @@ _PAIRS = f"""paired AS MATERIALIZED (
 )"""
 
 
-class RequestSource:
+class RequestSource(TrafficQueries):
     """Request records ready for analysis in a DuckDB relation named `requests`,
     optionally restricted to the time window [start, end)."""
 

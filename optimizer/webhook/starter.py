@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -28,7 +29,6 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 # Runs per request: Prefect takes up to 100; a batch holds the database's write lock while it
 # is created (~20 ms a run on a local server), so smaller batches keep other writers' waits short.
 BATCH = 25
-TAGS = ["event-triggered"]
 REFUSALS_RESENT = 3
 
 
@@ -54,7 +54,8 @@ class PrefectStarter:
     """Creates flow runs of named deployments (`flow-name/deployment-name`) on one client,
     for concurrent starts, which it sends to Prefect in batches."""
 
-    def __init__(self, batch: int = BATCH) -> None:
+    def __init__(self, tags: Sequence[str] = ("event-triggered",), batch: int = BATCH) -> None:
+        self._tags = list(tags)  # what the runs are tagged with, to tell who started them
         self._batch = batch
         self._deployments: dict[str, UUID] = {}
         self._client: PrefectClient | None = None
@@ -111,7 +112,7 @@ class PrefectStarter:
         if deployment not in self._deployments:
             self._deployments[deployment] = (await client.read_deployment_by_name(deployment)).id
         body = [DeploymentFlowRunCreate(parameters=waiting.parameters, idempotency_key=waiting.idempotency_key,
-                                        tags=TAGS).model_dump(mode="json", exclude_unset=True) for waiting in batch]
+                                        tags=self._tags).model_dump(mode="json", exclude_unset=True) for waiting in batch]
         self.requests += 1
         # Prefect 3.9's client has no method for the bulk route, nor the route in its list of them.
         reply = await client.request("POST", "/deployments/{id}/create_flow_run/bulk",  # type: ignore[arg-type]
