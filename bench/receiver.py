@@ -1,6 +1,7 @@
 """The webhook receiver under a burst: events from many concurrent senders to `auto-optimizer
-webhook serve`, on a local `prefect server start` (as `make serve` runs it, on a database of
-its own); how long until every event is answered, and until every one has its flow run.
+webhook serve`, on a local `prefect server start` with the project's embedded settings (as
+`make serve` runs it, on a database of its own); how long until every event is answered, and
+until every one has its flow run.
 
 `python -m bench.receiver` (1,000 events from 50 senders) prints one JSON object. Runs are
 created, not executed: no deployment runner is started, so the figure is the receiver's and
@@ -29,6 +30,9 @@ from optimizer.processes import ChildProcesses
 from optimizer.webhook.routes import ANOMALY_RESPONSE
 
 BIN = Path(sys.executable).parent
+# The checkout this benchmark is in: its receiver is the one measured, whichever copy of the
+# project the environment has installed.
+CHECKOUT = Path(__file__).resolve().parents[1]
 ALERT = {"alert_id": "bench-alert", "severity": "high", "category": "performance", "alert_type": "latency_anomaly"}
 
 
@@ -75,14 +79,13 @@ def register_deployments(api: str) -> None:
 
 def isolated_environment(scratch: Path, settings: dict[str, str]) -> tuple[dict[str, str], int, str]:
     """(environment, port, API URL) of a Prefect server and a receiver of their own under
-    `scratch`, its database migrated; nothing of the caller's settings or Prefect carried in."""
+    `scratch`, its database migrated, Prefect's settings those `make serve` gives its server
+    unless `settings` say otherwise; nothing of the caller's settings or Prefect carried in."""
     env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("AUTO_OPTIMIZER_", "PREFECT_API_", "PREFECT_HOME"))}
-    home = scratch / "prefect"
-    env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data"), **settings}
-    home.mkdir()
-    embedded_prefect.migrate(home / "prefect.db", env)
+           if not name.startswith(("AUTO_OPTIMIZER_", "PREFECT_"))}
+    env |= {"PREFECT_HOME": str(scratch / "prefect"), "AUTO_OPTIMIZER_DATA_DIR": str(scratch / "data"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")])), **settings}
+    embedded_prefect.prepare(env)
     prefect_port = free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
     env["PREFECT_API_URL"] = api
@@ -102,6 +105,7 @@ def measure(events: int, senders: int, scratch: Path, timeout_s: float, settings
         register_deployments(api)
         children.start("webhook receiver", [str(BIN / "auto-optimizer"), "webhook", "serve", "--no-auth",
                                             "--port", str(receiver_port)], ready_url=f"{receiver}/health", output=log)
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         statuses = send_all(f"{receiver}/events", events, senders)
         answered_s = time.perf_counter() - started
@@ -109,11 +113,14 @@ def measure(events: int, senders: int, scratch: Path, timeout_s: float, settings
         while (left := unstarted(inbox)) and time.perf_counter() - started < timeout_s:
             time.sleep(0.2)
         all_runs_s = time.perf_counter() - started
+        load_after = os.getloadavg()[0]
         runs = httpx.post(f"{api}/flow_runs/count", json={}, timeout=30).json()
     retried = (scratch / "services.log").read_text(errors="replace").count("could not start")
     return {"events": events, "senders": senders, "statuses": dict(statuses), "answered_s": round(answered_s, 1),
             "all_runs_s": round(all_runs_s, 1) if not left else None, "without_run": left, "flow_runs": runs,
-            "failed_starts": retried, "settings": settings}
+            "failed_starts": retried, "settings": settings,
+            # The machine's other work: 1-minute load averages as the burst began and ended.
+            "load_average": [round(load_before, 1), round(load_after, 1)]}
 
 
 def main(argv: list[str] | None = None) -> int:

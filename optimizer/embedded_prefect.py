@@ -30,6 +30,11 @@ DEFAULTS = {
     # The server's usage analytics would try the network at every start and log failures.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(STARTUP_TIMEOUT_S),
+    # The late-runs service only relabels runs nobody has started on time as "Late" (still
+    # Scheduled: runners pick them up the same). On SQLite it competes with run creation for
+    # the one writer: a burst of 1,000 webhook events then took minutes, not seconds
+    # (docs/benchmarks.md).
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
 }
 
 

@@ -37,7 +37,7 @@ SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 # (for a receiver built without settings, as the tests build it) both read them.
 WEBHOOK_DEFAULT_MAX_BYTES = 1024 * 1024
 WEBHOOK_DEFAULT_READ_TIMEOUT_S = 10.0
-WEBHOOK_DEFAULT_START_CONCURRENCY = 4
+WEBHOOK_DEFAULT_START_CONCURRENCY = 50
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
 
 

@@ -1,9 +1,8 @@
 """Starting the flow runs of accepted events, apart from the requests that brought them.
 
 A request is answered once its events are committed to the inbox, so a sender never waits on
-Prefect; the dispatcher starts their runs afterwards, a bounded number at once (a Prefect API
-on a database that takes concurrent writes creates them side by side; on SQLite they queue
-at the server either way, docs/benchmarks.md). A run that cannot start (Prefect unreachable,
+Prefect; the dispatcher starts their runs afterwards, a bounded number at once (the starter
+sends those in progress together to Prefect as one request, starter.py). A run that cannot start (Prefect unreachable,
 a deployment not registered yet) is tried again after a backoff that doubles, with jitter, up
 to a ceiling: the event was acknowledged, so the dispatcher never gives up on it, and a
 Prefect outage is not met with a retry storm. What the inbox holds unstarted at startup
