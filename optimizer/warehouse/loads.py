@@ -25,6 +25,7 @@ from optimizer.warehouse._validation import (
     literal,
     quote,
     typed_projection,
+    typed_value,
 )
 from optimizer.warehouse.parquet_input import parquet_columns, parquet_parts
 from optimizer.warehouse.reference import write_cost_summaries, write_experiments, write_models
@@ -102,15 +103,21 @@ class Loads:
             reasons: dict[str, int] = {}
             if files:
                 checked = self._checked_rows(present, batch.bounds)
-                rows_in, valid, distinct, too_long = self._count(db, checked, files)
-                if not too_long:
-                    # Every later pass reads the same rows: none need their text measured again.
-                    checked = self._checked_rows(present, replace(batch.bounds, max_text_length=None))
-                loaded = self._insert_requests(db, checked, files, load_id, started, once=distinct < valid) if valid else 0
-                conflicts = 0
-                if loaded < valid:
-                    rescued, conflicts = self._settle_repeats(db, checked, files, load_id, batch.source, started)
-                    loaded += rescued
+                rows_in, repeated_ids = self._scan_ids(db, present, files)
+                # One pass stores every row that keeps every rule and is not stored yet; only
+                # when some row is left over do further passes find out why.
+                loaded = self._insert_requests(db, checked, files, load_id, started, once=repeated_ids)
+                valid = conflicts = 0
+                if loaded < rows_in:
+                    valid, too_long = self._count(db, checked, files)
+                    if not too_long:
+                        # Every later pass reads the same rows: none need their text measured again.
+                        checked = self._checked_rows(present, replace(batch.bounds, max_text_length=None))
+                    if loaded < valid:
+                        rescued, conflicts = self._settle_repeats(db, checked, files, load_id, batch.source, started)
+                        loaded += rescued
+                else:
+                    valid = rows_in
                 duplicates = valid - loaded - conflicts
                 step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
                 if valid < rows_in:
@@ -178,10 +185,11 @@ class Loads:
                 coalesce(typed.cost_usd,
                     (typed.prompt_tokens * m.input_cost_per_1k
                      + typed.completion_tokens * m.output_cost_per_1k) / 1000.0) AS cost_usd,
-                NULLIF(concat_ws('; ', typed._problems,
-                    CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
-                        'cost_usd is missing and model ' || typed.model
-                        || ' has no price in the catalog' END), '') AS reason
+                CASE WHEN typed._problems IS NOT NULL OR (typed._cost_missing AND m.model_id IS NULL) THEN
+                    NULLIF(concat_ws('; ', typed._problems,
+                        CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
+                            'cost_usd is missing and model ' || typed.model
+                            || ' has no price in the catalog' END), '') END AS reason
             FROM (
                 SELECT {typed_projection(present, bounds=bounds)}, {cost_missing} AS _cost_missing
                 FROM read_parquet($files, union_by_name = true) AS s
@@ -190,21 +198,34 @@ class Loads:
         """
 
     @staticmethod
-    def _count(db: duckdb.DuckDBPyConnection, checked: str, files: list[str]) -> tuple[int, int, int, int]:
-        """(rows read, rows that keep every rule, distinct keys among those, rows with overlong
-        text). Keys, not ids, are counted: 8 bytes each, and as many as the ids unless an id
-        repeats (or two keys coincide, which the id-exact first-copy rule then settles)."""
+    def _scan_ids(db: duckdb.DuckDBPyConnection, present: Mapping[str, str], files: list[str]) -> tuple[int, bool]:
+        """(rows read, whether a request_id repeats among them), from the ids alone. Keys, not
+        ids, are compared: 8 bytes each, and as many as the ids unless an id repeats (or two
+        keys coincide, which then only costs the id-exact first-copy rule)."""
+        request_id = typed_value(present, "request_id")
         counts = db.execute(
             f"""
-            SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
-                   count(DISTINCT hash(request_id)) FILTER (WHERE reason IS NULL),
+            SELECT count(*), count(request_id), count(DISTINCT hash(request_id)) FILTER (WHERE request_id IS NOT NULL)
+            FROM (SELECT {request_id} AS request_id FROM read_parquet($files, union_by_name = true) AS s)
+            """,
+            {"files": files},
+        ).fetchone()
+        assert counts is not None
+        return int(counts[0]), int(counts[2]) < int(counts[1])
+
+    @staticmethod
+    def _count(db: duckdb.DuckDBPyConnection, checked: str, files: list[str]) -> tuple[int, int]:
+        """(rows that keep every rule, rows with overlong text)."""
+        counts = db.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE reason IS NULL),
                    count(*) FILTER (WHERE contains(reason, {literal(TOO_LONG)}))
             FROM ({checked})
             """,
             {"files": files},
         ).fetchone()
         assert counts is not None
-        return int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3])
+        return int(counts[0]), int(counts[1])
 
     @staticmethod
     def _insert_requests(
