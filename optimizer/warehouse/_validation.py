@@ -188,13 +188,6 @@ def quarantine_record(present: Mapping[str, str], *, source_alias: str = "s", li
     return f"CAST(to_json(struct_pack({', '.join(fields)})) AS VARCHAR)"
 
 
-def typed_value(present: Mapping[str, str], name: str, *, source_alias: str = "s") -> str:
-    """One contract column as a load types it (before any default), from the staged relation."""
-    (column,) = [c for c in REQUEST_COLUMNS if c.name == name]
-    raw = f"{source_alias}.{quote(name)}" if name in present else "NULL"
-    return _typed(column, raw, present.get(name))
-
-
 def typed_projection(
     present: Mapping[str, str], *, bounds: RecordBounds = DEFAULT_BOUNDS, source_alias: str = "s",
     with_raw: bool = True,
