@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import MissingContextError, ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelling
 
 from optimizer.ingest.observatory import StagedWindow
@@ -130,6 +131,13 @@ def measure_realized(runtime: Runtime, run_id: str, window_end: datetime, *, alp
     return loop.measure_realized(runtime, run_id, window_end, alpha=alpha, log=get_run_logger())
 
 
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 class RolloutRuns:
     """Approval requests as runs of the rollout deployment, through the Prefect API; the
     idempotency key (the optimization's id) makes asking twice return the same run."""
@@ -142,8 +150,20 @@ class RolloutRuns:
                 deployment = client.read_deployment_by_name(self.DEPLOYMENT)
             except ObjectNotFound:
                 return None
-            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, idempotency_key=key,
-                                                         tags=["nightly-proposal"])
+            try:
+                run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters,
+                                                             idempotency_key=key, tags=["nightly-proposal"])
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 409:
+                    raise
+                # Registered by an older version whose parameter schema refuses this change (a
+                # new kind of change, say): asked again the next night, once `make serve` or
+                # the worker has registered the current deployment. One stale deployment must
+                # not cost the night its report.
+                _logger().warning("the %s deployment refused the approval request for %s (%s); it "
+                                  "is asked again once the deployment is registered anew", self.DEPLOYMENT, key,
+                                  exc.response.json().get("detail", exc.response.text)[:300])
+                return None
         return str(run.id)
 
     def cancel(self, run_id: str, reason: str) -> None:
