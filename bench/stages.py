@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from optimizer.analysis import cascade, compression
 from optimizer.analysis.experiments import analyse_experiment
 from optimizer.catalog import load_catalog
@@ -33,6 +35,24 @@ def load(data: Path, warehouse: Path) -> dict[str, Any]:
         store.reference.ensure_models(load_catalog(MODEL_CATALOG))
         result = store.loads.load(LoadBatch(source="bench", request_files=[data]))
     return {"load_s": time.perf_counter() - started, "rows": result.loaded}
+
+
+def floor(data: Path, warehouse: Path) -> dict[str, Any]:
+    """DuckDB's own load of the same file into a fresh file, nothing checked or deduplicated:
+    the floor a first load is held to. `floor_same_settings_s` is the same with the
+    warehouse's session settings (insertion order not kept)."""
+    timings = {}
+    for key, settings in (("floor_s", []), ("floor_same_settings_s", ["SET preserve_insertion_order = false"])):
+        path = warehouse.with_name(f"{warehouse.stem}-floor.duckdb")
+        path.unlink(missing_ok=True)
+        started = time.perf_counter()
+        with duckdb.connect(str(path)) as db:
+            for statement in [f"SET memory_limit = '{MEMORY_LIMIT}'", *settings]:
+                db.execute(statement)
+            db.execute("CREATE TABLE t AS SELECT * FROM read_parquet($file)", {"file": str(data)})
+        timings[key] = time.perf_counter() - started
+        path.unlink()
+    return timings
 
 
 def increment(data: Path, warehouse: Path) -> dict[str, Any]:
@@ -76,12 +96,14 @@ def analyses(warehouse: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("stage", choices=["load", "increment", "analyses", "pipeline"])
+    parser.add_argument("stage", choices=["load", "floor", "increment", "analyses", "pipeline"])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--warehouse", type=Path, required=True)
     args = parser.parse_args()
     if args.stage == "load":
         result = load(args.data, args.warehouse)
+    elif args.stage == "floor":
+        result = floor(args.data, args.warehouse)
     elif args.stage == "increment":
         result = increment(args.data, args.warehouse)
     elif args.stage == "analyses":

@@ -95,68 +95,68 @@ def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
+Check = tuple[str, str]  # (a condition that holds when a rule is broken, the reason then)
+
+
 def _checks(column: Column, raw: str, typed: str, source_type: str | None, bounds: RecordBounds,
-            telemetry: bool = False) -> list[str]:
+            telemetry: bool = False) -> list[Check]:
     name = column.name
     hint = missing_hint(name) if telemetry else None
     is_missing = literal(f"{name} is missing" + (f": {hint}" if hint else ""))
+    required = column.required and name not in DERIVABLE
     if is_unusable(source_type):
         # No cast, so no other rule applies: the value is there and is no value, or is missing.
-        missing = is_missing if column.required and name not in DERIVABLE else "NULL"
-        return [f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'{name} has type {source_type}, not a single value')}"
-                f" ELSE {missing} END"]
+        checks = [(f"{raw} IS NOT NULL", literal(f"{name} has type {source_type}, not a single value"))]
+        return checks + ([(f"{raw} IS NULL", is_missing)] if required else [])
     shown = f"left(CAST({raw} AS VARCHAR), 60)"
     checks = []
-    if column.required and name not in DERIVABLE:
-        missing = f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL"
-        checks.append(f"CASE WHEN {missing} THEN {is_missing} END")
+    if required:
+        checks.append((f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL", is_missing))
     if column.kind != "string" and not is_native(column, source_type):
-        checks.append(
-            f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
-            f"{literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
-        )
+        checks.append((f"{raw} IS NOT NULL AND {typed} IS NULL",
+                       f"{literal(f'{name} is not a valid {column.kind}: ')} || {shown}"))
     if column.kind == "timestamp":
-        checks.append(
-            f"CASE WHEN {typed} < {_timestamp(bounds.oldest_ts)} THEN "
-            f"{literal(f'{name} is before the accepted range: ')} || CAST({typed} AS VARCHAR)"
-            f" WHEN {typed} >= {_timestamp(bounds.newest_ts)} THEN "
-            f"{literal(f'{name} is after the accepted range: ')} || CAST({typed} AS VARCHAR) END"
-        )
+        checks.append((f"{typed} < {_timestamp(bounds.oldest_ts)}",
+                       f"{literal(f'{name} is before the accepted range: ')} || CAST({typed} AS VARCHAR)"))
+        checks.append((f"{typed} >= {_timestamp(bounds.newest_ts)}",
+                       f"{literal(f'{name} is after the accepted range: ')} || CAST({typed} AS VARCHAR)"))
     if column.kind == "number":
-        checks.append(
-            f"CASE WHEN NOT isfinite({typed}) THEN {literal(name + ' is not finite')} END"
-        )
+        checks.append((f"NOT isfinite({typed})", literal(name + " is not finite")))
     if column.minimum is not None:
-        checks.append(
-            f"CASE WHEN {typed} < {_number(column.minimum)} THEN "
-            f"{literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR) END"
-        )
+        checks.append((f"{typed} < {_number(column.minimum)}",
+                       f"{literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR)"))
     if column.maximum is not None:
-        checks.append(
-            f"CASE WHEN {typed} > {_number(column.maximum)} THEN "
-            f"{literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR) END"
-        )
+        checks.append((f"{typed} > {_number(column.maximum)}",
+                       f"{literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR)"))
     if column.allowed:
         allowed = ", ".join(literal(value) for value in column.allowed)
-        checks.append(
-            f"CASE WHEN {typed} NOT IN ({allowed}) THEN "
-            f"{literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || left({typed}, 60) END"
-        )
+        checks.append((f"{typed} NOT IN ({allowed})",
+                       f"{literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || left({typed}, 60)"))
     return checks
 
 
-def _too_long(text_columns: list[tuple[str, str, str]], limit: int) -> str:
+def _too_long(text_columns: list[tuple[str, str, str]], limit: int) -> list[Check]:
     """One check of every text column's length: a row's longest byte length first (kept with
     each string, so the common row costs one comparison), each column's characters only then."""
     if not text_columns:
-        return "NULL"
+        return []
     each = [
         f"CASE WHEN length({typed}) > {limit} THEN {literal(f'{name}{TOO_LONG}{limit} characters: ')}"
         f" || length({typed}) END"
         for name, _, typed in text_columns
     ]
     longest = f"greatest({', '.join(f'strlen(CAST({raw} AS VARCHAR))' for _, raw, _ in text_columns)})"
-    return f"CASE WHEN {longest} > {limit} THEN NULLIF(concat_ws('; ', {', '.join(each)}), '') END"
+    return [(f"{longest} > {limit}", f"NULLIF(concat_ws('; ', {', '.join(each)}), '')")]
+
+
+def joined_reasons(checks: list[Check]) -> str:
+    """Every broken rule of a row joined with '; ', NULL for a clean row. The clean row, by
+    far the common one, costs only the conditions: no reason text is built for it."""
+    if not checks:
+        return "CAST(NULL AS VARCHAR)"
+    each = ", ".join(f"CASE WHEN {condition} THEN {reason} END" for condition, reason in checks)
+    anything = " OR ".join(f"({condition})" for condition, _ in checks)
+    return f"CASE WHEN {anything} THEN NULLIF(concat_ws('; ', {each}), '') END"
 
 
 def _shown(raw: str, source_type: str, limit: int) -> str:
@@ -203,7 +203,7 @@ def typed_projection(
     statement that does not use them never computes them.
     """
     items = []
-    problems: list[str] = []
+    problems: list[Check] = []
     text_columns: list[tuple[str, str, str]] = []
     for column in REQUEST_COLUMNS:
         raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
@@ -218,8 +218,8 @@ def typed_projection(
             typed = f"coalesce({typed}, {str(column.default).upper()})"
         items.append(f"{typed} AS {quote(column.name)}")
     if bounds.max_text_length is not None:
-        problems.append(_too_long(text_columns, bounds.max_text_length))
-    checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
+        problems += _too_long(text_columns, bounds.max_text_length)
+    checked = joined_reasons(problems)
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
     if with_raw:

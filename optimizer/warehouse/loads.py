@@ -102,15 +102,20 @@ class Loads:
             reasons: dict[str, int] = {}
             if files:
                 checked = self._checked_rows(present, batch.bounds)
-                rows_in, valid, distinct, too_long = self._count(db, checked, files)
-                if not too_long:
-                    # Every later pass reads the same rows: none need their text measured again.
-                    checked = self._checked_rows(present, replace(batch.bounds, max_text_length=None))
-                loaded = self._insert_requests(db, checked, files, load_id, started, once=distinct < valid) if valid else 0
-                conflicts = 0
-                if loaded < valid:
-                    rescued, conflicts = self._settle_repeats(db, checked, files, load_id, batch.source, started)
-                    loaded += rescued
+                rows_in = self._row_count(db, files)
+                # One pass stores every row that keeps every rule and is not stored yet; only
+                # when some row is left over (or an id came twice) do further passes find out why.
+                loaded = self._insert_requests(db, checked, files, load_id, started)
+                loaded += self._keep_first_copies(db, checked, files, load_id, started)
+                valid, conflicts = rows_in, 0
+                if loaded < rows_in:
+                    valid, too_long = self._count(db, checked, files)
+                    if not too_long:
+                        # Every later pass reads the same rows: none need their text measured again.
+                        checked = self._checked_rows(present, replace(batch.bounds, max_text_length=None))
+                    if loaded < valid:
+                        rescued, conflicts = self._settle_repeats(db, checked, files, load_id, batch.source, started)
+                        loaded += rescued
                 duplicates = valid - loaded - conflicts
                 step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
                 if valid < rows_in:
@@ -178,10 +183,11 @@ class Loads:
                 coalesce(typed.cost_usd,
                     (typed.prompt_tokens * m.input_cost_per_1k
                      + typed.completion_tokens * m.output_cost_per_1k) / 1000.0) AS cost_usd,
-                NULLIF(concat_ws('; ', typed._problems,
-                    CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
-                        'cost_usd is missing and model ' || typed.model
-                        || ' has no price in the catalog' END), '') AS reason
+                CASE WHEN typed._problems IS NOT NULL OR (typed._cost_missing AND m.model_id IS NULL) THEN
+                    NULLIF(concat_ws('; ', typed._problems,
+                        CASE WHEN typed._cost_missing AND m.model_id IS NULL THEN
+                            'cost_usd is missing and model ' || typed.model
+                            || ' has no price in the catalog' END), '') END AS reason
             FROM (
                 SELECT {typed_projection(present, bounds=bounds)}, {cost_missing} AS _cost_missing
                 FROM read_parquet($files, union_by_name = true) AS s
@@ -190,28 +196,58 @@ class Loads:
         """
 
     @staticmethod
-    def _count(db: duckdb.DuckDBPyConnection, checked: str, files: list[str]) -> tuple[int, int, int, int]:
-        """(rows read, rows that keep every rule, distinct keys among those, rows with overlong
-        text). Keys, not ids, are counted: 8 bytes each, and as many as the ids unless an id
-        repeats (or two keys coincide, which the id-exact first-copy rule then settles)."""
+    def _row_count(db: duckdb.DuckDBPyConnection, files: list[str]) -> int:
+        """Rows in the files, from their metadata."""
+        counted = db.execute("SELECT count(*) FROM read_parquet($files, union_by_name = true)", {"files": files}).fetchone()
+        return int(counted[0]) if counted else 0
+
+    @staticmethod
+    def _keep_first_copies(
+        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime
+    ) -> int:
+        """Of requests this load stored more than once (an id twice in the batch), keep only the
+        first copy: the change in rows stored (zero or less). Found from the stored keys alone,
+        which costs far less than keeping the batch's ids apart while storing it."""
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE repeated_keys AS SELECT request_key FROM requests"
+            " WHERE load_id = $load_id GROUP BY request_key HAVING count(*) > 1",
+            {"load_id": load_id},
+        )
+        repeated = db.execute("SELECT count(*) FROM repeated_keys").fetchone()
+        removed_rows = stored = 0
+        if repeated and repeated[0]:
+            removed = db.execute(
+                "DELETE FROM requests WHERE load_id = $load_id"
+                " AND request_key IN (SELECT request_key FROM repeated_keys)",
+                {"load_id": load_id},
+            ).fetchone()
+            removed_rows = int(removed[0]) if removed else 0
+            stored = Loads._insert_requests(db, checked, files, load_id, now, only="repeated_keys")
+        db.execute("DROP TABLE repeated_keys")
+        return stored - removed_rows
+
+    @staticmethod
+    def _count(db: duckdb.DuckDBPyConnection, checked: str, files: list[str]) -> tuple[int, int]:
+        """(rows that keep every rule, rows with overlong text)."""
         counts = db.execute(
             f"""
-            SELECT count(*), count(*) FILTER (WHERE reason IS NULL),
-                   count(DISTINCT hash(request_id)) FILTER (WHERE reason IS NULL),
+            SELECT count(*) FILTER (WHERE reason IS NULL),
                    count(*) FILTER (WHERE contains(reason, {literal(TOO_LONG)}))
             FROM ({checked})
             """,
             {"files": files},
         ).fetchone()
         assert counts is not None
-        return int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3])
+        return int(counts[0]), int(counts[1])
 
     @staticmethod
     def _insert_requests(
-        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime, *, once: bool
+        db: duckdb.DuckDBPyConnection, checked: str, files: list[str], load_id: str, now: datetime,
+        *, only: str | None = None,
     ) -> int:
-        """Rows stored: those that keep every rule, whose request_id is not stored yet; of a
-        request seen twice in the batch, its earliest copy (the window only paid for then)."""
+        """Rows stored: those that keep every rule, whose request_id is not stored yet. With
+        `only` (a table of keys), just the rows with those keys, and of a request seen twice
+        among them its earliest copy (the window only paid for then)."""
         # Looked up among every stored request by key alone: one narrow column. A key stored
         # under another id (a 64-bit coincidence) is settled by _settle_repeats. The key is
         # computed once, in the CTE: joined on an expression, DuckDB built the batch's side.
@@ -223,7 +259,7 @@ class Loads:
             )
             SELECT b.*, $load_id AS load_id, $now AS loaded_at
             FROM b ANTI JOIN requests AS r ON r.request_key = b.request_key
-            {_FIRST_COPY if once else ""}
+            {f"SEMI JOIN {only} AS k ON k.request_key = b.request_key {_FIRST_COPY}" if only else ""}
             """,
             {"files": files, "load_id": load_id, "now": now},
         ).fetchone()
