@@ -9,7 +9,7 @@ tallies them per rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import duckdb
@@ -95,68 +95,75 @@ def _typed(column: Column, raw: str, source_type: str | None = None) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
+def _blank(raw: str, typed: str) -> str:
+    """Text that is missing once trimmed. Only text that starts with a space, a control or a
+    non-ASCII character can trim to nothing, so a usual id passes on one comparison instead of
+    a trimmed copy of it (most of the cost of checking a file of long unique ids)."""
+    text = f"CAST({raw} AS VARCHAR)"
+    return f"{raw} IS NULL OR (({text} < '!' OR {text} >= chr(128)) AND {typed} IS NULL)"
+
+
+# A broken rule: the SQL condition that finds it and the reason it gives (an expression).
+Check = tuple[str, str]
+
+
 def _checks(column: Column, raw: str, typed: str, source_type: str | None, bounds: RecordBounds,
-            telemetry: bool = False) -> list[str]:
+            telemetry: bool = False) -> list[Check]:
     name = column.name
     hint = missing_hint(name) if telemetry else None
     is_missing = literal(f"{name} is missing" + (f": {hint}" if hint else ""))
     if is_unusable(source_type):
         # No cast, so no other rule applies: the value is there and is no value, or is missing.
-        missing = is_missing if column.required and name not in DERIVABLE else "NULL"
-        return [f"CASE WHEN {raw} IS NOT NULL THEN {literal(f'{name} has type {source_type}, not a single value')}"
-                f" ELSE {missing} END"]
+        unusable = [(f"{raw} IS NOT NULL", literal(f"{name} has type {source_type}, not a single value"))]
+        return unusable + ([(f"{raw} IS NULL", is_missing)] if column.required and name not in DERIVABLE else [])
     shown = f"left(CAST({raw} AS VARCHAR), 60)"
     checks = []
     if column.required and name not in DERIVABLE:
-        missing = f"{typed} IS NULL" if column.kind == "string" else f"{raw} IS NULL"
-        checks.append(f"CASE WHEN {missing} THEN {is_missing} END")
+        checks.append((_blank(raw, typed) if column.kind == "string" else f"{raw} IS NULL", is_missing))
     if column.kind != "string" and not is_native(column, source_type):
-        checks.append(
-            f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
-            f"{literal(f'{name} is not a valid {column.kind}: ')} || {shown} END"
-        )
+        checks.append((f"{raw} IS NOT NULL AND {typed} IS NULL", f"{literal(f'{name} is not a valid {column.kind}: ')} || {shown}"))
     if column.kind == "timestamp":
-        checks.append(
-            f"CASE WHEN {typed} < {_timestamp(bounds.oldest_ts)} THEN "
-            f"{literal(f'{name} is before the accepted range: ')} || CAST({typed} AS VARCHAR)"
-            f" WHEN {typed} >= {_timestamp(bounds.newest_ts)} THEN "
-            f"{literal(f'{name} is after the accepted range: ')} || CAST({typed} AS VARCHAR) END"
-        )
+        checks.append((f"{typed} < {_timestamp(bounds.oldest_ts)}",
+                       f"{literal(f'{name} is before the accepted range: ')} || CAST({typed} AS VARCHAR)"))
+        checks.append((f"{typed} >= {_timestamp(bounds.newest_ts)}",
+                       f"{literal(f'{name} is after the accepted range: ')} || CAST({typed} AS VARCHAR)"))
     if column.kind == "number":
-        checks.append(
-            f"CASE WHEN NOT isfinite({typed}) THEN {literal(name + ' is not finite')} END"
-        )
+        checks.append((f"NOT isfinite({typed})", literal(name + " is not finite")))
     if column.minimum is not None:
-        checks.append(
-            f"CASE WHEN {typed} < {_number(column.minimum)} THEN "
-            f"{literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR) END"
-        )
+        checks.append((f"{typed} < {_number(column.minimum)}",
+                       f"{literal(f'{name} is below {_number(column.minimum)}: ')} || CAST({typed} AS VARCHAR)"))
     if column.maximum is not None:
-        checks.append(
-            f"CASE WHEN {typed} > {_number(column.maximum)} THEN "
-            f"{literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR) END"
-        )
+        checks.append((f"{typed} > {_number(column.maximum)}",
+                       f"{literal(f'{name} is above {_number(column.maximum)}: ')} || CAST({typed} AS VARCHAR)"))
     if column.allowed:
         allowed = ", ".join(literal(value) for value in column.allowed)
-        checks.append(
-            f"CASE WHEN {typed} NOT IN ({allowed}) THEN "
-            f"{literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || left({typed}, 60) END"
-        )
+        checks.append((f"{typed} NOT IN ({allowed})",
+                       f"{literal(f'{name} is not one of ' + ', '.join(column.allowed) + ': ')} || left({typed}, 60)"))
     return checks
 
 
-def _too_long(text_columns: list[tuple[str, str, str]], limit: int) -> str:
+def _too_long(text_columns: list[tuple[str, str, str]], limit: int) -> list[Check]:
     """One check of every text column's length: a row's longest byte length first (kept with
     each string, so the common row costs one comparison), each column's characters only then."""
     if not text_columns:
-        return "NULL"
+        return []
     each = [
         f"CASE WHEN length({typed}) > {limit} THEN {literal(f'{name}{TOO_LONG}{limit} characters: ')}"
         f" || length({typed}) END"
         for name, _, typed in text_columns
     ]
     longest = f"greatest({', '.join(f'strlen(CAST({raw} AS VARCHAR))' for _, raw, _ in text_columns)})"
-    return f"CASE WHEN {longest} > {limit} THEN NULLIF(concat_ws('; ', {', '.join(each)}), '') END"
+    return [(f"{longest} > {limit}", f"NULLIF(concat_ws('; ', {', '.join(each)}), '')")]
+
+
+def _problems(checks: list[Check]) -> str:
+    """Every broken rule's reason, joined, or NULL. The reasons are built only for rows that
+    break a rule: a clean row costs its conditions alone (a condition that is NULL finds nothing)."""
+    if not checks:
+        return "CAST(NULL AS VARCHAR)"
+    broken = " OR ".join(f"({condition})" for condition, _ in checks)
+    reasons = ", ".join(f"CASE WHEN {condition} THEN {reason} END" for condition, reason in checks)
+    return f"CASE WHEN {broken} THEN NULLIF(concat_ws('; ', {reasons}), '') END"
 
 
 def _shown(raw: str, source_type: str, limit: int) -> str:
@@ -190,7 +197,7 @@ def quarantine_record(present: Mapping[str, str], *, source_alias: str = "s", li
 
 def typed_projection(
     present: Mapping[str, str], *, bounds: RecordBounds = DEFAULT_BOUNDS, source_alias: str = "s",
-    with_raw: bool = True,
+    with_raw: bool = True, columns: Collection[str] | None = None,
 ) -> str:
     """SELECT list: each contract column typed, plus `_problems` (NULL for a clean row).
 
@@ -200,10 +207,11 @@ def typed_projection(
     replaces the column checks, which would only repeat it field by field. With `with_raw`,
     `_raw` is what quarantine would keep of the row and `_row_hash` tells rows apart (the
     staged `_digest` of a JSON record, else every column's value, the unknown ones too); a
-    statement that does not use them never computes them.
+    statement that does not use them never computes them. `columns` keeps only those typed
+    columns (default all); every column's rules are checked all the same.
     """
     items = []
-    problems: list[str] = []
+    problems: list[Check] = []
     text_columns: list[tuple[str, str, str]] = []
     for column in REQUEST_COLUMNS:
         raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
@@ -216,10 +224,11 @@ def typed_projection(
             text_columns.append((column.name, raw, typed))
         if column.default is not None:
             typed = f"coalesce({typed}, {str(column.default).upper()})"
-        items.append(f"{typed} AS {quote(column.name)}")
+        if columns is None or column.name in columns:
+            items.append(f"{typed} AS {quote(column.name)}")
     if bounds.max_text_length is not None:
-        problems.append(_too_long(text_columns, bounds.max_text_length))
-    checked = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')"
+        problems += _too_long(text_columns, bounds.max_text_length)
+    checked = _problems(problems)
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
     if with_raw:

@@ -33,6 +33,12 @@ from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import count_reasons, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
 
+# The columns each family of queries reads: a file source built for one keeps only those.
+EXPERIMENT_READS = ("ts", "experiment_id", "variant_id", "shadow", "cost_usd", "latency_ms", "quality_score", "status")
+CASCADE_READS = ("ts", "application_id", "model", "shadow", "pair_id", "status", "quality_score", "confidence_score",
+                 "cost_usd", "latency_ms", "complexity")
+COMPRESSION_READS = ("ts", "application_id", "model", "shadow", "compression_technique", "original_prompt_tokens",
+                     "prompt_tokens", "experiment_id", "quality_score", "status", "latency_ms")
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 IN_WINDOW = "ts >= $start AND ts < $end"
@@ -90,8 +96,12 @@ class RequestSource:
         return self._db.execute(sql, {**self._window, **(parameters or {})}).fetchall()
 
     @classmethod
-    def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = ()) -> RequestSource:
+    def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = (),
+                     reads: Collection[str] | None = None) -> RequestSource:
         """Check, type and filter Parquet files of request records (`label` names them in errors).
+
+        Every rule is checked on every column, in one pass over the files; only the columns
+        the analyses `reads` (default all, e.g. `EXPERIMENT_READS`) are kept.
 
         Raises BadInputError naming the input and column when it cannot be read, is empty,
         lacks a column the analysis `needs` (or the record requires), or holds a column of
@@ -104,7 +114,7 @@ class RequestSource:
         types = parquet_columns(db, files, label=label, required=(*REQUIRED_COLUMN_NAMES, *needs),
                                 check_types=True, missing="missing column(s)")
         db.execute(
-            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False)} "
+            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False, columns=reads)} "
             "FROM read_parquet($files, union_by_name = true) AS s",
             {"files": files},
         )
@@ -127,28 +137,33 @@ class RequestSource:
 
     def experiment_variants(self, experiment_id: str) -> list[VariantStatistics]:
         """Per variant: cost, latency and quality as (n, mean, variance); errors as a count."""
+        return self.variants_by_experiment([experiment_id]).get(experiment_id, [])
+
+    def variants_by_experiment(self, experiment_ids: Sequence[str] | None = None) -> dict[str, list[VariantStatistics]]:
+        """`experiment_variants` of these experiments (default every one), in one scan."""
+        chosen = "" if experiment_ids is None else "AND list_contains($ids, experiment_id)"
         rows = self._rows(
             f"""
-            SELECT variant_id, count(*),
+            SELECT experiment_id, variant_id, count(*),
                    fsum(cost_usd), fsum(cost_usd * cost_usd), fsum(latency_ms), fsum(latency_ms * latency_ms),
                    count(quality_score), fsum(quality_score), fsum(quality_score * quality_score),
                    count(*) FILTER (WHERE status = 'error')
             FROM requests
-            WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
-            GROUP BY variant_id ORDER BY variant_id
+            WHERE experiment_id IS NOT NULL {chosen} AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
+            GROUP BY experiment_id, variant_id ORDER BY experiment_id, variant_id
             """,
-            {"id": experiment_id},
+            None if experiment_ids is None else {"ids": list(experiment_ids)},
         )
-        return [
-            VariantStatistics(
+        found: dict[str, list[VariantStatistics]] = {}
+        for experiment, variant, n, cost, cost2, latency, latency2, nq, q, q2, errors in rows:
+            found.setdefault(str(experiment), []).append(VariantStatistics(
                 variant_id=str(variant),
                 cost_usd=SampleMean.from_sums(int(n), float(cost), float(cost2)),
                 latency_ms=SampleMean.from_sums(int(n), float(latency), float(latency2)),
                 quality_score=SampleMean.from_sums(int(nq), float(q or 0.0), float(q2 or 0.0)),
                 errors=Proportion(int(n), int(errors)),
-            )
-            for variant, n, cost, cost2, latency, latency2, nq, q, q2, errors in rows
-        ]
+            ))
+        return found
 
     def experiment_usage(self, experiment_id: str) -> dict[str, VariantUsage]:
         """Per variant: requests by answering model, cascade escalations, compressed prompt tokens."""
