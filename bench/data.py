@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from optimizer.sandbox.export import export_requests
 from optimizer.sandbox.state import SandboxConfig
-from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
+from optimizer.schemas.arrow import REQUEST_ARROW_SCHEMA
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PATTERN_DAYS = 14

@@ -21,7 +21,7 @@ from deployments.cli import main
 from optimizer.analysis.cascade import recommend
 from optimizer.sandbox import SandboxConfig
 from optimizer.sandbox.export import export_requests
-from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
+from optimizer.schemas.arrow import REQUEST_ARROW_SCHEMA
 from tests.cascade_worlds import FINE, Pairs, application, draw
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
