@@ -54,4 +54,4 @@ serve-nightly: $(INSTALLED)
 	$(BIN)/python -m deployments.serve
 
 clean:
-	rm -rf $(VENV) data/demo data/staging data/reports data/prefect data/webhook .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) data/demo data/api data/staging data/reports data/prefect data/webhook .mypy_cache .ruff_cache .pytest_cache

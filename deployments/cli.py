@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from deployments import cli_text
+from deployments.cli_api import add_api_command, cmd_api_serve
 from deployments.cli_limits import add_latency_limits, latency_limit_ms
 from optimizer import embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
@@ -212,7 +213,7 @@ def cmd_sandbox_export(args: argparse.Namespace) -> int:
 
 # Commands that run flows or start flow runs: with no PREFECT_API_URL they need Prefect's
 # embedded API, whose first start on a new PREFECT_HOME is slow.
-USES_PREFECT = frozenset({cmd_demo, cmd_run_nightly, cmd_webhook_serve, cmd_simulate})
+USES_PREFECT = frozenset({cmd_demo, cmd_run_nightly, cmd_webhook_serve, cmd_simulate, cmd_api_serve})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--port", type=int, help="default AUTO_OPTIMIZER_WEBHOOK_PORT (8710)")
     receive.add_argument("--no-auth", action="store_true", help="accept events without a bearer token (local use only)")
     receive.set_defaults(handler=cmd_webhook_serve)
+    add_api_command(commands)
 
     analyze = commands.add_parser("analyze", help="cascade, compression or experiment statistics on Parquet records")
     analyses = analyze.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")

@@ -9,6 +9,8 @@ Starts each bundled service unless it is replaced, then the deployments:
                               there (the URLs follow the sandbox's address unless set one by one)
   webhook receiver            on AUTO_OPTIMIZER_WEBHOOK_HOST:AUTO_OPTIMIZER_WEBHOOK_PORT
                               (127.0.0.1:8710); not started with AUTO_OPTIMIZER_SERVE_RECEIVER=false
+  optimizer API               on AUTO_OPTIMIZER_API_SERVER_HOST:AUTO_OPTIMIZER_API_SERVER_PORT
+                              (127.0.0.1:8720); not started with AUTO_OPTIMIZER_SERVE_API=false
   deployments                 nightly (02:00 UTC), rollout, and the event-triggered ones:
                               anomaly-response, budget-response, policy-violation-response,
                               anomaly-resolved, model-update-check
@@ -77,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
                 no_auth = [] if settings.webhook_token else ["--no-auth"]
                 children.start("webhook receiver", [optimizer, "webhook", "serve", *no_auth],
                                ready_url=f"{settings.webhook_url}/health")
+            if settings.serve_api:
+                no_token = [] if settings.api_server_token else ["--no-auth"]
+                children.start("optimizer API", [optimizer, "api", "serve", *no_token],
+                               ready_url=f"{settings.api_server_address}/health")
             children.start("deployments", RUNNER)
             print(
                 f"Prefect UI: {redact_url(api.removesuffix('/api'))} (approve rollouts under Flow Runs, state Paused)\n"
                 + (f"Platform sandbox: {settings.sandbox_url}\n" if settings.uses_sandbox() else "")
                 + (f"Webhook receiver: {settings.webhook_url}/events\n" if settings.serve_receiver else "")
+                + (f"Optimizer API: {settings.api_server_address}/api/v1 (OpenAPI at /openapi.json)\n"
+                   if settings.serve_api else "")
                 + f"Approvers: {env['AUTO_OPTIMIZER_APPROVERS']}\n"
                 "Run the nightly optimization now: prefect deployment run nightly-optimization/nightly",
                 flush=True,

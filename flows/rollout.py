@@ -144,7 +144,8 @@ def rollout(
     audit_step(runtime, rollout_id, "rollout", "canary_applied",
                {"version": versions.canary, "percent": canary_percent, "effective_time": started.effective_time})
     scopes = plan.watched_models(proposal.proposed, plan.changed_applications(proposal.diff))
-    verdict = watch_guardrails(runtime, scopes, started.effective_time, watch_minutes, guardrails)
+    verdict = watch_guardrails(runtime, scopes, started.effective_time, watch_minutes,
+                               guardrails.accepting_delays_of(proposal.changes))
     outcome = outcomes.judged(outcome, versions, verdict)
     if outcome.status == "applied":
         apply_routing(runtime, proposal.proposed, versions.promoted)

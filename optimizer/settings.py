@@ -30,6 +30,7 @@ DATA_DIR = Path.cwd() / "data" if INSTALLED else PROJECT_ROOT / "data"
 LOOPBACK = "127.0.0.1"
 SANDBOX_DEFAULT_PORT = 8700
 WEBHOOK_DEFAULT_PORT = 8710
+API_SERVER_DEFAULT_PORT = 8720
 PREFECT_DEFAULT_PORT = 4200
 SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 # The webhook receiver's defaults, here once: its settings below and its own configuration
@@ -126,6 +127,17 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=WEBHOOK_DEFAULT_PORT, ge=1, le=65535)
     serve_receiver: bool = True
 
+    # The optimizer's own API (`api serve`, docs/api.md): its bearer token (required unless
+    # disabled for local use), where it listens, the address it registers at the Orchestrator
+    # (default: where it listens, under /api/v1), and the file the nightly run publishes its
+    # results to for it.
+    api_server_token: SecretStr | None = None
+    api_server_host: str = LOOPBACK
+    api_server_port: int = Field(default=API_SERVER_DEFAULT_PORT, ge=1, le=65535)
+    api_server_url: str | None = None
+    api_snapshot: Path = Path("api", "latest-night.json")
+    serve_api: bool = True  # false: `make serve` starts no optimizer API
+
     # Where `make serve` starts its Prefect server with the UI; with PREFECT_API_URL set it
     # starts none and uses that API instead.
     prefect_host: str = LOOPBACK
@@ -184,7 +196,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _local_state_under_data_dir(self) -> Settings:
-        for name in ("webhook_inbox", "warehouse", "staging_dir", "reports_dir"):
+        for name in ("webhook_inbox", "warehouse", "staging_dir", "reports_dir", "api_snapshot"):
             self.__dict__[name] = self.data_dir / getattr(self, name)  # leaves model_fields_set as it was
         return self
 
@@ -207,7 +219,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret value these settings hold (tokens, and credentials inside URLs): what
         text must not contain once it is printed, logged, reported or stored."""
-        tokens = (self.api_token, self.events_token, self.webhook_token, self.sentinel_webhook_secret)
+        tokens = (self.api_token, self.events_token, self.webhook_token, self.sentinel_webhook_secret,
+                  self.api_server_token)
         urls = [*self.service_urls().values(), self.events_url, self.policy_engine_url, self.dask_address or ""]
         return sorted({token.get_secret_value() for token in tokens if token}
                       | {value for url in urls for value in url_credentials(url)})
@@ -219,6 +232,15 @@ class Settings(BaseSettings):
     @property
     def webhook_url(self) -> str:
         return http_url(self.webhook_host, self.webhook_port)
+
+    @property
+    def api_server_address(self) -> str:
+        return http_url(self.api_server_host, self.api_server_port)
+
+    @property
+    def api_base_url(self) -> str:
+        """The optimizer API's root as others reach it (what it registers at the Orchestrator)."""
+        return (self.api_server_url or f"{self.api_server_address}/api/v1").rstrip("/")
 
     def uses_sandbox(self) -> bool:
         """Whether any URL setting points at the sandbox's address: `make serve` starts it then."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import MissingContextError, ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelling
 
 from optimizer.ingest.observatory import StagedWindow
@@ -24,6 +25,8 @@ from optimizer.report import EventDelivery, NightlySummary, RecordedResults, Rep
 from optimizer.schemas.analysis import (
     AnalysisInputs,
     ApplicationAnalysis,
+    BatchingReport,
+    CachingReport,
     CascadeReport,
     CompressionReport,
     ExperimentFinding,
@@ -33,7 +36,7 @@ from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.loads import LoadResult, Window
 from optimizer.schemas.optimizations import LoopSummary, RealizedSavings
-from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.schemas.registry import ModelProfile, StoredExperiment, TokenPrices
 from optimizer.schemas.rollout import Guardrails
 from tasks._common import TaskSteps, retry_if_transient
 
@@ -84,9 +87,11 @@ def export_for_analysis(runtime: Runtime, window: tuple[datetime, datetime], dir
 def analyze_application(application: str, partition: Path, input_prices: Mapping[str, float],
                         max_quality_drop: float, alpha: float,
                         max_p95_latency_increase_pct: float | None,
-                        max_latency_increase_ms: float | None) -> ApplicationAnalysis:
+                        max_latency_increase_ms: float | None,
+                        batch_prices: Mapping[str, TokenPrices] | None = None) -> ApplicationAnalysis:
     return analyze.analyze_application(application, partition, input_prices, max_quality_drop, alpha,
-                                       max_p95_latency_increase_pct, max_latency_increase_ms, log=get_run_logger())
+                                       max_p95_latency_increase_pct, max_latency_increase_ms, log=get_run_logger(),
+                                       batch_prices=batch_prices)
 
 
 @task(name="analyze-experiments", cache_policy=NO_CACHE)
@@ -98,9 +103,10 @@ def analyze_experiments(runtime: Runtime, alpha: float) -> list[ExperimentFindin
       cache_policy=NO_CACHE)
 def record_results(runtime: Runtime, run_id: str, cascades: CascadeReport, compression: CompressionReport,
                    experiments: Sequence[ExperimentFinding], profiles: Sequence[ApplicationProfile],
-                   alpha: float, max_quality_drop: float) -> RecordedResults:
+                   alpha: float, max_quality_drop: float, caching: CachingReport | None = None,
+                   batching: BatchingReport | None = None) -> RecordedResults:
     return record.record_results(runtime, run_id, cascades, compression, experiments, profiles, alpha,
-                                 max_quality_drop, log=get_run_logger())
+                                 max_quality_drop, caching=caching, batching=batching, log=get_run_logger())
 
 
 @task(name="decide-experiments", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
@@ -125,6 +131,13 @@ def measure_realized(runtime: Runtime, run_id: str, window_end: datetime, *, alp
     return loop.measure_realized(runtime, run_id, window_end, alpha=alpha, log=get_run_logger())
 
 
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 class RolloutRuns:
     """Approval requests as runs of the rollout deployment, through the Prefect API; the
     idempotency key (the optimization's id) makes asking twice return the same run."""
@@ -137,8 +150,20 @@ class RolloutRuns:
                 deployment = client.read_deployment_by_name(self.DEPLOYMENT)
             except ObjectNotFound:
                 return None
-            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, idempotency_key=key,
-                                                         tags=["nightly-proposal"])
+            try:
+                run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters,
+                                                             idempotency_key=key, tags=["nightly-proposal"])
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 409:
+                    raise
+                # Registered by an older version whose parameter schema refuses this change (a
+                # new kind of change, say): asked again the next night, once `make serve` or
+                # the worker has registered the current deployment. One stale deployment must
+                # not cost the night its report.
+                _logger().warning("the %s deployment refused the approval request for %s (%s); it "
+                                  "is asked again once the deployment is registered anew", self.DEPLOYMENT, key,
+                                  exc.response.json().get("detail", exc.response.text)[:300])
+                return None
         return str(run.id)
 
     def cancel(self, run_id: str, reason: str) -> None:

@@ -162,6 +162,7 @@ def settings_for(sandbox: SandboxServer, folder: Path, **overrides: Any) -> Sett
         warehouse=folder / "warehouse.duckdb",
         staging_dir=folder / "staging",
         reports_dir=folder / "reports",
+        api_snapshot=folder / "api" / "latest-night.json",
         http_backoff_s=0.01,
         http_max_backoff_s=0.05,
         http_timeout_s=10,
@@ -220,7 +221,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
     """This process's environment plus `settings` as AUTO_OPTIMIZER_* variables: how a
     command started as a child process (a worker, a served deployment) gets them."""
     names = [*(f"{service}_url" for service in SERVICES), "events_url", "policy_engine_url", "warehouse",
-             "staging_dir", "reports_dir", "http_backoff_s", "http_max_backoff_s",
+             "staging_dir", "reports_dir", "api_snapshot", "http_backoff_s", "http_max_backoff_s",
              "observatory_api_style", "policy_api_style", "sentinel_api_style"]
     variables = {f"AUTO_OPTIMIZER_{name.upper()}": str(getattr(settings, name)) for name in names}
     variables["AUTO_OPTIMIZER_API_TOKEN"] = settings.api_token.get_secret_value()

@@ -53,6 +53,7 @@ def otlp_file(tmp_path: Path) -> Path:
             "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 200,
             "llm.request_id": "req-otlp-1", "llm.application_name": "support-bot",
             "llm.quality_score": 0.93, "llm.request.cost_usd": 0.0045, "llm.shadow": False,
+            "llm.prompt_hash": "sha256:9f86d081884c7d65",
         }),
         genai_span("b2b2b2b2b2b2b2b2", {  # no cost, no request id, no app name: all derived
             "gen_ai.provider.name": "anthropic", "gen_ai.response.model": "claude-3-5-haiku-20241022",
@@ -99,6 +100,27 @@ def test_otlp_spans_become_request_records(otlp_file: Path, tmp_path: Path, caps
     assert second[8] == "error"
     assert any("line 3 is not valid JSON" in r for r in reasons)
     assert any("prompt_tokens is below 0" in r and "model is missing" in r for r in reasons)
+
+
+def test_a_prompt_hash_is_carried_from_spans_and_parquet(
+    otlp_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llm.prompt_hash` (OTLP) and a `prompt_hash` column (Parquet) reach the warehouse; a
+    span or row without one stores null."""
+    db = tmp_path / "w.duckdb"
+    assert run_json(capsys, "ingest", "otlp", str(otlp_file), "--warehouse", str(db), "--json")[0] == 0
+    pq.write_table(pa.table({
+        "request_id": ["pq-1", "pq-2"], "ts": ["2026-11-24T10:00:00Z"] * 2, "application_id": ["doc-qa"] * 2,
+        "model": ["claude-3-5-sonnet-20241022"] * 2, "prompt_tokens": [100, 200], "completion_tokens": [10, 20],
+        "cost_usd": [0.01, 0.02], "latency_ms": [900.0, 950.0], "status": ["ok", "ok"],
+        "prompt_hash": ["h-abc", None],
+    }), tmp_path / "hashed.parquet")
+    assert run_json(capsys, "ingest", "parquet", str(tmp_path / "hashed.parquet"), "--warehouse", str(db),
+                    "--json")[0] == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        hashes = con.execute("SELECT request_id, prompt_hash FROM requests ORDER BY request_id").fetchall()
+    assert hashes == [("b2b2b2b2b2b2b2b2", None), ("pq-1", "h-abc"), ("pq-2", None),
+                      ("req-otlp-1", "sha256:9f86d081884c7d65")]
 
 
 def test_otlp_ingest_twice_adds_nothing(otlp_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,9 +56,26 @@ def test_every_analysis_result_is_stored(night: Night) -> None:
         kinds = dict(db.execute("SELECT kind, count(*) FROM recommendations GROUP BY kind").fetchall())
         experiments = db.execute("SELECT experiment_id, recommendation FROM experiment_results ORDER BY 1").fetchall()
         runs = db.execute("SELECT run_id FROM optimization_runs").fetchall()
-    assert kinds == {"cascade": 6, "compression": 1}  # one entry per application and kind
+    # one entry per application and kind; caching for the applications that send prompt hashes,
+    # batching for those with latency-tolerant traffic
+    assert kinds == {"cascade": 6, "compression": 1, "caching": 2, "batching": 1}
     assert [e[0] for e in experiments] == ["exp-cascade-001", "exp-compression-001"]
     assert runs == [(night.summary.run_id,)]
+
+
+def test_caching_and_batching_are_found_where_the_traffic_supports_them(night: Night) -> None:
+    """support-bot's prompts repeat: caching; doc-qa's never do: none; marketing-writer's
+    offline jobs on GPT-4o: batch prices. Both recorded in the Registry and in the report."""
+    found = {(r.kind, r.application_id): r for r in night.summary.recommendations}
+    assert {k for k in found if k[0] in {"caching", "batching"}} == {
+        ("caching", "support-bot"), ("batching", "marketing-writer")}
+    assert all(found[k].monthly_savings_usd > 5 for k in (("caching", "support-bot"), ("batching", "marketing-writer")))
+    with PlatformClients.from_settings(night.settings) as clients:
+        recorded = {r.type: r for r in clients.registry.recorded_recommendations()}
+    assert recorded["caching"].implementation["cache_ttl_seconds"] in (3600, 21600, 86400)
+    assert "within 24 hours" in recorded["batching"].description
+    html = Path(night.summary.report).read_text()
+    assert 'id="caching"' in html and 'id="batching"' in html and "up to 24 hours" in html
 
 
 def test_adopted_recommendations_are_recorded_in_the_registry(night: Night) -> None:
@@ -123,7 +140,8 @@ def test_report_has_real_numbers_and_charts(night: Night) -> None:
 
 def test_the_run_traces_and_measures_itself(night: Night, telemetry_capture: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> None:
     for name in ("nightly-optimization", "analyze.cascade", "analyze.compression", "analyze.experiments",
-                 "record.results", "record.registry", "deliver.events", "report"):
+                 "record.results", "record.registry", "deliver.events", "report", "analyze.caching",
+                 "analyze.batching"):
         assert name in night.spans, name
     _, reader = telemetry_capture
     data = reader.get_metrics_data()

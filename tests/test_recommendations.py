@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from optimizer import experiment_records
 from optimizer import recommendations as build
 from optimizer.analysis.budgets import TeamBudget, budget_statuses
 from optimizer.analysis.experiments import VariantStatistics, analyse_experiment
@@ -69,24 +70,24 @@ def experiment(treatment_cost: float, n_treatment: int = 20000) -> tuple[StoredE
 def test_a_concluded_experiment_emits_the_experiment_result_event() -> None:
     definition, analysis = experiment(0.01)
     assert analysis.recommendation == "deploy_to_production"  # type: ignore[attr-defined]
-    event = build.experiment_event(analysis, definition, alpha=0.05, now=NOW)  # type: ignore[arg-type]
+    event = experiment_records.experiment_event(analysis, definition, alpha=0.05, now=NOW)  # type: ignore[arg-type]
     assert event is not None and event.type == EXPERIMENT_COMPLETED and event.subject == "experiment/exp-1"
     data = ExperimentResultData.model_validate(event.data)
     assert data.winner is not None and data.winner.variant_id == "treatment"
     assert data.winner.improvement_metrics["cost_reduction_percentage"] == pytest.approx(50, abs=3)
     assert [v.traffic_percentage for v in data.variants] == [50.0, 50.0]
     assert data.duration_hours == pytest.approx(14 * 24)
-    stored = build.stored_experiment(analysis, definition, alpha=0.05, now=NOW)  # type: ignore[arg-type]
+    stored = experiment_records.stored_experiment(analysis, definition, alpha=0.05, now=NOW)  # type: ignore[arg-type]
     assert stored.status == "completed" and stored.test_period.end == NOW and stored.results is not None
 
 
 def test_a_running_experiment_emits_nothing_and_a_broken_one_fails() -> None:
     definition, running = experiment(0.0199, n_treatment=20000)
     assert running.recommendation == "continue"  # type: ignore[attr-defined]
-    assert build.experiment_event(running, definition, alpha=0.05, now=NOW) is None  # type: ignore[arg-type]
-    assert build.stored_experiment(running, definition, alpha=0.05, now=NOW).status == "running"  # type: ignore[arg-type]
+    assert experiment_records.experiment_event(running, definition, alpha=0.05, now=NOW) is None  # type: ignore[arg-type]
+    assert experiment_records.stored_experiment(running, definition, alpha=0.05, now=NOW).status == "running"  # type: ignore[arg-type]
     _, broken = experiment(0.01, n_treatment=15000)
-    event = build.experiment_event(broken, definition, alpha=0.05, now=NOW)  # type: ignore[arg-type]
+    event = experiment_records.experiment_event(broken, definition, alpha=0.05, now=NOW)  # type: ignore[arg-type]
     assert event is not None and event.type == OPTIMIZATION_FAILED
 
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OPTIMIZER = str(BIN / "auto-optimizer")
-DEFAULT_PORTS = {4200, 8700, 8710}
+DEFAULT_PORTS = {4200, 8700, 8710, 8720}
 DEPLOYMENTS = ["anomaly-resolved", "anomaly-response", "budget-response", "model-update-check", "nightly",
                "policy-violation-response", "rollout"]
 # Lets the flow run these tests start give up late: it is still running when the signal comes.
@@ -137,13 +137,13 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
     tmp_path: Path, migrated_prefect_home: Path
 ) -> None:
     """`make serve` with every bundled service moved by settings: the UI, the sandbox, the
-    receiver and the four deployments answer, on those ports only; SIGTERM to make (which
+    receiver, the optimizer's API and the four deployments answer, on those ports only; SIGTERM to make (which
     passes it on) stops all of it."""
-    prefect_port, sandbox_port, webhook_port = free_port(), free_port(), free_port()
+    prefect_port, sandbox_port, webhook_port, api_port = free_port(), free_port(), free_port(), free_port()
     env = clean_env(
         tmp_path, PREFECT_HOME=str(copy_prefect_home(migrated_prefect_home, tmp_path)),
         AUTO_OPTIMIZER_PREFECT_PORT=str(prefect_port), AUTO_OPTIMIZER_SANDBOX_PORT=str(sandbox_port),
-        AUTO_OPTIMIZER_WEBHOOK_PORT=str(webhook_port),
+        AUTO_OPTIMIZER_WEBHOOK_PORT=str(webhook_port), AUTO_OPTIMIZER_API_SERVER_PORT=str(api_port),
     )
     with Command(make("serve"), env=env, cwd=PROJECT, log=tmp_path / "serve.log") as serve:
         api = f"http://127.0.0.1:{prefect_port}/api"
@@ -151,9 +151,10 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
         wait_until_answers(f"http://127.0.0.1:{prefect_port}/", 10)  # the UI
         wait_until_answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", 60, process=serve.process)
         wait_until_answers(f"http://127.0.0.1:{webhook_port}/health", 60, process=serve.process)
+        wait_until_answers(f"http://127.0.0.1:{api_port}/health", 60, process=serve.process)
         served_deployments(api)
         _, ports = serve.record()
-        assert {prefect_port, sandbox_port, webhook_port} <= ports and not ports & DEFAULT_PORTS
+        assert {prefect_port, sandbox_port, webhook_port, api_port} <= ports and not ports & DEFAULT_PORTS
         serve.stop_and_check(signal.SIGTERM)
     assert f"Prefect UI: http://127.0.0.1:{prefect_port}" in (tmp_path / "serve.log").read_text()
 
@@ -161,10 +162,10 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
 def test_local_serve_with_prefect_and_platform_replaced_starts_only_the_runner_and_stops_on_sigterm(
     tmp_path: Path, own_prefect_api: str
 ) -> None:
-    """PREFECT_API_URL set, every platform URL elsewhere and the receiver turned off: no
-    bundled service starts, only the runner that serves the deployments."""
+    """PREFECT_API_URL set, every platform URL elsewhere, the receiver and the API turned off:
+    no bundled service starts, only the runner that serves the deployments."""
     env = clean_env(tmp_path, PREFECT_API_URL=own_prefect_api, AUTO_OPTIMIZER_SERVE_RECEIVER="false",
-                    **UNREACHABLE_PLATFORM)
+                    AUTO_OPTIMIZER_SERVE_API="false", **UNREACHABLE_PLATFORM)
     with Command([sys.executable, "-m", "deployments.local"], env=env, cwd=PROJECT,
                  log=tmp_path / "serve.log") as serve:
         served_deployments(own_prefect_api)

@@ -14,10 +14,10 @@ import pytest
 from optimizer.analysis.experiments import VariantStatistics, analyse_experiment
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.catalog import load_catalog
+from optimizer.experiment_records import experiment_event, registry_conclusion, stored_experiment
 from optimizer.ingest.staging import StagingWriter
 from optimizer.pipeline.rollout import check_policies
 from optimizer.pipeline.runtime import Runtime
-from optimizer.recommendations import experiment_event, registry_conclusion, stored_experiment
 from optimizer.rollout.events import optimization_event, optimization_type, outcome_event
 from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.emitter import SOURCES

@@ -261,3 +261,13 @@ def mixture_sequential_test(
         * (math.log(1 / alpha) + 0.5 * math.log(total / variance))
     )
     return SequentialResult(p_value, (difference - half, difference + half))
+
+
+def block_mean_interval(totals: Sequence[float], alpha: float = 0.05) -> Interval:
+    """t interval for the mean of per-block totals (a day's savings, say), the blocks taken as
+    independent: whatever ties requests together within a block (a prompt repeated in a
+    burst, a job's requests arriving together) stays inside the block's total. (nan, nan)
+    below two blocks."""
+    if len(totals) < 2:
+        return (math.nan, math.nan)
+    return mean_interval(SampleMean.of(totals), alpha)

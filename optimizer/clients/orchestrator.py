@@ -8,6 +8,8 @@ from optimizer.schemas.routing import (
     RoutingConfigHistory,
     RoutingConfigState,
     RoutingConfigUpdate,
+    StrategyRegistered,
+    StrategyRegistration,
 )
 
 
@@ -22,3 +24,7 @@ class OrchestratorClient(ServiceClient):
 
     def routing_history(self) -> list[RoutingConfigState]:
         return self.call("GET", "config/routing/history", RoutingConfigHistory).versions
+
+    def register_strategy(self, registration: StrategyRegistration) -> StrategyRegistered:
+        """Tell the Orchestrator where to ask for the optimizer's strategies."""
+        return self.call("POST", "optimization/strategies", StrategyRegistered, json=registration.to_wire())

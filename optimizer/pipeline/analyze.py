@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from optimizer import telemetry
-from optimizer.analysis import cascade, compression
+from optimizer.analysis import batching, caching, cascade, compression
 from optimizer.analysis.experiments import (
     CONTROL,
     MAX_QUALITY_DROP,
@@ -28,6 +28,8 @@ from optimizer.schemas.analysis import (
     MAX_P95_LATENCY_INCREASE_PCT,
     AnalysisInputs,
     ApplicationAnalysis,
+    BatchingReport,
+    CachingReport,
     CascadeReport,
     CompressionReport,
     ExperimentAnalysis,
@@ -35,6 +37,7 @@ from optimizer.schemas.analysis import (
     ExperimentReport,
 )
 from optimizer.schemas.applications import ApplicationProfile
+from optimizer.schemas.registry import TokenPrices
 from optimizer.warehouse.analytics import (
     CASCADE_READS,
     COMPRESSION_READS,
@@ -64,6 +67,16 @@ def compression_report(
 ) -> CompressionReport:
     report = compression.recommend(source.compression_data(dict(input_prices)), max_quality_drop=max_quality_drop,
                                    alpha=alpha, max_latency_increase_ms=max_latency_increase_ms)
+    return report.model_copy(update={"input": source.summary})
+
+
+def caching_report(source: RequestSource, *, alpha: float) -> CachingReport:
+    return caching.recommend(source.caching_data(), alpha=alpha).model_copy(update={"input": source.summary})
+
+
+def batching_report(source: RequestSource, batch_prices: Mapping[str, TokenPrices], *, alpha: float) -> BatchingReport:
+    types = batching.LATENCY_TOLERANT_TASK_TYPES
+    report = batching.recommend(source.batching_data(types), batch_prices, alpha=alpha, task_types=types)
     return report.model_copy(update={"input": source.summary})
 
 
@@ -171,17 +184,20 @@ def export_for_analysis(
     with runtime.warehouse() as store:
         partitions = store.export.by_application(window, directory)
         prices = store.reference.input_prices()
+        batch = {m.model_id: m.cost_structure.batch_pricing for m in store.reference.model_profiles()
+                 if m.cost_structure.batch_pricing is not None}
     log.info("analysis window exported: %d applications", len(partitions))
-    return AnalysisInputs(partitions=partitions, input_prices=prices)
+    return AnalysisInputs(partitions=partitions, input_prices=prices, batch_prices=batch)
 
 
 def analyze_application(
     application: str, partition: Path, input_prices: Mapping[str, float], max_quality_drop: float, alpha: float,
     max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
     max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS, *, log: Log = LOG,
+    batch_prices: Mapping[str, TokenPrices] | None = None,
 ) -> ApplicationAnalysis:
-    """Cascade, compression and usage profile of one application, from its Parquet folder
-    alone (so any worker can run it)."""
+    """Cascade, compression, caching, batching and usage profile of one application, from its
+    Parquet folder alone (so any worker can run it)."""
     about = {"optimization.application_id": application}
     source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
     with telemetry.operation("analyze.cascade", "model_cascade", **about):
@@ -191,10 +207,15 @@ def analyze_application(
     with telemetry.operation("analyze.compression", "prompt_compression", **about):
         compressed = compression_report(source, input_prices, max_quality_drop=max_quality_drop, alpha=alpha,
                                         max_latency_increase_ms=max_latency_increase_ms)
-    log.info("%s: %d requests; cascade %s, compression %s", application, source.summary.rows,
-             [r.decision for r in cascades.recommendations] or "-",
-             [r.decision for r in compressed.recommendations] or "-")
-    return ApplicationAnalysis(cascades=cascades, compression=compressed, profiles=source.application_profiles())
+    with telemetry.operation("analyze.caching", "caching", **about):
+        cached = caching_report(source, alpha=alpha)
+    with telemetry.operation("analyze.batching", "batching", **about):
+        batched = batching_report(source, batch_prices or {}, alpha=alpha)
+    log.info("%s: %d requests; cascade %s, compression %s, caching %s, batching %s", application,
+             source.summary.rows, *([r.decision for r in report.recommendations] or "-"
+                                    for report in (cascades, compressed, cached, batched)))
+    return ApplicationAnalysis(cascades=cascades, compression=compressed, profiles=source.application_profiles(),
+                               caching=cached, batching=batched)
 
 
 def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LOG) -> list[ExperimentFinding]:
@@ -214,6 +235,21 @@ def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LO
             findings.append(ExperimentFinding(definition=definition, analysis=analysis,
                                               usage=source.experiment_usage(definition.experiment_id)))
     return findings
+
+
+def combine_savings(analyses: Sequence[ApplicationAnalysis], *, alpha: float) -> tuple[CachingReport, BatchingReport]:
+    """The per-application caching and batching reports as one each, in application order."""
+    cached = [a.caching for a in analyses if a.caching is not None]
+    batched = [a.batching for a in analyses if a.batching is not None]
+    return (
+        CachingReport(recommendations=sorted((r for p in cached for r in p.recommendations),
+                                             key=lambda r: r.application_id),
+                      alpha=alpha, min_monthly_savings_usd=caching.MIN_MONTHLY_SAVINGS_USD),
+        BatchingReport(recommendations=sorted((r for p in batched for r in p.recommendations),
+                                              key=lambda r: r.application_id),
+                       alpha=alpha, min_monthly_savings_usd=batching.MIN_MONTHLY_SAVINGS_USD,
+                       latency_tolerant_task_types=list(batching.LATENCY_TOLERANT_TASK_TYPES)),
+    )
 
 
 def combine(

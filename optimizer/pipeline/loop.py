@@ -85,7 +85,7 @@ def decide_experiments(
         control, treatment = _readings(runtime, optimization, start, window_end)
         served = treatment[optimization.application_id].requests
         # Too little traffic to judge is no breach: the experiment waits for more.
-        verdict = (judge(control, treatment, guardrails) if served >= guardrails.min_requests else
+        verdict = (judge(control, treatment, guardrails.accepting_delays_of(optimization.changes)) if served >= guardrails.min_requests else
                    GuardrailVerdict(healthy=False, unchecked=[f"only {served} treatment requests so far"]))
         decision, reason = decide(optimization, finding, verdict, window_end, max_days,
                                   began.get(optimization.experiment_id or ""))

@@ -24,6 +24,7 @@ from optimizer.pipeline.analyze import (
     analyze_application,
     analyze_running_experiments,
     combine,
+    combine_savings,
     export_for_analysis,
 )
 from optimizer.pipeline.budgets import check_budgets
@@ -165,7 +166,8 @@ def run_nightly(
             inputs = steps.call(export_for_analysis, runtime, recent, staging_dir / "analysis")
             per_application = [
                 steps.submit(analyze_application, application, partition, inputs.input_prices,
-                             p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct, latency_limit)
+                             p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct, latency_limit,
+                             batch_prices=inputs.batch_prices)
                 for application, partition in inputs.partitions.items()
             ]
             findings = steps.call(analyze_running_experiments, runtime, p.alpha)
@@ -174,8 +176,9 @@ def run_nightly(
             shutil.rmtree(staging_dir, ignore_errors=True)
         cascades, compression, profiles = combine(analyses, max_quality_drop=p.max_quality_drop, alpha=p.alpha,
                                                   max_latency_increase_ms=latency_limit)
+        caching, batching = combine_savings(analyses, alpha=p.alpha)
         recorded = steps.call(record_results, runtime, run_id, cascades, compression, findings, profiles,
-                              p.alpha, p.max_quality_drop)
+                              p.alpha, p.max_quality_drop, caching=caching, batching=batching)
         loop = LoopSummary(decided=steps.call(decide_experiments, runtime, findings, end,
                                               max_days=p.max_experiment_days, guardrails=EXPERIMENT_GUARDRAILS))
         if p.propose_changes and approvals is not None:
@@ -188,7 +191,8 @@ def run_nightly(
 
         summary = complete(summarize(loaded, windows, end, run_id, started), recorded, delivery, budgets, loop)
         report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
-                            compression=compression, experiments=[f.analysis for f in findings],
+                            compression=compression, caching=caching, batching=batching,
+                            experiments=[f.analysis for f in findings],
                             monthly_savings=recorded.monthly_savings, realized=realized)
         summary, _ = steps.call(write_nightly_report, runtime, report)
     return summary

@@ -6,12 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from optimizer import experiment_records, telemetry
 from optimizer import recommendations as build
-from optimizer import telemetry
 from optimizer.errors import PlatformError
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.report import EventDelivery, ExperimentOutcome, RecordedResults
-from optimizer.schemas.analysis import CascadeReport, CompressionReport, ExperimentFinding
+from optimizer.schemas.analysis import (
+    BatchingReport,
+    CachingReport,
+    CascadeReport,
+    CompressionReport,
+    ExperimentFinding,
+)
 from optimizer.schemas.applications import ApplicationProfile
 
 
@@ -25,13 +31,17 @@ def record_results(
     alpha: float,
     max_quality_drop: float,
     *,
+    caching: CachingReport | None = None,
+    batching: BatchingReport | None = None,
     log: Log = LOG,
 ) -> RecordedResults:
     """Store every result with the events announcing it (one transaction), then record the
     experiments and adopted recommendations in the Registry. Safe to repeat."""
     now = datetime.now(UTC)
     by_app = {p.application_id: p for p in profiles}
-    adoption = build.adopt([*cascades.recommendations, *compression.recommendations], by_app,
+    savings: list[build.Finding] = [*(caching.recommendations if caching else []),
+                                    *(batching.recommendations if batching else [])]
+    adoption = build.adopt([*cascades.recommendations, *compression.recommendations, *savings], by_app,
                            run_id=run_id, alpha=alpha, now=now)
     with runtime.warehouse() as store:
         prices = store.reference.input_prices()
@@ -43,15 +53,16 @@ def record_results(
                                  tokens=build.monthly_tokens_saved(entry, prices) if entry else 0.0)
     events = list(adoption.events)
     events += [event for finding in experiments
-               if (event := build.experiment_event(finding.analysis, finding.definition, alpha=alpha, now=now,
+               if (event := experiment_records.experiment_event(finding.analysis, finding.definition, alpha=alpha, now=now,
                                                    usage=finding.usage))]
     with telemetry.operation("record.results", "recording"), runtime.warehouse() as store:
         store.results.record(run_id, cascades=cascades, compression=compression,
-                             experiments=[f.analysis for f in experiments], adopted=adoption.adopted, events=events)
+                             experiments=[f.analysis for f in experiments], adopted=adoption.adopted, events=events,
+                             caching=caching, batching=batching)
     with telemetry.operation("record.registry", "recording"), runtime.clients() as clients:
         for finding in experiments:
             clients.registry.record_experiment(
-                build.stored_experiment(finding.analysis, finding.definition, alpha=alpha, now=now,
+                experiment_records.stored_experiment(finding.analysis, finding.definition, alpha=alpha, now=now,
                                         usage=finding.usage))
         for application, recommended in sorted(adoption.recommendations.items()):
             clients.registry.recommendations(

@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optimizer.analysis import compression
+from optimizer.analysis import caching, compression
+from optimizer.pipeline.models import rank_with
 from optimizer.pipeline.rollout import adopted_changes
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import strategies
 from optimizer.rollout.events import sentinel_report
-from optimizer.schemas.registry import ModelProfile
 from optimizer.schemas.rollout import ProposedChange, ResponseOutcome
+from optimizer.schemas.selection import (
+    ModelRanking,
+    ModelSelectionRequest,
+    SelectionPreferences,
+    SelectionRequirements,
+    TrafficCell,
+)
 from optimizer.warehouse import Warehouse
 from optimizer.warehouse.analytics import RequestSource
 
@@ -22,13 +29,14 @@ from optimizer.warehouse.analytics import RequestSource
 @dataclass(frozen=True)
 class _Situation:
     """What a strategy decides from: the alert, the applications it concerns (with the model
-    serving each), and the recent traffic."""
+    serving each), the recent traffic, and `select`: the Registry's matching models ranked on
+    that traffic (`optimizer.pipeline.models`)."""
 
     alert: Mapping[str, Any]
     serving: dict[str, str]
     affected_model: str | None
     teams: dict[str, str]
-    models: list[ModelProfile]
+    select: Callable[[ModelSelectionRequest], ModelRanking]
     store: Warehouse
     source: RequestSource
     max_quality_drop: float
@@ -38,19 +46,38 @@ class _Situation:
 def _faster_model(s: _Situation) -> list[ProposedChange]:
     details = s.alert.get("anomaly_details") or {}
     degraded = details.get("current_p95_ms") or s.alert.get("actual_value_ms")
-    return strategies.faster_alternatives(s.serving, s.models, affected_model=s.affected_model,
+    if s.affected_model is None:
+        return []
+    apps = sorted(a for a, m in s.serving.items() if m == s.affected_model)
+    ranking = s.select(ModelSelectionRequest(
+        requirements=SelectionRequirements(applications=apps), current_model=s.affected_model,
+        preferences=SelectionPreferences(optimize_for="latency"),
+    ))
+    return strategies.faster_alternatives(s.serving, ranking, affected_model=s.affected_model,
                                           degraded_p95_ms=float(degraded) if degraded else None, teams=s.teams,
                                           max_quality_drop=s.max_quality_drop)
 
 
 def _compression_and_caching(s: _Situation) -> list[ProposedChange]:
+    """Compression and caching where the recent traffic's own evidence supports them: caching
+    only for applications whose prompts repeat enough to save a significant amount."""
     found = compression.recommend(s.source.compression_data(s.store.reference.input_prices()),
                                   max_quality_drop=s.max_quality_drop, alpha=s.alpha)
-    return strategies.cost_reductions(found, sorted(s.serving), s.teams)
+    cached = caching.recommend([d for d in s.source.caching_data() if d.application_id in s.serving], alpha=s.alpha)
+    return strategies.cost_reductions(found, sorted(s.serving), s.teams, cached)
 
 
 def _higher_quality_model(s: _Situation) -> list[ProposedChange]:
-    return strategies.quality_upgrades(s.serving, s.models, s.teams)
+    """Each application's own traffic ranks the candidates for it."""
+    changes = []
+    for app, model in sorted(s.serving.items()):
+        ranking = s.select(ModelSelectionRequest(
+            requirements=SelectionRequirements(applications=[app]), current_model=model,
+            preferences=SelectionPreferences(optimize_for="quality"),
+        ))
+        if (change := strategies.quality_upgrade(app, model, ranking, s.teams)) is not None:
+            changes.append(change)
+    return changes
 
 
 # Each strategy's proposal; a strategy without one ("monitor") only acknowledges the alert.
@@ -67,16 +94,23 @@ def propose_response(
 ) -> tuple[list[str], list[ProposedChange]]:
     """(applications concerned, changes proposed) for an alert, from the last `analysis_days`
     the warehouse holds."""
-    with runtime.warehouse() as store:
+    with runtime.warehouse() as store, runtime.clients() as clients:
         latest = store.loads.latest_window_end() or datetime.now(UTC)
         source = store.request_source((latest - timedelta(days=analysis_days), latest))
         current = {p.application_id: p.model for p in source.application_profiles()}
         model, application = strategies.affected(alert)
         apps = [application] if application in current else sorted(a for a, m in current.items() if m == model)
         respond = RESPONSES.get(strategy)
+        traffic: list[TrafficCell] = []
+
+        def select(request: ModelSelectionRequest) -> ModelRanking:
+            if not traffic:
+                traffic.extend(source.traffic_cells())
+            return rank_with(clients, request, traffic)
+
         changes = respond(_Situation(
             alert=alert, serving={a: current[a] for a in apps}, affected_model=model,
-            teams=store.reference.application_teams(), models=store.reference.model_profiles(), store=store,
+            teams=store.reference.application_teams(), select=select, store=store,
             source=source, max_quality_drop=max_quality_drop, alpha=alpha,
         )) if respond else []
     log.info("strategy %s for %s: %d change(s)", strategy, apps or "no application", len(changes))

@@ -14,7 +14,12 @@ from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.rollout import plan
 from optimizer.rollout.events import optimization_type
 from optimizer.rollout.revalidation import revalidate
-from optimizer.schemas.analysis import CascadeRecommendation, RecordedRecommendation
+from optimizer.schemas.analysis import (
+    BatchingRecommendation,
+    CachingRecommendation,
+    CascadeRecommendation,
+    RecordedRecommendation,
+)
 from optimizer.schemas.events import OPTIMIZATION_FAILED, SOURCE, OutgoingEvent
 from optimizer.schemas.optimizations import LIVE
 from optimizer.schemas.registry import ModelProfile
@@ -29,6 +34,10 @@ def _models_of(recorded: RecordedRecommendation) -> set[str]:
     entry = recorded.entry
     if isinstance(entry, CascadeRecommendation):
         return {m for m in (entry.primary_model, entry.fallback_model) if m}
+    if isinstance(entry, BatchingRecommendation):
+        return set(entry.models)
+    if isinstance(entry, CachingRecommendation):  # repeats the application's own answers, whatever the model
+        return set()
     return {entry.model} if entry.model else set()
 
 

@@ -51,6 +51,41 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _money_interval(ci: tuple[float, float] | None) -> str:
+    return "-" if ci is None else f"{_money(ci[0])} to {_money(ci[1])}"
+
+
+def _caching_and_batching(data: ReportData) -> list[str]:
+    """The two analyses that change no model, when the run made them."""
+    parts = []
+    if data.caching is not None:
+        parts.append('<h2 id="caching">Response caching</h2>')
+        parts.append('<p class="muted">From exact repeats of prompt hashes; recommended when the savings\' '
+                     "interval over days clears the minimum. A cached answer repeats the earlier answer to the "
+                     "same prompt: assumed as good as a new one.</p>")
+        parts.append(_table(
+            ["application", "decision", "TTL", "hit rate (CI)", "savings / month", "interval"],
+            [[escape(r.application_id), _decision(r.decision), "-" if r.ttl_seconds is None else f"{r.ttl_seconds:,} s",
+              "-" if r.hit_rate is None or r.hit_rate_ci is None else
+              f"{100 * r.hit_rate:.1f}% ({100 * r.hit_rate_ci[0]:.1f}, {100 * r.hit_rate_ci[1]:.1f})",
+              _money(r.monthly_savings_usd), _money_interval(r.monthly_savings_ci)] for r in data.caching.recommendations],
+            numeric={2, 3, 4},
+        ))
+    if data.batching is not None:
+        parts.append('<h2 id="batching">Batch pricing</h2>')
+        parts.append(f'<p class="muted">Latency-tolerant traffic (task types '
+                     f"{escape(', '.join(data.batching.latency_tolerant_task_types))}) at the catalog's batch prices; "
+                     "a batch API answers within hours, not seconds.</p>")
+        parts.append(_table(
+            ["application", "decision", "models", "requests", "cost cut", "savings / month", "interval", "why"],
+            [[escape(r.application_id), _decision(r.decision), escape(", ".join(r.models) or "-"),
+              f"{r.tolerant_requests:,}", _pct(r.cost_reduction_pct), _money(r.monthly_savings_usd),
+              _money_interval(r.monthly_savings_ci), escape(r.reason)] for r in data.batching.recommendations],
+            numeric={3, 4, 5},
+        ))
+    return parts
+
+
 def _spend_table(lines: list[SpendLine]) -> str:
     return _table(
         ["", "spend", "share", "trend"],
@@ -208,6 +243,7 @@ def render_html(data: ReportData) -> str:
     ))
     parts += [f'<p class="muted">{escape(r.application_id)}: {escape(r.reason)}</p>'
               for r in data.compression.recommendations]
+    parts += _caching_and_batching(data)
 
     parts.append('<h2 id="experiments">Experiments</h2>')
     for experiment in data.experiments:

@@ -50,6 +50,10 @@ def render_markdown(data: ReportData) -> str:
     lines += ["", "## Compression", "", "| application | decision | latency_impact_ms (bound) | why |", "|---|---|---:|---|"]
     lines += [f"| {r.application_id} | {r.decision} | {_ms(r.latency_impact_ms, r.latency_increase_bound_ms)} | "
               f"{r.reason} |" for r in data.compression.recommendations]
+    for title, found in (("Caching", data.caching), ("Batch pricing", data.batching)):
+        if found is not None:
+            lines += ["", f"## {title}", "", "| application | decision | why |", "|---|---|---|"]
+            lines += [f"| {r.application_id} | {r.decision} | {r.reason} |" for r in found.recommendations]
     lines += ["", "## Experiments", "", "| experiment | recommendation | winner |", "|---|---|---|"]
     lines += [f"| {e.experiment_id} | {e.recommendation} | {e.winner or '-'} |" for e in data.experiments]
     if data.budgets:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from optimizer.schemas.analysis import (
     AdoptedRecommendation,
+    BatchingReport,
+    CachingReport,
     CascadeReport,
     CompressionReport,
     ExperimentAnalysis,
@@ -164,6 +166,8 @@ class ReportData(BaseModel):
     budgets: list[TeamBudgetStatus] = Field(default_factory=list)
     cascades: CascadeReport
     compression: CompressionReport
+    caching: CachingReport | None = None
+    batching: BatchingReport | None = None
     experiments: list[ExperimentAnalysis] = Field(default_factory=list)
     monthly_savings: dict[str, float] = Field(default_factory=dict)  # "<kind>:<application>" -> USD
     realized: list[RealizedSavings] = Field(default_factory=list)  # tonight's measurement of deployed changes

@@ -19,7 +19,8 @@ from optimizer.schemas.rollout import (
     RuleChange,
 )
 
-_KIND_LABELS = {"model_cascade": "model cascade", "preferred_model": "preferred model", "caching": "response caching"}
+_KIND_LABELS = {"model_cascade": "model cascade", "preferred_model": "preferred model", "caching": "response caching",
+                "batching": "batch API"}
 
 
 def _label(change: ProposedChange) -> str:
@@ -39,7 +40,11 @@ def _what(change: ProposedChange) -> str:
             f" for prompts of {change.min_prompt_tokens}+ tokens" if change.min_prompt_tokens else "")
     if change.kind == "preferred_model":
         return "prefer " + " then ".join(change.preferred_models)
-    return "answer repeated prompts from a cache"
+    if change.kind == "batching":
+        return (f"send {', '.join(change.batch_task_types)} requests to the provider's batch API "
+                "(answers within 24 hours)")
+    return "answer repeated prompts from a cache" + (
+        f" for {change.cache_ttl_seconds} s" if change.cache_ttl_seconds else "")
 
 
 def _savings(change: ProposedChange) -> str:

@@ -11,7 +11,8 @@ from optimizer.schemas.registry import StoredExperiment, TestPeriod
 from optimizer.schemas.rollout import ProposedChange, RolloutOutcome, RolloutStatus
 
 EXPERIMENT_TYPES = {"model_cascade": "model_selection", "preferred_model": "model_selection",
-                    "prompt_compression": "prompt_optimization", "caching": "caching"}
+                    "prompt_compression": "prompt_optimization", "caching": "caching",
+                    "batching": "batching"}
 
 # What a rollout's end makes of the optimization it carried.
 AFTER_ROLLOUT: dict[RolloutStatus, OptimizationStatus] = {
@@ -27,6 +28,10 @@ def described(change: ProposedChange) -> str:
                 f"{change.confidence_threshold:g}")
     if change.kind == "prompt_compression":
         return f"{change.technique} compression of prompts from {change.min_prompt_tokens or 0} tokens"
+    if change.kind == "caching" and change.cache_ttl_seconds:
+        return f"repeated prompts answered from a cache for {change.cache_ttl_seconds} s"
+    if change.kind == "batching":
+        return f"{', '.join(change.batch_task_types)} requests through the batch API"
     return change.kind.replace("_", " ")
 
 

@@ -53,7 +53,10 @@ def judge(
             rise = after.error_rate - before.error_rate
             if rise > guardrails.max_error_rate_increase and _significant_rise(before, after, guardrails):
                 breaches.append(f"{app}: error rate rose from {before.error_rate:.2%} to {after.error_rate:.2%}")
-        if after.p95_latency_ms and before.p95_latency_ms:
+        if app in guardrails.latency_exempt:
+            unchecked.append(f"{app}: p95 latency not judged (its change sends requests to a batch API, "
+                             "which answers within hours)")
+        elif after.p95_latency_ms and before.p95_latency_ms:
             change = 100 * (after.p95_latency_ms / before.p95_latency_ms - 1)
             if change > guardrails.max_p95_latency_increase_pct:
                 breaches.append(f"{app}: p95 latency rose {change:.0f}% "

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from optimizer.schemas.analysis import CascadeRecommendation, CompressionRecommendation
+from optimizer.schemas.analysis import (
+    BatchingRecommendation,
+    CachingRecommendation,
+    CascadeRecommendation,
+    CompressionRecommendation,
+)
 from optimizer.schemas.rollout import ProposedChange, RuleChange
 from optimizer.schemas.routing import (
     CascadeConfig,
@@ -17,10 +22,12 @@ from optimizer.schemas.routing import (
 )
 
 CANARY_SUFFIX = "-canary"
+DEFAULT_CACHE_TTL_S = 300  # a caching change that names no TTL (the specification's example)
+BATCH_MAX_WAIT_MS = 24 * 3600 * 1000  # a batch API's answer may take a day
 
 
 def change_from_recommendation(
-    entry: CascadeRecommendation | CompressionRecommendation,
+    entry: CascadeRecommendation | CompressionRecommendation | CachingRecommendation | BatchingRecommendation,
     *,
     team_id: str | None,
     monthly_savings_usd: float | None,
@@ -31,9 +38,13 @@ def change_from_recommendation(
         return None
     common: dict[str, Any] = {
         "application_id": entry.application_id, "team_id": team_id, "monthly_savings_usd": monthly_savings_usd,
-        "quality_change": entry.quality_change, "quality_change_ci": entry.quality_change_ci,
         "reason": entry.reason, "recommendation_id": recommendation_id,
     }
+    if isinstance(entry, CachingRecommendation):
+        return ProposedChange(kind="caching", cache_ttl_seconds=entry.ttl_seconds, **common)
+    if isinstance(entry, BatchingRecommendation):
+        return ProposedChange(kind="batching", batch_task_types=list(entry.task_types), **common)
+    common |= {"quality_change": entry.quality_change, "quality_change_ci": entry.quality_change_ci}
     if isinstance(entry, CascadeRecommendation):
         # A cascade routing every level needs no complexity threshold: nothing scores above 1.
         routed_all = entry.complexity_threshold is None or entry.complexity_threshold >= 1
@@ -71,8 +82,14 @@ def _changed_rule(rule: RoutingRule, change: ProposedChange) -> RoutingRule:
     if change.kind == "prompt_compression":
         hints |= {"enable_prompt_compression": True, "compression_technique": change.technique,
                   "compression_min_prompt_tokens": change.min_prompt_tokens or 0}
+    elif change.kind == "batching":
+        # The specification's request_batching settings, for the latency-tolerant task types only.
+        hints |= {"enable_batching": True, "request_batching": {
+            "enabled": True, "mode": "batch_api", "task_types": list(change.batch_task_types),
+            "max_wait_ms": BATCH_MAX_WAIT_MS}}
     else:
-        hints |= {"enable_caching": True, "cache_ttl_seconds": hints.get("cache_ttl_seconds") or 300}
+        hints |= {"enable_caching": True,
+                  "cache_ttl_seconds": change.cache_ttl_seconds or hints.get("cache_ttl_seconds") or DEFAULT_CACHE_TTL_S}
     return rule.model_copy(update={"optimization_hints": OptimizationHints.model_validate(hints)})
 
 

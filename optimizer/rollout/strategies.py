@@ -1,7 +1,7 @@
 """How the optimizer answers an alert: which strategy, and which routing changes it proposes.
 
-latency -> a faster model of about the same quality; cost -> prompt compression (where the
-nightly analysis certified it) and response caching; quality -> a higher-quality model.
+latency -> a faster model of about the same quality; cost -> prompt compression and response
+caching, each where the recent traffic's evidence supports it; quality -> a higher-quality model.
 Every proposal goes through the same approval-gated rollout as a nightly one, and its
 canary's guardrails judge it on real traffic.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from optimizer.recommendations import monthly_savings_usd
 from optimizer.rollout import plan
-from optimizer.schemas.analysis import CompressionReport
-from optimizer.schemas.registry import ModelProfile
+from optimizer.schemas.analysis import CachingReport, CompressionReport
 from optimizer.schemas.rollout import ProposedChange
+from optimizer.schemas.selection import ModelRanking
 
 Strategy = Literal["faster_model", "compression_and_caching", "higher_quality_model", "stop_optimization", "monitor"]
 
@@ -61,45 +62,42 @@ def affected(alert: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return (str(model) if model else None, str(application) if application else None)
 
 
-def benchmark_score(profile: ModelProfile) -> float:
-    scores = profile.performance_characteristics.quality_scores
-    return float(scores.get("mmlu_score") or max(scores.values(), default=0.0))
-
-
 def faster_alternatives(
     current_models: Mapping[str, str],
-    catalog: Sequence[ModelProfile],
+    ranking: ModelRanking,
     *,
     affected_model: str | None,
     degraded_p95_ms: float | None,
     teams: Mapping[str, str],
     max_quality_drop: float,
 ) -> list[ProposedChange]:
-    """Applications served by the slow model move to the best-scoring model that is about as
-    good (benchmark within the margin) and whose Registry p95 latency beats the slow model's
-    p95 now (from the alert, else its Registry figure), keeping the slow model second. The
+    """Applications served by the slow model move to the best model that is about as good
+    (quality within the margin) and whose p95 latency beats the slow model's p95 now (from
+    the alert, else its own figure), keeping the slow model second. Figures are the ranking's:
+    measured on these applications' traffic, the Registry's for a model without any. The
     canary's guardrails then check latency and quality on the real traffic."""
-    by_id = {p.model_id: p for p in catalog if p.status == "active"}
+    by_id = {r.model_id: r for r in ranking.ranked}
     slow = by_id.get(affected_model or "")
-    if slow is None:
+    if slow is None or slow.quality_score is None:
         return []
-    now_p95 = degraded_p95_ms or slow.performance_characteristics.latency.p95_ms
+    now_p95 = degraded_p95_ms or slow.latency_p95_ms
+    if now_p95 is None:
+        return []
     candidates = [
-        p for p in by_id.values()
-        if p.model_id != slow.model_id
-        and benchmark_score(p) >= benchmark_score(slow) - max_quality_drop
-        and p.performance_characteristics.latency.p95_ms < now_p95
+        r for r in ranking.ranked
+        if r.model_id != slow.model_id and r.quality_score is not None and r.latency_p95_ms is not None
+        and r.quality_score >= slow.quality_score - max_quality_drop and r.latency_p95_ms < now_p95
     ]
     if not candidates:
         return []
-    best = max(candidates, key=lambda p: (benchmark_score(p), -p.performance_characteristics.latency.p95_ms))
+    best = max(candidates, key=lambda r: (r.quality_score or 0.0, -(r.latency_p95_ms or 0.0)))
     return [
         ProposedChange(
             application_id=app, kind="preferred_model", team_id=teams.get(app),
             preferred_models=[best.model_id, model],
-            reason=(f"{best.model_id} scores {benchmark_score(best):.3f} against {model}'s "
-                    f"{benchmark_score(slow):.3f} and its p95 is {best.performance_characteristics.latency.p95_ms:.0f} "
-                    f"ms, against {now_p95:.0f} ms now"),
+            reason=(f"{best.model_id}'s quality {best.quality_score:.3f} against {model}'s {slow.quality_score:.3f} "
+                    f"and its p95 {best.latency_p95_ms:.0f} ms against {now_p95:.0f} ms now; "
+                    f"{best.model_id}: {best.rationale}; {model}: {slow.rationale}"),
         )
         for app, model in sorted(current_models.items())
         if model == slow.model_id
@@ -107,40 +105,39 @@ def faster_alternatives(
 
 
 def cost_reductions(
-    compression: CompressionReport, applications: Sequence[str], teams: Mapping[str, str]
+    compression: CompressionReport, applications: Sequence[str], teams: Mapping[str, str], caching: CachingReport,
 ) -> list[ProposedChange]:
-    """Adopted compression where the evidence allows it, and response caching, per application."""
+    """Per application, compression and response caching where their analyses adopted them
+    (caching: prompts that repeat within a TTL, saving significantly); nothing otherwise."""
     changes = []
-    found = {r.application_id: r for r in compression.recommendations}
+    compressed = {r.application_id: r for r in compression.recommendations}
+    cached = {r.application_id: r for r in caching.recommendations}
     for app in applications:
-        result = found.get(app)
-        if result is not None and (adopted := plan.change_from_recommendation(
-            result, team_id=teams.get(app), monthly_savings_usd=result.estimated_monthly_savings_usd,
-            recommendation_id=None,
-        )):
-            changes.append(adopted)
-        changes.append(ProposedChange(application_id=app, kind="caching", team_id=teams.get(app),
-                                      reason="repeated prompts are answered from cache for 5 minutes"))
+        for result in (compressed.get(app), cached.get(app)):
+            if result is not None and (adopted := plan.change_from_recommendation(
+                result, team_id=teams.get(app), monthly_savings_usd=monthly_savings_usd(result, None),
+                recommendation_id=None,
+            )):
+                changes.append(adopted)
     return changes
 
 
-def quality_upgrades(
-    current_models: Mapping[str, str], catalog: Sequence[ModelProfile], teams: Mapping[str, str]
-) -> list[ProposedChange]:
-    """Each application moves to the catalog's best-scoring model, keeping its current one second."""
-    score = benchmark_score
-    active = [p for p in catalog if p.status == "active"]
-    changes = []
-    for app, model in sorted(current_models.items()):
-        current = next((p for p in active if p.model_id == model), None)
-        better = [p for p in active if current is None or score(p) > score(current)]
-        if not better:
-            continue
-        best = max(better, key=score)
-        changes.append(ProposedChange(
-            application_id=app, kind="preferred_model", team_id=teams.get(app),
-            preferred_models=[best.model_id, model],
-            reason=f"{best.model_id} scores {score(best):.3f} on its benchmark against {model}'s "
-                   f"{score(current) if current else 0:.3f}",
-        ))
-    return changes
+def quality_upgrade(
+    application_id: str, current_model: str, ranking: ModelRanking, teams: Mapping[str, str]
+) -> ProposedChange | None:
+    """The application moves to the model of highest quality on its own traffic (the Registry's
+    benchmark placed against a measured model for one it never used; cheaper first on a tie),
+    keeping its current model second; None if none beats the current one."""
+    current = next((r for r in ranking.ranked if r.model_id == current_model), None)
+    floor = current.quality_score if current is not None and current.quality_score is not None else -1.0
+    better = [r for r in ranking.ranked if r.quality_score is not None and r.quality_score > floor]
+    if not better:
+        return None
+    best = max(better, key=lambda r: (r.quality_score or 0.0, -(r.cost_per_request_usd or 0.0)))
+    was = f"{current.quality_score:.3f} ({current.rationale})" if current and current.quality_score is not None \
+        else "unknown"
+    return ProposedChange(
+        application_id=application_id, kind="preferred_model", team_id=teams.get(application_id),
+        preferred_models=[best.model_id, current_model],
+        reason=f"{best.model_id}'s quality {best.quality_score:.3f} ({best.rationale}) against {current_model}'s {was}",
+    )

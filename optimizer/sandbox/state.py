@@ -28,6 +28,7 @@ from optimizer.schemas.routing import (
     DefaultPolicy,
     RoutingConfigState,
     RoutingRule,
+    StrategyRegistration,
     TargetSelection,
 )
 from optimizer.settings import MODEL_CATALOG, SANDBOX_DEFAULT_TOKEN
@@ -93,6 +94,7 @@ class SandboxState:
         self.anomalies: list[dict[str, object]] = []
         self.events: dict[tuple[str, str], dict[str, object]] = {}
         self.recommendations: dict[str, dict[str, object]] = {}
+        self.strategies: dict[str, StrategyRegistration] = {}  # registered at the Orchestrator
         self._policies: dict[str, tuple[Policy, int, datetime]] | None = None
         # Whether `POST /policies/evaluate` lists `violations` (the gRPC message's field) beside
         # `evaluated_policies`; off, it answers exactly as the REST example does.

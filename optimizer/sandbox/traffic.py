@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from optimizer.sandbox.prompts import prompt_hashes
 from optimizer.sandbox.sampling import day_ids, day_start_ns, hourly_weights, pick_rows
 from optimizer.sandbox.serving import (
     PROMPT_LATENCY_MS,
@@ -38,7 +39,7 @@ from optimizer.sandbox.world import (
     ENVIRONMENTS,
     EXPERIMENTS,
     MODEL_BEHAVIOUR,
-    TASK_TYPES,
+    TASK_LABELS,
     Drift,
     ExperimentPlan,
     Incident,
@@ -307,6 +308,7 @@ class TrafficGenerator:
         evaluated = (paired | (evaluation_draw < np.where(scored_more, 0.5, 0.25))) & ~failed
 
         serial, request_id, trace_id, high, shadow_span_id = day_ids(day, rng.integers(0, 2**63, size=(n, 2)))
+        prompt_hash = prompt_hashes(self.seed, day, app, task)
         pair_id = np.full(n, None, dtype=object)
         pair_id[paired] = np.char.add("pair-", serial[paired]).astype(object)
 
@@ -335,6 +337,7 @@ class TrafficGenerator:
             "compression_technique": technique,
             "original_prompt_tokens": original_prompt,
             "optimization_id": optimization_id,
+            "prompt_hash": prompt_hash,
         }
 
         rows = np.flatnonzero(paired)
@@ -368,6 +371,7 @@ class TrafficGenerator:
             "compression_technique": np.full(k, None, dtype=object),
             "original_prompt_tokens": np.full(k, -1, dtype=np.int64),
             "optimization_id": np.full(k, None, dtype=object),
+            "prompt_hash": prompt_hash[rows],  # the same prompt, asked of the other model
         }
         frame = pd.concat([pd.DataFrame(primary), pd.DataFrame(secondary)], ignore_index=True)
         return self._finish(frame, rng)
@@ -379,7 +383,7 @@ class TrafficGenerator:
         model = frame["model"].to_numpy()
         frame["application_id"] = np.array([a.application_id for a in apps], dtype=object)[app]
         frame["team_id"] = np.array([a.team_id for a in apps], dtype=object)[app]
-        frame["task_type"] = np.array(TASK_TYPES, dtype=object)[frame["task"].to_numpy()]
+        frame["task_type"] = np.array(TASK_LABELS, dtype=object)[frame["task"].to_numpy()]
         frame["complexity"] = np.array(COMPLEXITIES, dtype=object)[frame["complexity"].to_numpy()]
         frame["environment"] = np.array(ENVIRONMENTS, dtype=object)[frame["environment"].to_numpy()]
         frame["provider"] = self._provider[model]

@@ -73,6 +73,30 @@ APPLICATIONS: tuple[Application, ...] = (
 
 
 @dataclass(frozen=True)
+class PromptRepeats:
+    """How an application's prompts repeat exactly: a share of its requests asks one of a pool
+    of common prompts (the most popular far more often than the rest: Zipf), the rest are new."""
+
+    common_share: float
+    pool_size: int = 1
+    zipf_exponent: float = 1.1
+
+
+# Applications whose requests carry a prompt hash, and how their prompts repeat; the others
+# send none. support-bot's customers ask the same questions over and over; doc-qa's questions
+# come with their own documents and never repeat.
+PROMPT_REPEATS: dict[str, PromptRepeats] = {
+    "support-bot": PromptRepeats(common_share=0.35, pool_size=400),
+    "doc-qa": PromptRepeats(common_share=0.0),
+}
+# Share of an application's requests that scheduled jobs submit (task type `offline`): nobody
+# waits for their answers. marketing-writer drafts campaign variants overnight.
+OFFLINE_TASK = "offline"
+OFFLINE_SHARES: dict[str, float] = {"marketing-writer": 0.4}
+TASK_LABELS = (*TASK_TYPES, OFFLINE_TASK)  # a request's task type, by number
+
+
+@dataclass(frozen=True)
 class ModelBehaviour:
     """How a model answers in the sandbox: skill drives quality, the rest latency and errors."""
 

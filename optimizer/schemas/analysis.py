@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from optimizer.schemas.applications import ApplicationProfile
-from optimizer.schemas.registry import StoredExperiment
+from optimizer.schemas.registry import StoredExperiment, TokenPrices
 
 Decision = Literal["adopt", "reject", "insufficient_data"]
 Interval = tuple[float, float]
@@ -156,7 +156,7 @@ class RecordedRecommendation(ResultModel):
     """An adopted result as the warehouse keeps it, with the Registry id and monthly savings
     recorded beside it (None where the run recorded none)."""
 
-    entry: CascadeRecommendation | CompressionRecommendation
+    entry: CascadeRecommendation | CompressionRecommendation | CachingRecommendation | BatchingRecommendation
     recommendation_id: str | None = None
     monthly_savings_usd: float | None = None
 
@@ -242,6 +242,8 @@ class ApplicationAnalysis(BaseModel):
     cascades: CascadeReport
     compression: CompressionReport
     profiles: list[ApplicationProfile]
+    caching: CachingReport | None = None
+    batching: BatchingReport | None = None
 
 
 class VariantUsage(BaseModel):
@@ -269,3 +271,63 @@ class AnalysisInputs(BaseModel):
 
     partitions: dict[str, Path]
     input_prices: dict[str, float]
+    batch_prices: dict[str, TokenPrices] = Field(default_factory=dict)  # models with batch prices
+
+
+# -- the analyses that change no model: response caching and batch pricing ---------------
+# Both decided per application from the savings the window's own traffic shows, with an
+# interval over days (docs/methods.md); both become routing hints.
+
+
+class TtlOption(ResultModel):
+    """What a cache with this time-to-live would have answered in the window."""
+
+    ttl_seconds: int
+    hits: int
+    hit_rate: float  # hits over hashed requests
+    monthly_savings_usd: float
+
+
+class CachingRecommendation(ResultModel):
+    application_id: str
+    decision: Decision
+    ttl_seconds: int | None
+    hashed_requests: int  # served requests with a prompt hash
+    requests: int  # served requests
+    hit_rate: float | None
+    hit_rate_ci: Interval | None
+    monthly_savings_usd: float | None
+    monthly_savings_ci: Interval | None
+    days: int  # UTC days the interval is taken over
+    reason: str
+    options: list[TtlOption] = Field(default_factory=list)
+
+
+class CachingReport(ResultModel):
+    recommendations: list[CachingRecommendation]
+    alpha: float
+    min_monthly_savings_usd: float
+    input: InputSummary | None = None
+
+
+class BatchingRecommendation(ResultModel):
+    application_id: str
+    decision: Decision
+    task_types: list[str]  # the latency-tolerant task types found
+    models: list[str]  # the models of that traffic that have batch prices
+    tolerant_requests: int
+    requests: int
+    monthly_savings_usd: float | None
+    monthly_savings_ci: Interval | None
+    cost_reduction_pct: float | None  # of the latency-tolerant traffic's cost
+    days: int
+    max_delay_hours: float  # how long a batch API may take to answer
+    reason: str
+
+
+class BatchingReport(ResultModel):
+    recommendations: list[BatchingRecommendation]
+    alpha: float
+    min_monthly_savings_usd: float
+    latency_tolerant_task_types: list[str]
+    input: InputSummary | None = None

@@ -51,6 +51,8 @@ class RequestRecord(BaseModel):
     compression_technique: str | None = None
     original_prompt_tokens: NonNegativeInt | None = None
     optimization_id: str | None = None
+    # A hash of the prompt (never its text), the key of the exact-repeat analysis behind caching.
+    prompt_hash: str | None = None
 
 
 Kind = Literal["string", "integer", "number", "boolean", "timestamp"]

@@ -161,6 +161,9 @@ class SearchConstraints(WireModel):
     max_latency_p95_ms: float | None = None
     required_compliance: list[str] = Field(default_factory=list)
     allowed_regions: list[str] = Field(default_factory=list)
+    # Addition: a data residency option the model must offer (`EU`), as its profile's
+    # `compliance.data_residency_options` names them.
+    data_residency: str | None = None
 
 
 class SearchPreferences(WireModel):
@@ -324,8 +327,6 @@ class RecommendationGoals(WireModel):
     target_cost_reduction_percentage: float | None = None
     acceptable_quality_drop: float | None = None
     max_latency_increase_ms: float | None = None
-
-
 
 
 class EstimatedImpact(WireModel):

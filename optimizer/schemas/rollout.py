@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optimizer.schemas.routing import RoutingConfig, RoutingConfigState
 
-ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching"]
+ChangeKind = Literal["model_cascade", "prompt_compression", "preferred_model", "caching", "batching"]
 RolloutStatus = Literal["no_change", "blocked", "rejected", "timed_out", "applied", "rolled_back", "experimenting"]
 
 # What a person reads for each status (the run's final state in the Prefect UI, the result
@@ -40,6 +40,8 @@ class ProposedChange(BaseModel):
     preferred_models: list[str] = Field(default_factory=list)  # preferred_model: in order of preference
     technique: str | None = None  # prompt_compression
     min_prompt_tokens: int | None = None
+    cache_ttl_seconds: int | None = None  # caching: how long an answer is served again
+    batch_task_types: list[str] = Field(default_factory=list)  # batching: the requests sent to a batch API
     monthly_savings_usd: float | None = None
     quality_change: float | None = None
     quality_change_ci: tuple[float, float] | None = None
@@ -65,6 +67,14 @@ class Guardrails(BaseModel):
     # then be significant by an always-valid test, or every look would be another chance of
     # rolling back a good change.
     sequential: bool = False
+    # Applications whose change accepts a delay (batching: a batch API answers within hours):
+    # their p95 latency is reported, not judged.
+    latency_exempt: list[str] = Field(default_factory=list)
+
+    def accepting_delays_of(self, changes: list[ProposedChange]) -> Guardrails:
+        """These guardrails, with the applications the changes batch exempt from latency."""
+        batched = sorted({c.application_id for c in changes if c.kind == "batching"})
+        return self.model_copy(update={"latency_exempt": batched}) if batched else self
 
 
 class GuardrailReading(BaseModel):

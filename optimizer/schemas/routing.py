@@ -114,3 +114,21 @@ class RoutingConfigHistory(WireModel):
     """Answer to `GET /config/routing/history`: every version, newest first."""
 
     versions: list[RoutingConfigState]
+
+
+class StrategyRegistration(WireModel):
+    """Body of the Orchestrator's `POST /optimization/strategies`: a strategy it may consult."""
+
+    strategy_id: str
+    name: str
+    description: str | None = None
+    enabled: bool = True
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    applicable_models: list[str] = Field(default_factory=list)
+    webhook_url: str | None = None
+
+
+class StrategyRegistered(WireModel):
+    strategy_id: str
+    status: str
+    validation: str | None = None

@@ -32,6 +32,7 @@ from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import count_reasons, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
+from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
 # The columns each family of queries reads: a file source built for one keeps only those.
 EXPERIMENT_READS = ("ts", "experiment_id", "variant_id", "shadow", "cost_usd", "latency_ms", "quality_score", "status")
@@ -41,7 +42,6 @@ COMPRESSION_READS = ("ts", "application_id", "model", "shadow", "compression_tec
                      "prompt_tokens", "experiment_id", "quality_score", "status", "latency_ms")
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
-IN_WINDOW = "ts >= $start AND ts < $end"
 # The model serving most of each application's own (non-shadow) traffic in the window; ties
 # go to the first model by name.
 CURRENT_MODEL = f"""current_model AS (
@@ -74,7 +74,7 @@ _PAIRS = f"""paired AS MATERIALIZED (
 )"""
 
 
-class RequestSource:
+class RequestSource(TrafficQueries):
     """Request records ready for analysis in a DuckDB relation named `requests`,
     optionally restricted to the time window [start, end)."""
 

@@ -14,6 +14,10 @@ import duckdb
 
 from optimizer.schemas.analysis import (
     AdoptedRecommendation,
+    BatchingRecommendation,
+    BatchingReport,
+    CachingRecommendation,
+    CachingReport,
     CascadeRecommendation,
     CascadeReport,
     CompressionRecommendation,
@@ -26,7 +30,13 @@ from optimizer.warehouse._connection import transaction
 from optimizer.warehouse.outbox import insert_events
 
 # The `kind` of a stored result, and the Registry's type for its recommendation.
-REGISTRY_TYPES = {"cascade": "model_cascade", "compression": "prompt_compression"}
+REGISTRY_TYPES = {"cascade": "model_cascade", "compression": "prompt_compression", "caching": "caching",
+                  "batching": "batching"}
+_ENTRY_TYPES: dict[str, type[CascadeRecommendation | CompressionRecommendation | CachingRecommendation
+                             | BatchingRecommendation]] = {
+    "cascade": CascadeRecommendation, "compression": CompressionRecommendation, "caching": CachingRecommendation,
+    "batching": BatchingRecommendation,
+}
 
 
 class Results:
@@ -44,6 +54,8 @@ class Results:
         experiments: Sequence[ExperimentAnalysis],
         adopted: Sequence[AdoptedRecommendation],
         events: Sequence[OutgoingEvent],
+        caching: CachingReport | None = None,
+        batching: BatchingReport | None = None,
     ) -> None:
         """Store a run's results and the events announcing them, together or not at all.
 
@@ -53,7 +65,12 @@ class Results:
         now = datetime.now(UTC)
         told = {(a.kind, a.application_id): a for a in adopted}
         with transaction(self._db) as db:
-            for kind, entries in (("cascade", cascades.recommendations), ("compression", compression.recommendations)):
+            found: tuple[tuple[str, Sequence[CascadeRecommendation | CompressionRecommendation | CachingRecommendation
+                                              | BatchingRecommendation]], ...] = (
+                ("cascade", cascades.recommendations), ("compression", compression.recommendations),
+                ("caching", caching.recommendations if caching else []),
+                ("batching", batching.recommendations if batching else []))
+            for kind, entries in found:
                 for entry in entries:
                     registry = told.get((REGISTRY_TYPES[kind], entry.application_id))
                     db.execute(
@@ -86,8 +103,7 @@ class Results:
         ).fetchall()
         return [
             RecordedRecommendation(
-                entry=CascadeRecommendation.model_validate_json(payload) if kind == "cascade"
-                else CompressionRecommendation.model_validate_json(payload),
+                entry=_ENTRY_TYPES[kind].model_validate_json(payload),
                 recommendation_id=registry_id,
                 monthly_savings_usd=monthly_savings,
             )

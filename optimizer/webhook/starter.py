@@ -9,6 +9,7 @@ the receiver record each event's flow run id and keep retrying until the run exi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -25,7 +26,8 @@ class PrefectStarter:
     """Creates flow runs of named deployments (`flow-name/deployment-name`) on one client,
     shared by concurrent starts."""
 
-    def __init__(self) -> None:
+    def __init__(self, tags: Sequence[str] = ("event-triggered",)) -> None:
+        self._tags = list(tags)  # what the runs are tagged with, to tell who started them
         self._deployments: dict[str, UUID] = {}
         self._client: PrefectClient | None = None
         self._opening = asyncio.Lock()  # one client (and one temporary Prefect API), however many start at once
@@ -43,7 +45,7 @@ class PrefectStarter:
         try:
             run = await client.create_flow_run_from_deployment(
                 self._deployments[deployment], parameters=parameters, idempotency_key=idempotency_key,
-                tags=["event-triggered"],
+                tags=self._tags,
             )
         except Exception:  # deleted and registered again since, maybe: look it up again next time
             self._deployments.pop(deployment, None)

@@ -10,6 +10,8 @@ from optimizer.schemas.routing import (
     RoutingConfigApplied,
     RoutingConfigState,
     RoutingConfigUpdate,
+    StrategyRegistered,
+    StrategyRegistration,
     ValidationResult,
 )
 
@@ -96,3 +98,15 @@ def put_routing(body: RoutingConfigUpdate, request: Request) -> Response:
         effective_time=effective, validation_result=validation,
     )
     return reply(applied)
+
+
+@router.post("/optimization/strategies")
+def register_strategy(body: StrategyRegistration, request: Request) -> Response:
+    """Kept by id: registering again replaces the earlier registration."""
+    state = state_of(request)
+    unknown = [m for m in body.applicable_models if m not in state.catalog]
+    if unknown:
+        return problem(422, f"unknown model(s): {', '.join(unknown)}")
+    with state.lock:
+        state.strategies[body.strategy_id] = body
+    return reply(StrategyRegistered(strategy_id=body.strategy_id, status="registered", validation="passed"), 201)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from optimizer.sandbox.services._common import problem, reply, split_list, state_of
 from optimizer.schemas.registry import (
+    Compliance,
     EstimatedImpact,
     ExperimentRecorded,
     ModelMatch,
@@ -27,6 +28,14 @@ TYPICAL_PROMPT, TYPICAL_COMPLETION = 1000, 300
 def _quality(profile: ModelProfile) -> float | None:
     scores = profile.performance_characteristics.quality_scores
     return scores.get("mmlu_score") or next(iter(scores.values()), None)
+
+
+def _complies(compliance: Compliance, need: str) -> bool:
+    """`gdpr` and `hipaa` by the profile's flags, anything else by its certifications."""
+    flags = {"gdpr": compliance.gdpr_compliant, "hipaa": compliance.hipaa_eligible}
+    if need.lower() in flags:
+        return flags[need.lower()]
+    return need.upper() in {c.upper() for c in compliance.certifications}
 
 
 def _summary(profile: ModelProfile) -> dict[str, object]:
@@ -114,8 +123,9 @@ def search_models(body: ModelSearchRequest, request: Request) -> Response:
                 < REASONING_RANK.get(needs.reasoning_capability, 0))
             or (limits.max_cost_per_request_usd is not None and cost > limits.max_cost_per_request_usd)
             or (limits.max_latency_p95_ms is not None and p95 > limits.max_latency_p95_ms)
-            or ("gdpr" in limits.required_compliance and not compliance.gdpr_compliant)
-            or ("hipaa" in limits.required_compliance and not compliance.hipaa_eligible)
+            or any(not _complies(compliance, need) for need in limits.required_compliance)
+            or (limits.data_residency and limits.data_residency.upper()
+                not in {o.upper() for o in compliance.data_residency_options})
             or (limits.allowed_regions and not set(limits.allowed_regions) & set(regions))
         ):
             continue
@@ -136,6 +146,10 @@ def search_models(body: ModelSearchRequest, request: Request) -> Response:
             reasons.append(f"{100 * (1 - cost / limits.max_cost_per_request_usd):.0f}% lower cost than requested maximum")
         if limits.max_latency_p95_ms:
             reasons.append(f"{100 * (1 - p95 / limits.max_latency_p95_ms):.0f}% faster than latency constraint")
+        if limits.required_compliance:
+            reasons.append(f"Meets {', '.join(limits.required_compliance)} compliance")
+        if limits.data_residency:
+            reasons.append(f"Offers {limits.data_residency.upper()} data residency")
         matches.append(ModelMatch(
             model_id=profile.model_id, match_score=round(scores.get(prefs.optimize_for, scores["cost"]), 3),
             match_reasons=reasons, estimated_cost_per_request=round(cost, 6), estimated_latency_p95_ms=p95,
