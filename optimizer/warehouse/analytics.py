@@ -222,28 +222,31 @@ class RequestSource(TrafficQueries):
             f"""
             WITH {CURRENT_MODEL}, {_PAIRS},
             tails AS (
-                SELECT application_id, primary_model, list(p95 ORDER BY cutoff, step) AS p95s,
-                       any_value(fallback_p95) AS fallback_p95
+                SELECT application_id, primary_model, list(p95 ORDER BY cutoff, step) AS p95s
                 FROM (
                     SELECT application_id, primary_model, k.cutoff, s.step,
                            quantile_cont(CASE WHEN k.cutoff < 2 AND (level IS NULL OR level > k.cutoff)
                                                    THEN fallback_latency
                                               WHEN bin >= s.step THEN primary_latency
-                                              ELSE primary_latency + fallback_latency END, 0.95) AS p95,
-                           quantile_cont(fallback_latency, 0.95) AS fallback_p95
+                                              ELSE primary_latency + fallback_latency END, 0.95) AS p95
                     FROM pairs, (SELECT range * {LATENCY_STEP} AS step
                                  FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s,
                          (SELECT range AS cutoff FROM range(0, 3)) AS k
                     GROUP BY ALL
                 )
                 GROUP BY ALL
+            ),
+            fallback_tails AS (  -- once per candidate, not once per threshold
+                SELECT application_id, primary_model, quantile_cont(fallback_latency, 0.95) AS fallback_p95
+                FROM pairs GROUP BY ALL
             )
             SELECT m.application_id, m.model, p.primary_model, p.bin, p.level, count(p.bin), fsum(p.diff),
                    fsum(p.diff * p.diff), fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency),
                    fsum(p.fallback_latency), fsum((p.primary_latency - p.fallback_latency) * (p.primary_latency - p.fallback_latency)),
-                   fsum(p.primary_latency * p.primary_latency), any_value(t.p95s), any_value(t.fallback_p95)
+                   fsum(p.primary_latency * p.primary_latency), any_value(t.p95s), any_value(f.fallback_p95)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
             LEFT JOIN tails AS t ON t.application_id = p.application_id AND t.primary_model = p.primary_model
+            LEFT JOIN fallback_tails AS f ON f.application_id = p.application_id AND f.primary_model = p.primary_model
             GROUP BY m.application_id, m.model, p.primary_model, p.bin, p.level ORDER BY ALL
             """
         )
