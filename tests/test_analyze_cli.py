@@ -332,3 +332,18 @@ def test_one_grouped_query_gives_each_experiments_variants(tmp_path: Path) -> No
     assert every == {e: source.experiment_variants(e) for e in ("exp-0", "exp-1", "exp-2")}
     assert source.variants_by_experiment(["exp-2", "exp-9"]) == {"exp-2": every["exp-2"]}
     assert sum(v.cost_usd.n for e in every.values() for v in e) == len(rows) - 1
+
+
+def test_a_column_named_like_a_rows_place_does_not_confuse_the_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = experiment_rows(np.random.default_rng(5))
+    broken = [request(10_000 + i, experiment_id="exp-1", variant_id="control") | row for i, row in enumerate(BROKEN_ROWS)]
+    plain = records(rows + broken, nullable=True)
+    reports = []
+    for name, table in (("plain", plain), ("extra", plain.append_column("file_row_number", pa.array([7] * plain.num_rows)))):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path)
+        code, report, _ = run(capsys, "analyze", "experiment", "--input", str(path), "--json")
+        assert code == 0
+        reports.append(report)
+    assert reports[0] == reports[1]
+    assert reports[1]["input"]["exclusion_reasons"] == BROKEN_RULES

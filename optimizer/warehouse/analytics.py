@@ -30,7 +30,7 @@ from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary, VariantUsage
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
-from optimizer.warehouse._validation import count_reasons, typed_projection
+from optimizer.warehouse._validation import count_reasons, literal, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
 from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
@@ -100,8 +100,11 @@ class RequestSource(TrafficQueries):
                      reads: Collection[str] | None = None) -> RequestSource:
         """Check, type and filter Parquet files of request records (`label` names them in errors).
 
-        Every rule is checked on every column, in one pass over the files; only the columns
-        the analyses `reads` (default all, e.g. `EXPERIMENT_READS`) are kept.
+        Every rule is checked on every column, in one pass over the files. With `reads` (the
+        columns the analyses to run read, e.g. `EXPERIMENT_READS`), that pass keeps only the
+        rows that break a rule, and each query reads its columns from the files again, typed,
+        leaving those rows out: Parquet is columnar, and reading a few columns again costs less
+        than copying them. Without it, every column of every row is copied once.
 
         Raises BadInputError naming the input and column when it cannot be read, is empty,
         lacks a column the analysis `needs` (or the record requires), or holds a column of
@@ -113,18 +116,34 @@ class RequestSource(TrafficQueries):
         # Unlike a load, an analysis needs cost_usd itself: it has no catalog to price a row with.
         types = parquet_columns(db, files, label=label, required=(*REQUIRED_COLUMN_NAMES, *needs),
                                 check_types=True, missing="missing column(s)")
-        db.execute(
-            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False, columns=reads)} "
-            "FROM read_parquet($files, union_by_name = true) AS s",
-            {"files": files},
-        )
-        counts = db.execute("SELECT count(*), count(_problems) FROM checked").fetchone()
+        # A row is told apart by DuckDB's virtual columns of its file and its place in it; a file
+        # with a column of either name (which would hide them) is copied instead.
+        rereads = reads is not None and not {"file_index", "file_row_number"} & set(types)
+        source = f"read_parquet([{', '.join(literal(f) for f in files)}], union_by_name = true)"
+        if rereads:
+            place = "s.file_index, s.file_row_number"
+            db.execute(
+                f"CREATE TEMP TABLE broken AS SELECT * FROM (SELECT {place}, "
+                f"{typed_projection(types, with_raw=False, columns=())} FROM {source} AS s) WHERE _problems IS NOT NULL"
+            )
+            counts = db.execute(f"SELECT (SELECT count(*) FROM {source}), (SELECT count(*) FROM broken)").fetchone()
+            typed = f"SELECT {place}, {typed_projection(types, with_raw=False, columns=reads)} FROM {source} AS s"
+            db.execute(
+                f"CREATE TEMP VIEW requests AS SELECT * EXCLUDE (file_index, file_row_number, _problems) FROM ({typed}) "
+                "ANTI JOIN broken USING (file_index, file_row_number)"
+            )
+            reasons_from = "broken"
+        else:
+            db.execute(f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False, columns=reads)} "
+                       f"FROM {source} AS s")
+            counts = db.execute("SELECT count(*), count(_problems) FROM checked").fetchone()
+            db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
+            reasons_from = "checked"
         assert counts is not None
         rows, excluded = int(counts[0]), int(counts[1])
         if rows == 0:
             raise BadInputError(f"{label}: no rows")
-        reasons = count_reasons(db, "SELECT _problems AS reason FROM checked")
-        db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
+        reasons = count_reasons(db, f"SELECT _problems AS reason FROM {reasons_from}")
         return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))
 
     # ---- experiments -----------------------------------------------------------------
