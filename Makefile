@@ -26,9 +26,10 @@ TEST_WORKERS ?= 3
 test: lint typecheck
 	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS)
 
-# Every stage at 1M, 10M and 50M rows against a pandas baseline, extraction over HTTP and
-# Prefect's overhead; about 10 minutes the first time (the data is generated once, in
-# bench/data/). Results in bench/results/. BENCH_ARGS="--sizes 1000000" for a quick look.
+# Every stage at 1M, 10M and 50M rows against a pandas baseline, the ad-hoc analyze commands
+# and the CLI's start as cold processes, extraction over HTTP and Prefect's overhead; about 15
+# minutes the first time (the data is generated once, in bench/data/). Results in
+# bench/results/. BENCH_ARGS="--sizes 1000000 --skip adhoc" for a quick look.
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

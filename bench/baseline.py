@@ -92,9 +92,14 @@ def compression(frame: pd.DataFrame) -> int:
     return tests
 
 
+ANALYSES = {"cascade": cascades, "compression": compression, "experiments": experiments}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--only", choices=sorted(ANALYSES),
+                        help="read the file and run this analysis alone, as an analyst's one-off script would")
     args = parser.parse_args()
     # Small groups give NaN statistics and warnings, as they would for the analyst; not news here.
     warnings.simplefilter("ignore")
@@ -102,7 +107,9 @@ def main() -> None:
     started = time.perf_counter()
     frame = load(args.data)
     timings["load_s"] = time.perf_counter() - started
-    for name, step in (("cascade", cascades), ("compression", compression), ("experiments", experiments)):
+    for name, step in ANALYSES.items():
+        if args.only and name != args.only:
+            continue
         started = time.perf_counter()
         step(frame)
         timings[f"{name}_s"] = time.perf_counter() - started

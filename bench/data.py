@@ -16,44 +16,59 @@ import pyarrow.parquet as pq
 
 from optimizer.sandbox.export import export_requests
 from optimizer.sandbox.state import SandboxConfig
-from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
+from optimizer.schemas.arrow import REQUEST_ARROW_SCHEMA
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PATTERN_DAYS = 14
 PATTERN_END = date(2026, 11, 25)
 
 
+def _kept(path: Path) -> bool:
+    """A file made earlier that still has the record's columns (a column added since means
+    making it again)."""
+    return path.exists() and pq.read_schema(path).names == REQUEST_ARROW_SCHEMA.names
+
+
 def pattern(seed: int) -> Path:
     path = DATA_DIR / f"pattern-seed{seed}.parquet"
-    if not path.exists():
+    if not _kept(path):
         export_requests(path, days=PATTERN_DAYS, end=PATTERN_END, config=SandboxConfig(seed=seed, requests_per_day=12_000))
     return path
 
 
-def _copy(table: pa.Table, copy: int) -> pa.Table:
-    """The pattern `copy` periods earlier (a negative copy is later), with ids of its own."""
+def _copy(table: pa.Table, copy: int, experiment_groups: int = 1) -> pa.Table:
+    """The pattern `copy` periods earlier (a negative copy is later), with ids of its own; with
+    several `experiment_groups`, its experiments are named after the group the copy falls in."""
     suffix = f"-{copy}" if copy >= 0 else f"-next{-copy}"
     shift = pa.scalar(timedelta(days=PATTERN_DAYS * copy), pa.duration("us"))
-    return (
+    table = (
         table.set_column(table.schema.get_field_index("request_id"), "request_id",
                          pc.binary_join_element_wise(table["request_id"], suffix, ""))
         .set_column(table.schema.get_field_index("pair_id"), "pair_id",
                     pc.binary_join_element_wise(table["pair_id"], suffix, ""))
         .set_column(table.schema.get_field_index("ts"), "ts", pc.subtract(table["ts"], shift))
     )
+    if experiment_groups > 1:
+        group = f"-g{copy % experiment_groups}"
+        table = table.set_column(table.schema.get_field_index("experiment_id"), "experiment_id",
+                                 pc.binary_join_element_wise(table["experiment_id"], group, ""))
+    return table
 
 
-def dataset(rows: int, seed: int = 42) -> Path:
-    """A Parquet file of about `rows` request records (whole copies of the pattern)."""
-    path = DATA_DIR / f"requests-{rows}-seed{seed}.parquet"
-    if path.exists():
+def dataset(rows: int, seed: int = 42, experiment_groups: int = 1) -> Path:
+    """A Parquet file of about `rows` request records (whole copies of the pattern), holding
+    the pattern's experiments `experiment_groups` times over under different names."""
+    groups = f"-exp-groups{experiment_groups}" if experiment_groups > 1 else ""
+    path = DATA_DIR / f"requests-{rows}-seed{seed}{groups}.parquet"
+    if _kept(path):
         return path
     table = pq.read_table(pattern(seed)).cast(REQUEST_ARROW_SCHEMA)
     copies = max(1, round(rows / table.num_rows))
     partial = path.with_suffix(".partial")
     with pq.ParquetWriter(partial, REQUEST_ARROW_SCHEMA, compression="zstd") as writer:
         for copy in range(copies - 1, -1, -1):
-            writer.write_table(_copy(table, copy).cast(REQUEST_ARROW_SCHEMA), row_group_size=500_000)
+            writer.write_table(_copy(table, copy, experiment_groups).cast(REQUEST_ARROW_SCHEMA),
+                               row_group_size=500_000)
     partial.rename(path)
     return path
 
@@ -61,7 +76,7 @@ def dataset(rows: int, seed: int = 42) -> Path:
 def increment(seed: int = 42) -> Path:
     """The day after every dataset ends, for a nightly load: the pattern's first day, one period later."""
     path = DATA_DIR / f"increment-seed{seed}.parquet"
-    if not path.exists():
+    if not _kept(path):
         table = pq.read_table(pattern(seed)).cast(REQUEST_ARROW_SCHEMA)
         second_day = datetime.combine(PATTERN_END - timedelta(days=PATTERN_DAYS - 1), time(), UTC)
         table = table.filter(pc.less(table["ts"], pa.scalar(second_day, pa.timestamp("us", "UTC"))))

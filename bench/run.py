@@ -1,11 +1,11 @@
 """`make bench`: every stage of the nightly job at 1M, 10M and 50M rows, against a plain
-pandas baseline run on the same data in the same run, plus extraction over HTTP and
-Prefect's own overhead.
+pandas baseline run on the same data in the same run, plus the ad-hoc `analyze` commands and
+the CLI's start as cold processes (`bench.adhoc`), extraction over HTTP and Prefect's own overhead.
 
 Each measurement runs in its own process, so its peak memory (the kernel's high-water
 mark of resident memory) is its own. Results go to `bench/results/<UTC time>.json` and
 `bench/results/latest.md`.
-`python -m bench.run --sizes 1000000 --skip extraction,overhead` is the quick version.
+`python -m bench.run --sizes 1000000 --skip adhoc,extraction,overhead` is the quick version.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import adhoc
 from bench.data import dataset, increment
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -36,6 +37,11 @@ TARGET_50M_PEAK_GIB = 4.0
 TARGET_EXTRACTION_ROWS_S = 50_000
 TARGET_OVERHEAD_PCT = 15.0
 TARGET_LOAD_OVER_FLOOR = 1.3  # the first load against DuckDB's bare load of the same file
+TARGET_ADHOC_SPEEDUP = 3.0
+TARGET_HELP_S = 0.5
+ADHOC_ROWS = 5_000_000
+ADHOC_EXPERIMENT_GROUPS = 4  # the pattern's two experiments four times over: eight in the file
+PARTS = ("adhoc", "extraction", "overhead")
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,14 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         highest = peak(ours) / GIB
         checks.append((f"50M rows: peak memory < {TARGET_50M_PEAK_GIB:.0f} GiB", f"{highest:.2f} GiB",
                        highest < TARGET_50M_PEAK_GIB))
+    if "adhoc" in report:
+        rows = report["adhoc"]["rows"]
+        for command, found in report["adhoc"]["analyses"].items():
+            checks.append((f"analyze {command} on {rows / 1e6:g}M rows, cold process: >= {TARGET_ADHOC_SPEEDUP:g}x pandas",
+                           f"{found['ratio']:.1f}x", found["ratio"] >= TARGET_ADHOC_SPEEDUP))
+    if "cli_help" in report:
+        started = report["cli_help"]["median_s"]
+        checks.append((f"auto-optimizer --help <= {TARGET_HELP_S:g} s", f"{started:.2f} s", started <= TARGET_HELP_S))
     if "extraction" in report:
         rate = report["extraction"]["one_window"]["rows_per_s"]
         checks.append((f"extraction >= {TARGET_EXTRACTION_ROWS_S:,} rows/s", f"{rate:,.0f} rows/s",
@@ -217,6 +231,12 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{pandas['load_s'] + sum(pandas[k] for k in ANALYSES):.2f} | **{speed['nightly']:.1f}x** | | |")
         elif "pandas_skipped" in entry:
             lines.append(f"| {rows} | pandas baseline | | not run: {entry['pandas_skipped']} | | | |")
+    if "adhoc" in report:
+        lines += adhoc.markdown(report["adhoc"], report["adhoc"]["rows"])
+    if "cli_help" in report:
+        help_start = report["cli_help"]
+        lines += ["", f"`auto-optimizer --help`: {help_start['median_s']:.2f} s, median of "
+                  f"{len(help_start['rounds_s'])} cold starts (load average {help_start['load_average']:g})."]
     if "extraction" in report:
         extraction = report["extraction"]
         lines += ["", f"Extraction over loopback ({extraction['requests_per_day']:,} requests a day, "
@@ -242,7 +262,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                         help="comma-separated row counts (default: %(default)s)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: extraction, overhead")
+    parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
+    parser.add_argument("--adhoc-rows", type=int, default=ADHOC_ROWS,
+                        help="rows of the file the ad-hoc commands read (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="cold runs of each ad-hoc command and of its pandas script (default %(default)s)")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where results are written")
     args = parser.parse_args()
     try:
@@ -250,8 +274,8 @@ def main() -> None:
     except ValueError:
         parser.error(f"--sizes takes row counts such as 1000000,10000000, not {args.sizes!r}")
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
-    if unknown := skip - {"extraction", "overhead"}:
-        parser.error(f"--skip knows extraction and overhead, not {', '.join(sorted(unknown))}")
+    if unknown := skip - set(PARTS):
+        parser.error(f"--skip knows {', '.join(PARTS)}, not {', '.join(sorted(unknown))}")
 
     started = datetime.now(UTC)
     report: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "machine": machine(), "sizes": []}
@@ -266,6 +290,12 @@ def main() -> None:
             bytes_per_row = entry["pandas"]["peak_bytes"] / entry["rows"]
         report["sizes"].append(entry)
     scratch.rmdir()
+    if "adhoc" not in skip:
+        say(f"ad-hoc analyze on {args.adhoc_rows:,} rows against pandas, cold processes")
+        data = dataset(args.adhoc_rows, experiment_groups=ADHOC_EXPERIMENT_GROUPS)
+        report["adhoc"] = {"rows": args.adhoc_rows, **adhoc.compare(data, args.rounds)}
+        say("auto-optimizer --help")
+        report["cli_help"] = adhoc.help_start()
     if "extraction" not in skip:
         say("extraction over HTTP")
         report["extraction"] = measure("bench.extraction").result

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
         WarehouseError,
     )
     from optimizer.pipeline.runtime import Runtime
-    from optimizer.schemas import RequestRecord
     from optimizer.schemas.loads import LoadBatch, LoadResult
+    from optimizer.schemas.records import RequestRecord
     from optimizer.settings import Settings
     from optimizer.warehouse import Warehouse
 
@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "PlatformClients": "optimizer.clients",
     "Runtime": "optimizer.pipeline.runtime",
-    "RequestRecord": "optimizer.schemas",
+    "RequestRecord": "optimizer.schemas.records",
     "LoadBatch": "optimizer.schemas.loads",
     "LoadResult": "optimizer.schemas.loads",
     "Settings": "optimizer.settings",

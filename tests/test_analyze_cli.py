@@ -21,16 +21,19 @@ from deployments.cli import main
 from optimizer.analysis.cascade import recommend
 from optimizer.sandbox import SandboxConfig
 from optimizer.sandbox.export import export_requests
-from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
+from optimizer.schemas.arrow import REQUEST_ARROW_SCHEMA
+from optimizer.warehouse.analytics import EXPERIMENT_READS, RequestSource
 from tests.cascade_worlds import FINE, Pairs, application, draw
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def records(rows: list[dict[str, Any]]) -> pa.Table:
+def records(rows: list[dict[str, Any]], *, nullable: bool = False) -> pa.Table:
+    """Rows as a table of the record's schema (`nullable`: any column may hold nulls)."""
     defaults = {name: None for name in REQUEST_ARROW_SCHEMA.names}
     defaults["shadow"] = False
-    return pa.Table.from_pylist([{**defaults, **row} for row in rows], schema=REQUEST_ARROW_SCHEMA)
+    schema = pa.schema([f.with_nullable(True) for f in REQUEST_ARROW_SCHEMA]) if nullable else REQUEST_ARROW_SCHEMA
+    return pa.Table.from_pylist([{**defaults, **row} for row in rows], schema=schema)
 
 
 def request(i: int, **values: Any) -> dict[str, Any]:
@@ -270,3 +273,77 @@ def test_bad_input_exits_2_with_one_line(
     assert code == 2
     assert captured.out == ""
     assert message in captured.err and captured.err.count("\n") == 1
+
+
+# One row per way a row of a well-typed file can break the record's rules (the analysis refuses
+# a column of the wrong type outright), plus one that breaks three at once.
+BROKEN_ROWS: list[dict[str, Any]] = [
+    {"request_id": None}, {"request_id": ""}, {"request_id": "  "}, {"request_id": "\u00a0\u3000"},
+    {"request_id": "r" * 257}, {"ts": None}, {"ts": datetime(1938, 6, 1, tzinfo=UTC)},
+    {"ts": datetime(2100, 1, 2, tzinfo=UTC)}, {"application_id": " "}, {"model": None},
+    {"prompt_tokens": None}, {"prompt_tokens": -1}, {"completion_tokens": None}, {"completion_tokens": -5},
+    {"cost_usd": float("nan")}, {"cost_usd": float("inf")}, {"cost_usd": -1.0}, {"latency_ms": None},
+    {"latency_ms": float("nan")}, {"latency_ms": -2.0}, {"status": None}, {"status": "OK"},
+    {"quality_score": 1.5}, {"quality_score": -0.1}, {"quality_score": float("nan")},
+    {"confidence_score": 2.0}, {"confidence_score": float("-inf")}, {"original_prompt_tokens": -3},
+    {"team_id": "t" * 300}, {"model": "", "status": "maybe", "quality_score": 7.0},
+]
+BROKEN_RULES = {
+    "application_id is missing": 1, "completion_tokens is below 0": 1, "completion_tokens is missing": 1,
+    "confidence_score is above 1": 1, "confidence_score is below 0": 1, "confidence_score is not finite": 1,
+    "cost_usd is below 0": 1, "cost_usd is not finite": 2, "latency_ms is below 0": 1, "latency_ms is missing": 1,
+    "latency_ms is not finite": 1, "model is missing": 2, "original_prompt_tokens is below 0": 1,
+    "prompt_tokens is below 0": 1, "prompt_tokens is missing": 1,
+    "quality_score is above 1": 3,  # NaN sorts above every number in DuckDB: 'not finite' and 'above 1'
+    "quality_score is below 0": 1, "quality_score is not finite": 1, "request_id is longer than 256 characters": 1,
+    "request_id is missing": 4, "status is missing": 1, "status is not one of ok, error": 2,
+    "team_id is longer than 256 characters": 1, "ts is after the accepted range": 1,
+    "ts is before the accepted range": 1, "ts is missing": 1,
+}
+
+
+def test_every_broken_rule_is_counted_as_a_load_counts_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = experiment_rows(np.random.default_rng(5))
+    # Ids that only look blank are kept: a leading space (trimmed away) and non-ASCII text.
+    rows[0]["request_id"], rows[1]["request_id"] = " r-spaced", "\u00e9-1"
+    broken = [request(10_000 + i, experiment_id="exp-1", variant_id="control") | row for i, row in enumerate(BROKEN_ROWS)]
+    path = tmp_path / "broken.parquet"
+    pq.write_table(records(rows + broken, nullable=True), path)
+    code, report, _ = run(capsys, "analyze", "experiment", "--input", str(path), "--json")
+    assert code == 0
+    assert report["input"] == {"rows": len(rows) + len(BROKEN_ROWS), "rows_excluded": len(BROKEN_ROWS),
+                               "exclusion_reasons": BROKEN_RULES}
+    assert sum(v["n"] for v in report["experiments"][0]["variants"]) == len(rows)
+    # The warehouse's load applies the same rules to the same file, and counts the same.
+    code, loaded, _ = run(capsys, "ingest", "parquet", str(path), "--warehouse", str(tmp_path / "w.duckdb"), "--json")
+    assert code == 0
+    assert (loaded["quarantined"], loaded["quarantine_reasons"]) == (len(BROKEN_ROWS), BROKEN_RULES)
+
+
+def test_one_grouped_query_gives_each_experiments_variants(tmp_path: Path) -> None:
+    rows = [row | {"experiment_id": f"exp-{i % 3}", "request_id": f"r{i}"}
+            for i, row in enumerate(experiment_rows(np.random.default_rng(9)))]
+    rows[7]["shadow"] = True  # shadow calls are not experiment traffic
+    path = tmp_path / "three.parquet"
+    pq.write_table(records(rows), path)
+    source = RequestSource.from_parquet([path], label="three", reads=EXPERIMENT_READS)
+    every = source.variants_by_experiment()
+    assert sorted(every) == ["exp-0", "exp-1", "exp-2"]
+    assert every == {e: source.experiment_variants(e) for e in ("exp-0", "exp-1", "exp-2")}
+    assert source.variants_by_experiment(["exp-2", "exp-9"]) == {"exp-2": every["exp-2"]}
+    assert sum(v.cost_usd.n for e in every.values() for v in e) == len(rows) - 1
+
+
+def test_a_column_named_like_a_rows_place_does_not_confuse_the_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = experiment_rows(np.random.default_rng(5))
+    broken = [request(10_000 + i, experiment_id="exp-1", variant_id="control") | row for i, row in enumerate(BROKEN_ROWS)]
+    plain = records(rows + broken, nullable=True)
+    reports = []
+    for name, table in (("plain", plain), ("extra", plain.append_column("file_row_number", pa.array([7] * plain.num_rows)))):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path)
+        code, report, _ = run(capsys, "analyze", "experiment", "--input", str(path), "--json")
+        assert code == 0
+        reports.append(report)
+    assert reports[0] == reports[1]
+    assert reports[1]["input"]["exclusion_reasons"] == BROKEN_RULES

@@ -1,4 +1,5 @@
-"""`make bench` at a small size: every stage runs in its own process and the table has ratios."""
+"""`make bench` at a small size: every stage runs in its own process and the table has ratios;
+the ad-hoc commands and the CLI's start are timed as cold processes against their targets."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 def test_bench_runs_each_stage_against_the_baseline_and_writes_results(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--sizes", "150000", "--skip", "extraction,overhead",
-         "--results", str(tmp_path)],
+         "--adhoc-rows", "150000", "--rounds", "1", "--results", str(tmp_path)],
         cwd=PROJECT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -30,6 +31,12 @@ def test_bench_runs_each_stage_against_the_baseline_and_writes_results(tmp_path:
     assert set(size["ratios"]) >= {"load_s", "cascade_s", "compression_s", "experiments_s", "analyses", "nightly"}
     assert size["ours"]["floor_s"] > 0 and size["ours"]["floor_same_settings_s"] > 0
     assert size["ours"]["adopted"] >= 1  # the analyses found what the sandbox traffic holds
+    analyses = report["adhoc"]["analyses"]
+    assert set(analyses) == {"cascade", "compression", "experiment"}
+    assert all(found["ours_s"] > 0 and found["pandas_s"] > 0 and found["ratio"] > 0 for found in analyses.values())
+    assert report["cli_help"]["median_s"] > 0
+    measured = [target["target"] for target in report["targets"]]
+    assert "auto-optimizer --help <= 0.5 s" in measured and sum("analyze" in t for t in measured) == 3
     table = (tmp_path / "latest.md").read_text()
     assert "| **all analyses** |" in table and "pandas / ours" in table and "| floor: bare DuckDB load |" in table
     assert table in done.stdout

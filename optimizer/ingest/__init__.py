@@ -1,7 +1,6 @@
-"""Getting request records in: telemetry mapping, OTLP/JSON files, Parquet staging."""
+"""Getting request records in: telemetry mapping (`mapping`), OTLP/JSON files (`otlp`),
+Parquet staging (`staging`), and the files a command names (`files`).
 
-from optimizer.ingest.mapping import columns_from_logs, record_from_attributes
-from optimizer.ingest.otlp import OtlpStats, stage_otlp_file
-from optimizer.ingest.staging import StagingWriter
-
-__all__ = ["OtlpStats", "StagingWriter", "columns_from_logs", "record_from_attributes", "stage_otlp_file"]
+Each is imported from its module; the package imports none, so naming a Parquet input does
+not load the OTLP reader and pyarrow.
+"""

@@ -38,7 +38,12 @@ from optimizer.schemas.analysis import (
 )
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.registry import TokenPrices
-from optimizer.warehouse.analytics import RequestSource
+from optimizer.warehouse.analytics import (
+    CASCADE_READS,
+    COMPRESSION_READS,
+    EXPERIMENT_READS,
+    RequestSource,
+)
 
 CASCADE_COLUMNS = ("pair_id", "confidence_score", "quality_score", "shadow")
 COMPRESSION_COLUMNS = ("quality_score", "compression_technique", "original_prompt_tokens", "shadow")
@@ -102,8 +107,8 @@ def _check_level(alpha: float, max_quality_drop: float | None = None,
         raise BadInputError(f"--max-latency-increase-ms must be at least 0, got {max_latency_increase_ms}")
 
 
-def _file_source(path: Path, needs: tuple[str, ...]) -> RequestSource:
-    return RequestSource.from_parquet(parquet_inputs(path), label=str(path), needs=needs)
+def _file_source(path: Path, needs: tuple[str, ...], reads: tuple[str, ...]) -> RequestSource:
+    return RequestSource.from_parquet(parquet_inputs(path), label=str(path), needs=needs, reads=reads)
 
 
 def analyze_cascade(
@@ -112,7 +117,7 @@ def analyze_cascade(
     max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS,
 ) -> CascadeReport:
     _check_level(alpha, max_quality_drop, max_p95_latency_increase_pct, max_latency_increase_ms)
-    return cascade_report(_file_source(path, CASCADE_COLUMNS), max_quality_drop=max_quality_drop, alpha=alpha,
+    return cascade_report(_file_source(path, CASCADE_COLUMNS, CASCADE_READS), max_quality_drop=max_quality_drop, alpha=alpha,
                           max_p95_latency_increase_pct=max_p95_latency_increase_pct,
                           max_latency_increase_ms=max_latency_increase_ms)
 
@@ -123,7 +128,7 @@ def analyze_compression(
 ) -> CompressionReport:
     _check_level(alpha, max_quality_drop, max_latency_increase_ms=max_latency_increase_ms)
     prices = {m.model_id: m.cost_structure.input_cost_per_1k_tokens for m in load_catalog(catalog)}
-    return compression_report(_file_source(path, COMPRESSION_COLUMNS), prices, max_quality_drop=max_quality_drop,
+    return compression_report(_file_source(path, COMPRESSION_COLUMNS, COMPRESSION_READS), prices, max_quality_drop=max_quality_drop,
                               alpha=alpha, max_latency_increase_ms=max_latency_increase_ms)
 
 
@@ -148,15 +153,17 @@ def analyze_experiments(
     alpha: float = 0.05,
 ) -> ExperimentReport:
     _check_level(alpha)
-    source = _file_source(path, EXPERIMENT_COLUMNS)
+    source = _file_source(path, EXPERIMENT_COLUMNS, EXPERIMENT_READS)
     known = source.experiment_ids()
     if experiment_id is not None and experiment_id not in known:
         raise BadInputError(f"{path}: no experiment {experiment_id!r} (found: {', '.join(known) or 'none'})")
     if not known:
         raise BadInputError(f"{path}: no rows with an experiment_id")
     analyses = []
-    for current in [experiment_id] if experiment_id else known:
-        variants = source.experiment_variants(current)
+    chosen = [experiment_id] if experiment_id else known
+    by_experiment = source.variants_by_experiment(chosen)
+    for current in chosen:
+        variants = by_experiment.get(current, [])
         names = [v.variant_id for v in variants]
         unplanned = [name for name in names if allocation and name not in allocation]
         analysis = None if unplanned else experiment_analysis(current, variants, allocation, alpha)

@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from optimizer.clients import PlatformClients, RetryPolicy
-from optimizer.events import EventSinkClient
 from optimizer.redaction import redact
 from optimizer.settings import Settings
-from optimizer.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from optimizer.clients import PlatformClients
+    from optimizer.events import EventSinkClient
+    from optimizer.warehouse import Warehouse
 
 # Where a use case says what it did: a task's run logger, or this package's logger.
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -37,16 +39,25 @@ class Runtime:
         a flow run started by a worker is configured by the worker's environment."""
         return cls(_CHOSEN.get() or Settings())
 
+    # What a use case opens is loaded when it opens it: the ad-hoc `analyze` commands, which
+    # open nothing of this, start without the HTTP clients or the warehouse's modules.
     def warehouse(self) -> Warehouse:
+        from optimizer.warehouse import Warehouse
+
         return Warehouse(self.settings.warehouse)
 
     def clients(self) -> PlatformClients:
+        from optimizer.clients import PlatformClients
+
         return PlatformClients.from_settings(self.settings)
 
     def event_sink(self) -> EventSinkClient:
         """A client of the event sink with the sink's own token: the sink is not a platform
         service, so the platform's token must never reach it."""
         config = self.settings
+        from optimizer.clients import RetryPolicy
+        from optimizer.events import EventSinkClient
+
         token = config.events_token.get_secret_value() if config.events_token else None
         return EventSinkClient(
             config.events_url, token or None, timeout_s=config.http_timeout_s,

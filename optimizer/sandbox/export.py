@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from optimizer.sandbox.state import SandboxConfig, SandboxState
-from optimizer.schemas.records import REQUEST_ARROW_SCHEMA
+from optimizer.schemas.arrow import REQUEST_ARROW_SCHEMA
 
 
 def records_table(frame: pd.DataFrame) -> pa.Table:

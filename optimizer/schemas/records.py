@@ -1,7 +1,7 @@
 """The request record (docs/request-record.md): one row per LLM request.
 
 `RequestRecord` is the single definition. The warehouse's column types, the Parquet/Arrow
-schema and the validation rules that send bad rows to quarantine are all derived from it,
+schema (`arrow`) and the validation rules that send bad rows to quarantine are all derived from it,
 so a column added here appears everywhere at once.
 """
 
@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import annotated_types
-import pyarrow as pa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -65,13 +64,6 @@ _SQL_TYPES: dict[Kind, str] = {
     "boolean": "BOOLEAN",
     "timestamp": "TIMESTAMPTZ",
 }
-_ARROW_TYPES: dict[Kind, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "boolean": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 
 
 @dataclass(frozen=True)
@@ -89,10 +81,6 @@ class Column:
     @property
     def sql_type(self) -> str:
         return _SQL_TYPES[self.kind]
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return _ARROW_TYPES[self.kind]
 
 
 def _kind_of(annotation: object) -> tuple[Kind, tuple[str, ...]]:
@@ -147,13 +135,6 @@ REQUIRED_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REQUEST_COLUMNS i
 # Columns a stored row always has, whatever the input said: required ones and those with a default.
 STORED_NOT_NULL: frozenset[str] = frozenset(
     c.name for c in REQUEST_COLUMNS if c.required or c.default is not None
-)
-
-REQUEST_ARROW_SCHEMA: pa.Schema = pa.schema(
-    [
-        pa.field(c.name, c.arrow_type, nullable=c.name not in STORED_NOT_NULL)
-        for c in REQUEST_COLUMNS
-    ]
 )
 
 

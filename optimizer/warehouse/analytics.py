@@ -30,10 +30,16 @@ from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary, VariantUsage
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
-from optimizer.warehouse._validation import count_reasons, typed_projection
+from optimizer.warehouse._validation import count_reasons, literal, typed_projection
 from optimizer.warehouse.parquet_input import parquet_columns
 from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
+# The columns each family of queries reads: a file source built for one keeps only those.
+EXPERIMENT_READS = ("ts", "experiment_id", "variant_id", "shadow", "cost_usd", "latency_ms", "quality_score", "status")
+CASCADE_READS = ("ts", "application_id", "model", "shadow", "pair_id", "status", "quality_score", "confidence_score",
+                 "cost_usd", "latency_ms", "complexity")
+COMPRESSION_READS = ("ts", "application_id", "model", "shadow", "compression_technique", "original_prompt_tokens",
+                     "prompt_tokens", "experiment_id", "quality_score", "status", "latency_ms")
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 # The model serving most of each application's own (non-shadow) traffic in the window; ties
@@ -90,8 +96,15 @@ class RequestSource(TrafficQueries):
         return self._db.execute(sql, {**self._window, **(parameters or {})}).fetchall()
 
     @classmethod
-    def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = ()) -> RequestSource:
+    def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = (),
+                     reads: Collection[str] | None = None) -> RequestSource:
         """Check, type and filter Parquet files of request records (`label` names them in errors).
+
+        Every rule is checked on every column, in one pass over the files. With `reads` (the
+        columns the analyses to run read, e.g. `EXPERIMENT_READS`), that pass keeps only the
+        rows that break a rule, and each query reads its columns from the files again, typed,
+        leaving those rows out: Parquet is columnar, and reading a few columns again costs less
+        than copying them. Without it, every column of every row is copied once.
 
         Raises BadInputError naming the input and column when it cannot be read, is empty,
         lacks a column the analysis `needs` (or the record requires), or holds a column of
@@ -103,18 +116,34 @@ class RequestSource(TrafficQueries):
         # Unlike a load, an analysis needs cost_usd itself: it has no catalog to price a row with.
         types = parquet_columns(db, files, label=label, required=(*REQUIRED_COLUMN_NAMES, *needs),
                                 check_types=True, missing="missing column(s)")
-        db.execute(
-            f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False)} "
-            "FROM read_parquet($files, union_by_name = true) AS s",
-            {"files": files},
-        )
-        counts = db.execute("SELECT count(*), count(_problems) FROM checked").fetchone()
+        # A row is told apart by DuckDB's virtual columns of its file and its place in it; a file
+        # with a column of either name (which would hide them) is copied instead.
+        rereads = reads is not None and not {"file_index", "file_row_number"} & set(types)
+        source = f"read_parquet([{', '.join(literal(f) for f in files)}], union_by_name = true)"
+        if rereads:
+            place = "s.file_index, s.file_row_number"
+            db.execute(
+                f"CREATE TEMP TABLE broken AS SELECT * FROM (SELECT {place}, "
+                f"{typed_projection(types, with_raw=False, columns=())} FROM {source} AS s) WHERE _problems IS NOT NULL"
+            )
+            counts = db.execute(f"SELECT (SELECT count(*) FROM {source}), (SELECT count(*) FROM broken)").fetchone()
+            typed = f"SELECT {place}, {typed_projection(types, with_raw=False, columns=reads)} FROM {source} AS s"
+            db.execute(
+                f"CREATE TEMP VIEW requests AS SELECT * EXCLUDE (file_index, file_row_number, _problems) FROM ({typed}) "
+                "ANTI JOIN broken USING (file_index, file_row_number)"
+            )
+            reasons_from = "broken"
+        else:
+            db.execute(f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False, columns=reads)} "
+                       f"FROM {source} AS s")
+            counts = db.execute("SELECT count(*), count(_problems) FROM checked").fetchone()
+            db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
+            reasons_from = "checked"
         assert counts is not None
         rows, excluded = int(counts[0]), int(counts[1])
         if rows == 0:
             raise BadInputError(f"{label}: no rows")
-        reasons = count_reasons(db, "SELECT _problems AS reason FROM checked")
-        db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
+        reasons = count_reasons(db, f"SELECT _problems AS reason FROM {reasons_from}")
         return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))
 
     # ---- experiments -----------------------------------------------------------------
@@ -127,28 +156,33 @@ class RequestSource(TrafficQueries):
 
     def experiment_variants(self, experiment_id: str) -> list[VariantStatistics]:
         """Per variant: cost, latency and quality as (n, mean, variance); errors as a count."""
+        return self.variants_by_experiment([experiment_id]).get(experiment_id, [])
+
+    def variants_by_experiment(self, experiment_ids: Sequence[str] | None = None) -> dict[str, list[VariantStatistics]]:
+        """`experiment_variants` of these experiments (default every one), in one scan."""
+        chosen = "" if experiment_ids is None else "AND list_contains($ids, experiment_id)"
         rows = self._rows(
             f"""
-            SELECT variant_id, count(*),
+            SELECT experiment_id, variant_id, count(*),
                    fsum(cost_usd), fsum(cost_usd * cost_usd), fsum(latency_ms), fsum(latency_ms * latency_ms),
                    count(quality_score), fsum(quality_score), fsum(quality_score * quality_score),
                    count(*) FILTER (WHERE status = 'error')
             FROM requests
-            WHERE experiment_id = $id AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
-            GROUP BY variant_id ORDER BY variant_id
+            WHERE experiment_id IS NOT NULL {chosen} AND variant_id IS NOT NULL AND NOT shadow AND {IN_WINDOW}
+            GROUP BY experiment_id, variant_id ORDER BY experiment_id, variant_id
             """,
-            {"id": experiment_id},
+            None if experiment_ids is None else {"ids": list(experiment_ids)},
         )
-        return [
-            VariantStatistics(
+        found: dict[str, list[VariantStatistics]] = {}
+        for experiment, variant, n, cost, cost2, latency, latency2, nq, q, q2, errors in rows:
+            found.setdefault(str(experiment), []).append(VariantStatistics(
                 variant_id=str(variant),
                 cost_usd=SampleMean.from_sums(int(n), float(cost), float(cost2)),
                 latency_ms=SampleMean.from_sums(int(n), float(latency), float(latency2)),
                 quality_score=SampleMean.from_sums(int(nq), float(q or 0.0), float(q2 or 0.0)),
                 errors=Proportion(int(n), int(errors)),
-            )
-            for variant, n, cost, cost2, latency, latency2, nq, q, q2, errors in rows
-        ]
+            ))
+        return found
 
     def experiment_usage(self, experiment_id: str) -> dict[str, VariantUsage]:
         """Per variant: requests by answering model, cascade escalations, compressed prompt tokens."""
@@ -207,28 +241,31 @@ class RequestSource(TrafficQueries):
             f"""
             WITH {CURRENT_MODEL}, {_PAIRS},
             tails AS (
-                SELECT application_id, primary_model, list(p95 ORDER BY cutoff, step) AS p95s,
-                       any_value(fallback_p95) AS fallback_p95
+                SELECT application_id, primary_model, list(p95 ORDER BY cutoff, step) AS p95s
                 FROM (
                     SELECT application_id, primary_model, k.cutoff, s.step,
                            quantile_cont(CASE WHEN k.cutoff < 2 AND (level IS NULL OR level > k.cutoff)
                                                    THEN fallback_latency
                                               WHEN bin >= s.step THEN primary_latency
-                                              ELSE primary_latency + fallback_latency END, 0.95) AS p95,
-                           quantile_cont(fallback_latency, 0.95) AS fallback_p95
+                                              ELSE primary_latency + fallback_latency END, 0.95) AS p95
                     FROM pairs, (SELECT range * {LATENCY_STEP} AS step
                                  FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s,
                          (SELECT range AS cutoff FROM range(0, 3)) AS k
                     GROUP BY ALL
                 )
                 GROUP BY ALL
+            ),
+            fallback_tails AS (  -- once per candidate, not once per threshold
+                SELECT application_id, primary_model, quantile_cont(fallback_latency, 0.95) AS fallback_p95
+                FROM pairs GROUP BY ALL
             )
             SELECT m.application_id, m.model, p.primary_model, p.bin, p.level, count(p.bin), fsum(p.diff),
                    fsum(p.diff * p.diff), fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency),
                    fsum(p.fallback_latency), fsum((p.primary_latency - p.fallback_latency) * (p.primary_latency - p.fallback_latency)),
-                   fsum(p.primary_latency * p.primary_latency), any_value(t.p95s), any_value(t.fallback_p95)
+                   fsum(p.primary_latency * p.primary_latency), any_value(t.p95s), any_value(f.fallback_p95)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
             LEFT JOIN tails AS t ON t.application_id = p.application_id AND t.primary_model = p.primary_model
+            LEFT JOIN fallback_tails AS f ON f.application_id = p.application_id AND f.primary_model = p.primary_model
             GROUP BY m.application_id, m.model, p.primary_model, p.bin, p.level ORDER BY ALL
             """
         )
