@@ -78,8 +78,9 @@ def _api_already_chosen() -> bool:
     return get_current_settings().api.url is not None
 
 
-def prepare(environ: dict[str, str] | None = None) -> None:
-    """Default Prefect's embedded settings and migrate its local database if it is new.
+def prepare(environ: dict[str, str] | None = None, log: TextIO | None = None) -> None:
+    """Default Prefect's embedded settings and migrate its local database if it is new,
+    saying so on `log` (stderr by default).
 
     Works on `os.environ` unless given another mapping; the user's own settings win.
     """
@@ -91,4 +92,4 @@ def prepare(environ: dict[str, str] | None = None) -> None:
     database = local_database(env)
     if database is not None and not database.exists():
         database.parent.mkdir(parents=True, exist_ok=True)
-        migrate(database, env)
+        migrate(database, env, log or sys.stderr)

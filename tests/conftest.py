@@ -88,11 +88,16 @@ def telemetry_capture() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
     return exporter, reader
 
 
+MIGRATION_LOG = "migrated-prefect-home.log"
+
+
 @pytest.fixture(scope="session")
 def migrated_prefect_home(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A PREFECT_HOME whose database is created and migrated once for the whole run, every
-    worker included (a migration costs several seconds of CPU); tests and servers start
-    from copies of it (`copy_prefect_home`)."""
+    worker included (a migration costs about 9 s of CPU); tests and servers start from copies
+    of it (`copy_prefect_home`). It is made as a user's first run makes it, by
+    `embedded_prefect.prepare` on an empty PREFECT_HOME; what that said is kept beside it
+    (`MIGRATION_LOG`) for tests/test_demo_cli.py to check."""
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent  # the folder all workers' temporary folders live in
@@ -102,7 +107,9 @@ def migrated_prefect_home(tmp_path_factory: pytest.TempPathFactory, worker_id: s
         if not (home / "prefect.db").exists():
             home.mkdir(exist_ok=True)
             environ = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE"))}
-            embedded_prefect.migrate(home / "prefect.db", {**environ, "PREFECT_HOME": str(home)}, log=io.StringIO())
+            said = io.StringIO()
+            embedded_prefect.prepare({**environ, "PREFECT_HOME": str(home)}, log=said)
+            (home.parent / MIGRATION_LOG).write_text(said.getvalue(), encoding="utf-8")
     return home
 
 

@@ -1,8 +1,9 @@
 """The README's commands as a user runs them: `auto-optimizer demo` and `run nightly`.
 
-The demo as a user first meets it, from an installed wheel with an empty PREFECT_HOME, is
-tests/test_packaging.py's; here the CLI runs in-process against the session's Prefect API,
-so no test migrates a second new Prefect database.
+The demo as a user first meets it, from an installed wheel, is tests/test_packaging.py's;
+here the CLI runs in-process against the session's Prefect API. The one migration of an
+empty PREFECT_HOME in the suite is the session's (tests/conftest.py), made by the same
+`embedded_prefect.prepare` a first demo calls; it is checked here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from deployments.cli import main
 from optimizer import embedded_prefect
 from optimizer.settings import Settings
-from tests.conftest import DAY_END
+from tests.conftest import DAY_END, MIGRATION_LOG
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +57,12 @@ def test_the_demo_speaks_the_upstream_apis_too_and_a_second_run_loads_nothing(
     second = json_output(monkeypatch, *demo)  # the same day: the same window, nothing new in it
     assert second["requests_loaded"] == 0 and second["quarantined"] == 0
     assert second["requests_total"] == upstream["requests_total"]
+
+
+def test_an_empty_prefect_home_is_migrated_first_saying_so(migrated_prefect_home: Path) -> None:
+    said = (migrated_prefect_home.parent / MIGRATION_LOG).read_text(encoding="utf-8")
+    assert "Preparing Prefect's local database" in said and "Prefect's local database is ready" in said
+    assert (migrated_prefect_home / "prefect.db").stat().st_size > 0
 
 
 def test_a_prefect_home_already_migrated_is_not_migrated_again(tmp_path: Path) -> None:
