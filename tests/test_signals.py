@@ -1,8 +1,8 @@
 """Every long-running command stops everything it started, within ten seconds, on SIGTERM and
 on Ctrl-C: `auto-optimizer sandbox serve`, `auto-optimizer webhook serve` (with the temporary
-Prefect API it starts by itself), `make serve` / `python -m deployments.local` and the
-runner of `deployments.serve` with a flow run in progress. Each runs as a real subprocess on
-ports chosen by settings; what it started is read from /proc."""
+Prefect API it starts by itself), `make serve` with everything bundled, and `make serve`
+with Prefect and the platform elsewhere, whose runner has a flow run in progress. Each runs
+as a real subprocess on ports chosen by settings; what it started is read from /proc."""
 
 from __future__ import annotations
 
@@ -159,35 +159,25 @@ def test_make_serve_serves_on_ports_from_settings_and_sigterm_stops_everything(
     assert f"Prefect UI: http://127.0.0.1:{prefect_port}" in (tmp_path / "serve.log").read_text()
 
 
-def test_local_serve_with_prefect_and_platform_replaced_starts_only_the_runner_and_stops_on_sigterm(
+def test_local_serve_with_prefect_and_platform_replaced_runs_only_the_runner_and_ctrl_c_stops_its_flow_run(
     tmp_path: Path, own_prefect_api: str
 ) -> None:
-    """PREFECT_API_URL set, every platform URL elsewhere, the receiver and the API turned off:
-    no bundled service starts, only the runner that serves the deployments."""
+    """`make serve` with PREFECT_API_URL set, every platform URL elsewhere, the receiver and
+    the API turned off: no bundled service starts, only the runner that serves the
+    deployments. A run started from the nightly deployment is picked up and running (its
+    platform unreachable, it keeps retrying) when SIGINT comes to the whole process group; the
+    runner and the run's process stop with it. Started as a script's `make serve &` starts it,
+    with SIGINT ignored by inheritance, which a long-running command must not keep.
+    (`make serve-nightly` starts the same runner with the same ChildProcesses; one runner
+    start here covers both.)"""
     env = clean_env(tmp_path, PREFECT_API_URL=own_prefect_api, AUTO_OPTIMIZER_SERVE_RECEIVER="false",
-                    AUTO_OPTIMIZER_SERVE_API="false", **UNREACHABLE_PLATFORM)
-    with Command([sys.executable, "-m", "deployments.local"], env=env, cwd=PROJECT,
-                 log=tmp_path / "serve.log") as serve:
-        served_deployments(own_prefect_api)
-        deadline = time.monotonic() + 60
-        while not (children := [p for p in descendants(serve.pid) if p.parent == serve.pid]):
-            assert time.monotonic() < deadline and serve.process.poll() is None, "started nothing"
-            time.sleep(0.25)
+                    AUTO_OPTIMIZER_SERVE_API="false", AUTO_OPTIMIZER_HTTP_BACKOFF_S="2", **UNREACHABLE_PLATFORM)
+    with Command(make("serve"), env=env, cwd=PROJECT, log=tmp_path / "serve.log", in_background=True) as serve:
+        nightly = served_deployments(own_prefect_api)["nightly"]
+        local = next(p for p in descendants(serve.pid) if p.command.endswith("deployments.local"))
+        children = [p for p in descendants(serve.pid) if p.parent == local.pid]
         assert [p.command.split()[-1] for p in children] == ["deployments.runner"], children
-        assert serve.stop_and_check(signal.SIGTERM) == 0
-
-
-def test_make_serve_nightly_ctrl_c_stops_the_runner_and_its_flow_run(tmp_path: Path, own_prefect_api: str) -> None:
-    """`make serve-nightly` against a Prefect API: a run started from the nightly deployment is
-    picked up and running (its platform unreachable, it keeps retrying) when SIGINT comes to
-    the whole process group; the runner and the run's process stop with it. Started as a
-    script's `make serve-nightly &` starts it, with SIGINT ignored by inheritance, which a
-    long-running command must not keep."""
-    env = clean_env(tmp_path, PREFECT_API_URL=own_prefect_api, AUTO_OPTIMIZER_HTTP_BACKOFF_S="2",
-                    **UNREACHABLE_PLATFORM)
-    with Command(make("serve-nightly"), env=env, cwd=PROJECT, log=tmp_path / "serve.log",
-                 in_background=True) as serve:
-        run_until_running(own_prefect_api, served_deployments(own_prefect_api)["nightly"])
+        run_until_running(own_prefect_api, nightly)
         tree, _ = serve.record()
         runner = next(p for p in tree if p.command.endswith("deployments.runner"))
         assert any(p.parent == runner.pid for p in tree), "the flow run is not a process of the runner's"
