@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -29,10 +30,14 @@ def _kept(path: Path) -> bool:
     return path.exists() and pq.read_schema(path).names == REQUEST_ARROW_SCHEMA.names
 
 
-def pattern(seed: int) -> Path:
-    path = DATA_DIR / f"pattern-seed{seed}.parquet"
+def pattern(seed: int, anchor: date | None = None) -> Path:
+    """The pattern's fourteen days; `anchor` is the day the generator places experiments and
+    incidents from (default the pattern's end), as a sandbox whose clock stands on it does."""
+    named = f"-anchor{anchor:%Y%m%d}" if anchor else ""
+    path = DATA_DIR / f"pattern-seed{seed}{named}.parquet"
     if not _kept(path):
-        export_requests(path, days=PATTERN_DAYS, end=PATTERN_END, config=SandboxConfig(seed=seed, requests_per_day=12_000))
+        export_requests(path, days=PATTERN_DAYS, end=PATTERN_END,
+                        config=SandboxConfig(seed=seed, requests_per_day=12_000, anchor=anchor))
     return path
 
 
@@ -81,4 +86,40 @@ def increment(seed: int = 42) -> Path:
         second_day = datetime.combine(PATTERN_END - timedelta(days=PATTERN_DAYS - 1), time(), UTC)
         table = table.filter(pc.less(table["ts"], pa.scalar(second_day, pa.timestamp("us", "UTC"))))
         pq.write_table(_copy(table, -1).cast(REQUEST_ARROW_SCHEMA), path, compression="zstd")
+    return path
+
+
+def recent_dataset(rows: int, seed: int = 42, anchor: date | None = None) -> Path:
+    """About `rows` request records all inside the pattern's fourteen days: the pattern's
+    copies laid over each other, each shifted by its share of the period (wrapping round
+    inside it) and with ids of its own (the first copy keeps the generator's, so the sandbox's
+    late-record look-back finds them already stored, given the sandbox's `anchor`). What a
+    night's analysis window reads when the warehouse's recent days hold millions of rows."""
+    named = f"-anchor{anchor:%Y%m%d}" if anchor else ""
+    path = DATA_DIR / f"requests-{rows}-seed{seed}-recent{named}.parquet"
+    if _kept(path):
+        return path
+    source = pattern(seed, anchor)
+    copies = max(1, round(rows / pq.read_metadata(source).num_rows))
+    start = datetime.combine(PATTERN_END - timedelta(days=PATTERN_DAYS), time(), UTC)
+    period_us = PATTERN_DAYS * 86_400_000_000
+    columns = ", ".join(
+        "CASE WHEN k = 0 THEN request_id ELSE request_id || '-r' || k END AS request_id" if name == "request_id" else
+        "CASE WHEN k = 0 THEN pair_id ELSE pair_id || '-r' || k END AS pair_id" if name == "pair_id" else
+        "make_timestamptz($start_us + (epoch_us(ts) - $start_us + k * $step_us) % $period_us) AS ts" if name == "ts" else
+        name
+        for name in REQUEST_ARROW_SCHEMA.names
+    )
+    partial = path.with_suffix(".partial")
+    with duckdb.connect() as db, pq.ParquetWriter(partial, REQUEST_ARROW_SCHEMA, compression="zstd") as writer:
+        db.execute("SET TimeZone = 'UTC'")
+        db.execute("SET enable_progress_bar = false")
+        batches = db.sql(
+            f"SELECT {columns} FROM read_parquet($source), range($copies) AS copies(k) ORDER BY ts",
+            params={"source": str(source), "copies": copies, "start_us": int(start.timestamp() * 1_000_000),
+             "step_us": period_us // copies, "period_us": period_us},
+        ).to_arrow_reader(500_000)
+        for batch in batches:
+            writer.write_table(pa.Table.from_batches([batch]).cast(REQUEST_ARROW_SCHEMA), row_group_size=500_000)
+    partial.rename(path)
     return path

@@ -15,9 +15,9 @@ from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings, sandbox_endpoint
 SANDBOX_NOW = "2026-11-25T11:00:00Z"
 
 
-def start_sandbox(port: int, requests_per_day: int) -> subprocess.Popen[bytes]:
+def start_sandbox(port: int, requests_per_day: int, now: str = SANDBOX_NOW) -> subprocess.Popen[bytes]:
     command = [str(Path(sys.executable).with_name("auto-optimizer")), "sandbox", "serve", "--port", str(port),
-               "--requests-per-day", str(requests_per_day), "--now", SANDBOX_NOW]
+               "--requests-per-day", str(requests_per_day), "--now", now]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

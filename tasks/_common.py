@@ -43,6 +43,15 @@ class TaskSteps:
 
     tasks: Mapping[Callable[..., Any], Task[Any, Any]]
 
+    @property
+    def local(self) -> bool:
+        """Whether the flow run's task runner runs tasks on threads of this process."""
+        from prefect.context import FlowRunContext
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        context = FlowRunContext.get()
+        return context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
+
     def _task(self, step: Callable[..., T]) -> Task[Any, T]:
         if step not in self.tasks:
             raise LookupError(f"no task runs the step {step.__module__}.{step.__qualname__}")

@@ -94,6 +94,14 @@ def analyze_application(application: str, partition: Path, input_prices: Mapping
                                        batch_prices=batch_prices)
 
 
+@task(name="analyze-window", cache_policy=NO_CACHE)
+def analyze_window(runtime: Runtime, window: tuple[datetime, datetime], max_quality_drop: float, alpha: float,
+                   max_p95_latency_increase_pct: float | None,
+                   max_latency_increase_ms: float | None) -> ApplicationAnalysis:
+    return analyze.analyze_window(runtime, window, max_quality_drop, alpha, max_p95_latency_increase_pct,
+                                  max_latency_increase_ms, log=get_run_logger())
+
+
 @task(name="analyze-experiments", cache_policy=NO_CACHE)
 def analyze_experiments(runtime: Runtime, alpha: float) -> list[ExperimentFinding]:
     return analyze.analyze_running_experiments(runtime, alpha, log=get_run_logger())
@@ -208,6 +216,7 @@ NIGHTLY_STEPS = TaskSteps({
     ingest.load_warehouse: load_warehouse,
     analyze.export_for_analysis: export_for_analysis,
     analyze.analyze_application: analyze_application,
+    analyze.analyze_window: analyze_window,
     analyze.analyze_running_experiments: analyze_experiments,
     record.record_results: record_results,
     record.deliver_events: deliver_events,

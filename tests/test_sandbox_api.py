@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
+import pandas as pd
 import pytest
 
-from optimizer.clients import PlatformClients
+from optimizer.clients import ObservatoryClient, PlatformClients
 from optimizer.errors import PlatformRequestError
 from optimizer.sandbox import SandboxServer
+from optimizer.sandbox.services.telemetry import RenderedLogs, log_record, rows_of
 from optimizer.sandbox.state import SandboxState
 from optimizer.sandbox.traffic import MALFORMED_KINDS
 from optimizer.schemas.governance import (
@@ -323,3 +326,30 @@ def test_incidents_name_what_the_world_has_and_reach_the_utc_days_they_touch(san
     assert httpx.post(url, json=incident, headers=auth).status_code == 201
     assert sandbox.state.traffic.incidents[-1].start == DAY_END - timedelta(hours=3)
     assert support_bot_errors() > before + 5
+
+
+def test_the_sandbox_renders_each_log_record_once_while_its_day_stands(sandbox: SandboxServer) -> None:
+    """Log search pages are joins of records rendered once per generated day; a day generated
+    again (after a routing change) is rendered again from its new rows."""
+    start, end = datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC)
+    state = sandbox.state
+
+    def rendered_directly(page: pd.DataFrame) -> list[bytes]:
+        return [orjson.dumps(log_record(row), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+                for row in rows_of(page)]
+
+    page = state.visible_requests(start, end).iloc[100:400]
+    rendered = RenderedLogs()
+    first = rendered.records(state.traffic, page)
+    assert first == rendered_directly(page)
+    assert all(a is b for a, b in zip(rendered.records(state.traffic, page), first, strict=True))  # kept
+
+    state.routing_changed(start)
+    regenerated = state.visible_requests(start, end).iloc[100:400]
+    again = rendered.records(state.traffic, regenerated)
+    assert again == rendered_directly(regenerated)
+    assert not any(a is b for a, b in zip(again, first, strict=True))
+
+    with ObservatoryClient(f"{sandbox.url}/observatory/api/v1", SANDBOX_DEFAULT_TOKEN) as client:
+        served = [log for got in client.search_logs(start, end, page_size=400) for log in got.logs]
+    assert served == [log_record(row) for row in rows_of(state.visible_requests(start, end))]

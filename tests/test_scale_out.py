@@ -11,13 +11,20 @@ from typing import Any
 import duckdb
 import pytest
 from prefect.logging import disable_run_logger
+from pydantic import BaseModel
 
 from flows.nightly import nightly_optimization
 from flows.runners import dask_runner, task_runner
 from optimizer.analysis import cascade, compression
 from optimizer.catalog import load_catalog
-from optimizer.pipeline.analyze import analyze_application, combine
-from optimizer.pipeline.runtime import configured
+from optimizer.pipeline.analyze import (
+    analyze_application,
+    analyze_window,
+    combine,
+    combine_savings,
+    export_for_analysis,
+)
+from optimizer.pipeline.runtime import Runtime, configured
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.sandbox.export import export_requests
@@ -62,6 +69,35 @@ def test_analysing_applications_apart_gives_the_report_of_analysing_them_togethe
         assert_same_numbers(merged.model_dump(exclude={"input"}), single.model_dump(exclude={"input"}))
     assert apart[0].input is not None and apart[0].input.rows == rows
     assert_same_numbers([vars(p) for p in apart[2]], [vars(p) for p in together[2]])
+
+
+def test_the_window_analysed_in_the_warehouse_gives_what_the_application_folders_give(tmp_path: Path) -> None:
+    """Threads analyse the window where it is stored, in one pass for every application; Dask
+    workers analyse each application's Parquet folder. The night must not depend on which."""
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=14, end=DAY_END.date(), config=sandbox_config(requests_per_day=3000))
+    window = (DAY_END - timedelta(days=10), DAY_END)  # less than the data: the window alone is read
+    runtime = Runtime(Settings(warehouse=tmp_path / "w.duckdb"))
+    with runtime.warehouse() as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+        assert store.request_source(window).summary.rows < store.loads.request_count()
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as db:
+        (in_window,), = db.execute("SELECT count(*) FROM requests WHERE ts >= $1 AND ts < $2", list(window)).fetchall()
+    with disable_run_logger():
+        inputs = export_for_analysis(runtime, window, tmp_path / "by-application")
+        folders = [analyze_application(app, folder, inputs.input_prices, 0.02, 0.05, batch_prices=inputs.batch_prices)
+                   for app, folder in inputs.partitions.items()]
+        direct = analyze_window(runtime, window, 0.02, 0.05)
+    apart = (*combine(folders, max_quality_drop=0.02, alpha=0.05), *combine_savings(folders, alpha=0.05))
+    together = (*combine([direct], max_quality_drop=0.02, alpha=0.05), *combine_savings([direct], alpha=0.05))
+    assert together[0].recommendations and together[3].recommendations and together[4].recommendations
+    assert_same_numbers([vars(p) for p in together[2]], [vars(p) for p in apart[2]])
+    for one, other in zip((together[0], together[1], *together[3:]), (apart[0], apart[1], *apart[3:]), strict=True):
+        assert isinstance(one, BaseModel) and isinstance(other, BaseModel)
+        assert_same_numbers(one.model_dump(exclude={"input"}), other.model_dump(exclude={"input"}))
+    assert direct.cascades.input is not None and apart[0].input is not None
+    assert direct.cascades.input.rows == apart[0].input.rows == in_window
 
 
 def test_partition_folders_round_trip_any_application_name(tmp_path: Path) -> None:

@@ -18,15 +18,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from optimizer.analysis import caching
+from optimizer.analysis.compression import DAYS_PER_MONTH
 from optimizer.analysis.statistics import block_mean_interval
 from optimizer.schemas.analysis import BatchingRecommendation, BatchingReport
 from optimizer.schemas.registry import TokenPrices
 
 LATENCY_TOLERANT_TASK_TYPES: tuple[str, ...] = ("batch", "offline")
 BATCH_MAX_DELAY_HOURS = 24.0
-MIN_DAYS = 3
-MIN_MONTHLY_SAVINGS_USD = 5.0
-DAYS_PER_MONTH = 30.0
+MIN_DAYS = caching.MIN_DAYS  # the same bar as caching
+MIN_MONTHLY_SAVINGS_USD = caching.MIN_MONTHLY_SAVINGS_USD
 
 
 @dataclass(frozen=True)

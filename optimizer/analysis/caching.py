@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from optimizer.analysis.compression import DAYS_PER_MONTH
 from optimizer.analysis.statistics import block_mean_interval, normal_quantile
 from optimizer.schemas.analysis import CachingRecommendation, CachingReport, TtlOption
 
@@ -31,7 +32,6 @@ CANDIDATE_TTLS_S: tuple[int, ...] = (60, 300, 900, 3600, 21600, 86400)
 SATURATION = 0.9  # the chosen TTL gets at least this share of the best candidate's savings
 MIN_DAYS = 3  # days of hashed traffic before an interval over days means anything
 MIN_MONTHLY_SAVINGS_USD = 5.0
-DAYS_PER_MONTH = 30.0
 
 
 @dataclass(frozen=True)

@@ -198,8 +198,35 @@ def analyze_application(
 ) -> ApplicationAnalysis:
     """Cascade, compression, caching, batching and usage profile of one application, from its
     Parquet folder alone (so any worker can run it)."""
-    about = {"optimization.application_id": application}
     source = RequestSource.from_parquet(sorted(partition.glob("*.parquet")), label=f"application {application}")
+    return _analyse(source, application, input_prices, batch_prices or {}, max_quality_drop, alpha,
+                    max_p95_latency_increase_pct, max_latency_increase_ms, log)
+
+
+def analyze_window(
+    runtime: Runtime, window: tuple[datetime, datetime], max_quality_drop: float, alpha: float,
+    max_p95_latency_increase_pct: float | None = MAX_P95_LATENCY_INCREASE_PCT,
+    max_latency_increase_ms: float | None = MAX_LATENCY_INCREASE_MS, *, log: Log = LOG,
+) -> ApplicationAnalysis:
+    """What `analyze_application` finds for each application, for all of them at once,
+    straight from the warehouse: for steps that run in the process that may open it, no
+    Parquet export and no second check of rows the load checked. Every query groups by
+    application and every decision is made per application, so the reports are those of
+    the applications analysed apart (`optimizer.analysis.partitions`)."""
+    with runtime.warehouse() as store:
+        prices = store.reference.input_prices()
+        batch = {m.model_id: m.cost_structure.batch_pricing for m in store.reference.model_profiles()
+                 if m.cost_structure.batch_pricing is not None}
+        return _analyse(store.request_source(window), None, prices, batch, max_quality_drop, alpha,
+                        max_p95_latency_increase_pct, max_latency_increase_ms, log)
+
+
+def _analyse(
+    source: RequestSource, application: str | None, input_prices: Mapping[str, float],
+    batch_prices: Mapping[str, TokenPrices], max_quality_drop: float, alpha: float,
+    max_p95_latency_increase_pct: float | None, max_latency_increase_ms: float | None, log: Log,
+) -> ApplicationAnalysis:
+    about = {"optimization.application_id": application} if application else {}
     with telemetry.operation("analyze.cascade", "model_cascade", **about):
         cascades = cascade_report(source, max_quality_drop=max_quality_drop, alpha=alpha,
                                   max_p95_latency_increase_pct=max_p95_latency_increase_pct,
@@ -210,10 +237,10 @@ def analyze_application(
     with telemetry.operation("analyze.caching", "caching", **about):
         cached = caching_report(source, alpha=alpha)
     with telemetry.operation("analyze.batching", "batching", **about):
-        batched = batching_report(source, batch_prices or {}, alpha=alpha)
-    log.info("%s: %d requests; cascade %s, compression %s, caching %s, batching %s", application,
-             source.summary.rows, *([r.decision for r in report.recommendations] or "-"
-                                    for report in (cascades, compressed, cached, batched)))
+        batched = batching_report(source, batch_prices, alpha=alpha)
+    log.info("%s: %d requests; cascade %s, compression %s, caching %s, batching %s",
+             application or "all applications", source.summary.rows,
+             *([r.decision for r in report.recommendations] or "-" for report in (cascades, compressed, cached, batched)))
     return ApplicationAnalysis(cascades=cascades, compression=compressed, profiles=source.application_profiles(),
                                caching=cached, batching=batched)
 

@@ -23,6 +23,7 @@ from optimizer.ingest.windows import days_between, floor_to
 from optimizer.pipeline.analyze import (
     analyze_application,
     analyze_running_experiments,
+    analyze_window,
     combine,
     combine_savings,
     export_for_analysis,
@@ -60,7 +61,11 @@ class Pending(Protocol[T_co]):
 
 
 class Steps(Protocol):
-    """Runs one step of the night: `submit` may run it beside others, `call` waits for it."""
+    """Runs one step of the night: `submit` may run it beside others, `call` waits for it.
+    `local`: every step runs in this process, so steps may open the warehouse side by side."""
+
+    @property
+    def local(self) -> bool: ...
 
     def submit(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Pending[T]: ...
 
@@ -72,6 +77,7 @@ class PlainSteps:
     """Each step a plain function call; submitted ones on a thread pool."""
 
     pool: ThreadPoolExecutor = field(default_factory=ThreadPoolExecutor)
+    local: bool = True
 
     def submit(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         return self.pool.submit(step, *args, **kwargs)
@@ -163,13 +169,17 @@ def run_nightly(
             loaded = steps.call(load_warehouse, runtime, windows, [f.result().path for f in staged],
                                 models.result(), costs.result(), experiments.result())
 
-            inputs = steps.call(export_for_analysis, runtime, recent, staging_dir / "analysis")
-            per_application = [
-                steps.submit(analyze_application, application, partition, inputs.input_prices,
-                             p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct, latency_limit,
-                             batch_prices=inputs.batch_prices)
-                for application, partition in inputs.partitions.items()
-            ]
+            if steps.local:  # the window read where it is stored, every application at once
+                per_application = [steps.submit(analyze_window, runtime, recent, p.max_quality_drop, p.alpha,
+                                                p.max_p95_latency_increase_pct, latency_limit)]
+            else:  # workers elsewhere: each application's Parquet folder, for any of them
+                inputs = steps.call(export_for_analysis, runtime, recent, staging_dir / "analysis")
+                per_application = [
+                    steps.submit(analyze_application, application, partition, inputs.input_prices,
+                                 p.max_quality_drop, p.alpha, p.max_p95_latency_increase_pct, latency_limit,
+                                 batch_prices=inputs.batch_prices)
+                    for application, partition in inputs.partitions.items()
+                ]
             findings = steps.call(analyze_running_experiments, runtime, p.alpha)
             analyses = [future.result() for future in per_application]
         finally:

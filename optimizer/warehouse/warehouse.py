@@ -67,8 +67,12 @@ class Warehouse:
 
     def request_source(self, window: tuple[datetime, datetime] | None = None) -> RequestSource:
         """The stored request records, restricted to [start, end) if a window is given, for the
-        analyses' queries."""
-        return RequestSource(self._db, InputSummary(rows=self.loads.request_count()), window)
+        analyses' queries; its summary counts the rows it reads."""
+        if window is None:
+            return RequestSource(self._db, InputSummary(rows=self.loads.request_count()))
+        (rows,) = self._db.execute("SELECT count(*) FROM requests WHERE ts >= $start AND ts < $end",
+                                   {"start": window[0], "end": window[1]}).fetchone() or (0,)
+        return RequestSource(self._db, InputSummary(rows=int(rows)), window)
 
     def close(self) -> None:
         self._db.close()

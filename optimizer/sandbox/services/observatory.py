@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 
@@ -21,7 +24,8 @@ from optimizer.sandbox.services._common import (
     split_list,
     state_of,
 )
-from optimizer.sandbox.services.telemetry import log_record, rows_of, span
+from optimizer.sandbox.services.telemetry import RenderedLogs, rows_of, span
+from optimizer.sandbox.state import SandboxState
 from optimizer.schemas.observatory import LogSearchRequest
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES
 from optimizer.schemas.telemetry import COLUMN_OF_ATTRIBUTE
@@ -123,11 +127,26 @@ def search_logs(body: LogSearchRequest, request: Request) -> Response:
             later = (ts > after_ts) | ((ts == after_ts) & (ids > after_id))
         frame = frame[later]
     page = frame.iloc[: body.limit]
-    rows = list(rows_of(page))
     next_cursor = None
-    if len(frame) > body.limit and rows:
-        next_cursor = _encode_cursor(int(rows[-1]["ts_ns"]), str(rows[-1]["request_id"]))
-    return reply({"logs": [log_record(row) for row in rows], "next_cursor": next_cursor, "total": total})
+    if len(frame) > body.limit and len(page):
+        next_cursor = _encode_cursor(int(page["ts_ns"].to_numpy()[-1]), str(page["request_id"].to_numpy()[-1]))
+    records = _rendered_logs(state).records(state.traffic, page)
+    # The body orjson would write for {"logs": [...], "next_cursor": ..., "total": ...}.
+    content = (b'{"logs":[' + b",".join(records) + b'],"next_cursor":' + orjson.dumps(next_cursor)
+               + b',"total":' + orjson.dumps(total) + b"}")
+    return Response(content, media_type="application/json")
+
+
+_RENDERED: weakref.WeakKeyDictionary[SandboxState, RenderedLogs] = weakref.WeakKeyDictionary()
+_RENDERED_LOCK = threading.Lock()
+
+
+def _rendered_logs(state: SandboxState) -> RenderedLogs:
+    with _RENDERED_LOCK:
+        found = _RENDERED.get(state)
+        if found is None:
+            found = _RENDERED[state] = RenderedLogs()
+        return found
 
 
 def _values(frame: pd.DataFrame, measure: str, token_type: str | None) -> pd.Series:

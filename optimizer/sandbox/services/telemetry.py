@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
-from optimizer.sandbox.traffic import MALFORMED_KINDS
+from optimizer.sandbox.traffic import MALFORMED_KINDS, TrafficGenerator
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES
 from optimizer.schemas.telemetry import canonical_attribute
 
@@ -102,3 +106,54 @@ def span(row: dict[str, Any], parent_span_id: str | None) -> dict[str, Any]:
         "attributes": attributes_of_row(row),
         "status": {"code": 2 if row["status"] == "error" else 0},
     }
+
+
+_NS_PER_DAY = 86_400 * 1_000_000_000
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+class RenderedLogs:
+    """Each request's log record as JSON bytes, rendered once for as long as its day's traffic
+    stands (a day generated again, after a routing change say, is rendered again): a page of
+    log search is then a join of cached records, not ten thousand dicts built and dumped.
+    At most `max_bytes` are kept, the days least recently read dropped first."""
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self._days: OrderedDict[int, tuple[pd.DataFrame, dict[str, bytes]]] = OrderedDict()
+        self._sizes: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def records(self, traffic: TrafficGenerator, page: pd.DataFrame) -> list[bytes]:
+        """The log records of `page` (rows of `traffic`'s days), in its order."""
+        days = page["ts_ns"].to_numpy() // _NS_PER_DAY
+        ids = page["request_id"].tolist()
+        found: list[bytes | None] = [None] * len(ids)
+        for day in np.unique(days).tolist():
+            rows = np.flatnonzero(days == day)
+            rendered = self._day(traffic, day)
+            missing = [row for row in rows.tolist() if ids[row] not in rendered]
+            if missing:
+                fresh = [orjson.dumps(log_record(row), option=_JSON_OPTIONS) for row in rows_of(page.iloc[missing])]
+                rendered.update(zip((ids[row] for row in missing), fresh, strict=True))
+                self._grew(day, sum(map(len, fresh)))
+            for row in rows.tolist():
+                found[row] = rendered[ids[row]]
+        return found  # type: ignore[return-value]
+
+    def _day(self, traffic: TrafficGenerator, day: int) -> dict[str, bytes]:
+        frame = traffic.day(datetime.fromtimestamp(day * 86_400, UTC).date())
+        with self._lock:
+            entry = self._days.get(day)
+            if entry is None or entry[0] is not frame:
+                entry = self._days[day] = (frame, {})
+                self._sizes[day] = 0
+            self._days.move_to_end(day)
+            return entry[1]
+
+    def _grew(self, day: int, size: int) -> None:
+        with self._lock:
+            self._sizes[day] = self._sizes.get(day, 0) + size
+            while sum(self._sizes.values()) > self.max_bytes and len(self._days) > 1:
+                oldest, _ = self._days.popitem(last=False)
+                self._sizes.pop(oldest, None)
