@@ -4,10 +4,8 @@ and the optimizer's own telemetry."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -17,11 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from flows.nightly import nightly_optimization
 from optimizer.clients import PlatformClients
-from optimizer.pipeline.record import deliver_events
-from optimizer.pipeline.runtime import Runtime, configured
+from optimizer.pipeline.runtime import configured
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
-from optimizer.schemas.events import OutgoingEvent
 from optimizer.settings import Settings
 from tests.conftest import DAY_END, closed_port_url, sandbox_config, settings_for
 
@@ -171,44 +167,3 @@ def test_events_wait_while_the_sink_is_down_and_arrive_on_the_next_run(tmp_path:
     # The second night found the same changes again: they are not announced again.
     announced = [e for e in sandbox.state.events.values() if e["type"].endswith("optimization.recommended")]
     assert len(announced) == len(first.recommendations) == len(second.recommendations) > 0
-
-
-class FlakySink(ThreadingHTTPServer):
-    """An event sink on loopback that answers 503 to its first `failures` requests, then 202."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures, self.requests = failures, 0
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sink.requests += 1
-                self.send_response(503 if sink.requests <= sink.failures else 202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
-@pytest.mark.parametrize("attempts", [3, 5])
-def test_event_delivery_tries_as_often_as_the_settings_say(tmp_path: Path, attempts: int) -> None:
-    event = OutgoingEvent(id="evt-1", type="io.llm-platform.optimization.recommended", source="/auto-optimizer",
-                          subject="application/doc-qa", time=DAY_END, data={"application_id": "doc-qa"})
-    with FlakySink(failures=3) as sink:
-        thread = threading.Thread(target=sink.serve_forever, daemon=True)
-        thread.start()
-        settings = Settings(warehouse=tmp_path / "warehouse.duckdb", http_max_attempts=attempts,
-                            http_backoff_s=0.01, http_max_backoff_s=0.02,
-                            events_url=f"http://127.0.0.1:{sink.server_address[1]}/events")
-        runtime = Runtime(settings)
-        with runtime.warehouse() as store:
-            store.outbox.queue([event])
-        delivery = deliver_events(runtime)
-        sink.shutdown()
-        thread.join(10)
-    assert sink.requests == min(attempts, 4)
-    assert (delivery.delivered, delivery.pending) == ((1, 0) if attempts > 3 else (0, 1))

@@ -83,7 +83,8 @@ def deliver_events(runtime: Runtime, *, log: Log = LOG) -> EventDelivery:
     """Send every undelivered event, oldest first. When the sink stays down, the rest wait in
     the outbox for the next run: nothing is dropped."""
     delivered, last_error = 0, None
-    with runtime.warehouse() as store, telemetry.operation("deliver.events", "events"), runtime.event_sink() as sink:
+    with (runtime.warehouse() as store, telemetry.operation("deliver.events", "events"),
+          runtime.event_sink() as sink, store.outbox.sending()):
         pending = store.outbox.pending()
         for event in pending:
             try:

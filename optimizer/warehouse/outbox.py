@@ -5,8 +5,11 @@ unannounced. An event stays pending until a sink has accepted it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
@@ -25,11 +28,25 @@ def insert_events(db: duckdb.DuckDBPyConnection, events: Sequence[OutgoingEvent]
         )
 
 
+_SENDERS: dict[Path, threading.Lock] = {}
+_SENDERS_GUARD = threading.Lock()
+
+
 class Outbox:
     """Events waiting for a sink, and what became of each delivery attempt."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, db: duckdb.DuckDBPyConnection, path: Path) -> None:
         self._db = db
+        with _SENDERS_GUARD:
+            self._sender = _SENDERS.setdefault(path.resolve(), threading.Lock())
+
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        """One sender per warehouse file at a time. Flows of one process that finish together
+        (rollouts, say) would otherwise both send the same pending event and collide marking it;
+        other processes cannot open the file meanwhile."""
+        with self._sender:
+            yield
 
     def queue(self, events: Sequence[OutgoingEvent]) -> None:
         """Put events in the outbox on their own; `pending` hands them to the sender."""

@@ -57,7 +57,7 @@ class Warehouse:
         self.loads = Loads(self._db)
         self.reference = ReferenceData(self._db)
         self.results = Results(self._db)
-        self.outbox = Outbox(self._db)
+        self.outbox = Outbox(self._db, self.path)
         self.runs = Runs(self._db)
         self.rollouts = Rollouts(self._db)
         self.audit = AuditLog(self._db)
