@@ -239,9 +239,7 @@ def markdown(report: dict[str, Any]) -> str:
     if "adhoc" in report:
         lines += adhoc.markdown(report["adhoc"], report["adhoc"]["rows"])
     if "cli_help" in report:
-        help_start = report["cli_help"]
-        lines += ["", f"`auto-optimizer --help`: {help_start['median_s']:.2f} s, median of "
-                  f"{len(help_start['rounds_s'])} cold starts (load average {help_start['load_average']:g})."]
+        lines += adhoc.help_markdown(report["cli_help"])
     if "extraction" in report:
         extraction = report["extraction"]
         lines += ["", f"Extraction over loopback ({extraction['requests_per_day']:,} requests a day, "

@@ -13,18 +13,20 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from deployments import cli_text
 from deployments.cli_api import add_api_command, cmd_api_serve
 from deployments.cli_limits import add_latency_limits, latency_limit_ms
-from optimizer import embedded_prefect
+from optimizer import defaults, embedded_prefect
 from optimizer.errors import BadInputError, OptimizerError
 from optimizer.redaction import redact, redacted_logging
-from optimizer.sandbox.world import WORLDS
-from optimizer.settings import ENV_PREFIX, SANDBOX_DEFAULT_TOKEN, Settings, http_url
+from optimizer.sandbox.worlds import WORLDS
+
+if TYPE_CHECKING:  # building the parser (and `--help`) loads neither pydantic nor the settings
+    from pydantic import BaseModel
+
+    from optimizer.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -109,6 +111,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from optimizer.sandbox import FaultSettings, SandboxConfig, serve
+    from optimizer.settings import http_url
 
     config = SandboxConfig(
         seed=args.seed,
@@ -140,6 +143,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 
 def cmd_webhook_serve(args: argparse.Namespace) -> int:
     from optimizer.processes import serve_until_stopped
+    from optimizer.settings import http_url
     from optimizer.webhook.app import ReceiverConfig, create_receiver
     from optimizer.webhook.deadlines import head_deadline_protocol
     from optimizer.webhook.inbox import Inbox
@@ -278,10 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="the local stand-in for the platform services")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     serve = sandbox_commands.add_parser("serve", help="serve the five platform APIs over HTTP")
-    serve.add_argument("--host", help="default AUTO_OPTIMIZER_SANDBOX_HOST (127.0.0.1)")
-    serve.add_argument("--port", type=int, help="default AUTO_OPTIMIZER_SANDBOX_PORT (8700)")
+    serve.add_argument("--host", help=f"default {defaults.ENV_PREFIX}SANDBOX_HOST ({defaults.LOOPBACK})")
+    serve.add_argument("--port", type=int, help=f"default {defaults.ENV_PREFIX}SANDBOX_PORT ({defaults.SANDBOX_DEFAULT_PORT})")
     serve.add_argument("--seed", type=int, default=42)
-    serve.add_argument("--token", default=SANDBOX_DEFAULT_TOKEN, help="bearer token clients must send")
+    serve.add_argument("--token", default=defaults.SANDBOX_DEFAULT_TOKEN, help="bearer token clients must send")
     serve.add_argument("--no-auth", action="store_true", help="accept requests without a token")
     serve.add_argument("--events-token", help="bearer token the event sink (/events) requires (default: none)")
     serve.add_argument("--requests-per-day", type=int, default=12_000)
@@ -308,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     webhook = commands.add_parser("webhook", help="the receiver for Sentinel and Governance CloudEvents")
     webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
     receive = webhook_commands.add_parser("serve", help="accept CloudEvents on POST /events and start response flows")
-    receive.add_argument("--host", help="default AUTO_OPTIMIZER_WEBHOOK_HOST (127.0.0.1)")
-    receive.add_argument("--port", type=int, help="default AUTO_OPTIMIZER_WEBHOOK_PORT (8710)")
+    receive.add_argument("--host", help=f"default {defaults.ENV_PREFIX}WEBHOOK_HOST ({defaults.LOOPBACK})")
+    receive.add_argument("--port", type=int, help=f"default {defaults.ENV_PREFIX}WEBHOOK_PORT ({defaults.WEBHOOK_DEFAULT_PORT})")
     receive.add_argument("--no-auth", action="store_true", help="accept events without a bearer token (local use only)")
     receive.set_defaults(handler=cmd_webhook_serve)
     add_api_command(commands)
@@ -346,10 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings_from_environment() -> Settings:
+    from pydantic import ValidationError
+
+    from optimizer.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{defaults.ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise BadInputError(f"bad setting: {problems}") from None
 
 

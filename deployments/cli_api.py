@@ -7,14 +7,15 @@ import argparse
 import sys
 from typing import Any
 
+from optimizer.defaults import API_SERVER_DEFAULT_PORT, ENV_PREFIX, LOOPBACK
 from optimizer.errors import BadInputError
-from optimizer.settings import http_url
 
 
 def cmd_api_serve(args: argparse.Namespace) -> int:
     from deployments.api import create_api
     from optimizer.pipeline.runtime import Runtime
     from optimizer.processes import serve_until_stopped
+    from optimizer.settings import http_url
     from optimizer.webhook.starter import PrefectStarter
 
     settings = args.settings
@@ -40,8 +41,8 @@ def add_api_command(commands: Any) -> None:
     api = commands.add_parser("api", help="the optimizer's own API: strategies, experiments, model selection")
     actions = api.add_subparsers(dest="api_command", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve the API until SIGTERM or Ctrl-C")
-    serve.add_argument("--host", help="default AUTO_OPTIMIZER_API_SERVER_HOST (127.0.0.1)")
-    serve.add_argument("--port", type=int, help="default AUTO_OPTIMIZER_API_SERVER_PORT (8720)")
+    serve.add_argument("--host", help=f"default {ENV_PREFIX}API_SERVER_HOST ({LOOPBACK})")
+    serve.add_argument("--port", type=int, help=f"default {ENV_PREFIX}API_SERVER_PORT ({API_SERVER_DEFAULT_PORT})")
     serve.add_argument("--no-auth", action="store_true", help="serve without a bearer token (local use only)")
     serve.add_argument("--no-register", action="store_true",
                        help="do not register at the Orchestrator (POST /optimization/strategies) on start")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
-from optimizer.schemas.analysis import MAX_P95_LATENCY_INCREASE_PCT
-from optimizer.settings import Settings
+from optimizer.defaults import ENV_PREFIX, MAX_LATENCY_INCREASE_MS, MAX_P95_LATENCY_INCREASE_PCT
+
+if TYPE_CHECKING:
+    from optimizer.settings import Settings
 
 NO_LIMIT = math.inf  # what `none` parses to, until it is read as "no limit" (None)
 
@@ -37,7 +40,8 @@ def add_latency_limits(command: argparse.ArgumentParser, *, p95: bool) -> None:
                                   f"(default {MAX_P95_LATENCY_INCREASE_PCT:g})")
     command.add_argument("--max-latency-increase-ms", type=_latency_ms, default=None,
                          help="how much the mean latency of a request may rise, in ms, held with confidence "
-                              "1 - alpha; 'none' for any (default AUTO_OPTIMIZER_MAX_LATENCY_INCREASE_MS, 200)")
+                              f"1 - alpha; 'none' for any (default {ENV_PREFIX}MAX_LATENCY_INCREASE_MS, "
+                              f"{MAX_LATENCY_INCREASE_MS:g})")
 
 
 def latency_limit_ms(args: argparse.Namespace, settings: Settings) -> float | None:

@@ -14,8 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from optimizer.defaults import API_SERVER_DEFAULT_PORT as API_SERVER_DEFAULT_PORT
+from optimizer.defaults import ENV_PREFIX as ENV_PREFIX
+from optimizer.defaults import LOOPBACK as LOOPBACK
+from optimizer.defaults import MAX_LATENCY_INCREASE_MS
+from optimizer.defaults import SANDBOX_DEFAULT_PORT as SANDBOX_DEFAULT_PORT
+from optimizer.defaults import SANDBOX_DEFAULT_TOKEN as SANDBOX_DEFAULT_TOKEN
+from optimizer.defaults import WEBHOOK_DEFAULT_PORT as WEBHOOK_DEFAULT_PORT
 from optimizer.redaction import redact_url, url_credentials
-from optimizer.schemas.analysis import MAX_LATENCY_INCREASE_MS
 from optimizer.schemas.records import DEFAULT_BOUNDS, RecordBounds
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,21 +33,13 @@ MODEL_CATALOG = (PACKAGE_DIR if INSTALLED else PROJECT_ROOT) / "data" / "model_c
 # The default data folder: a checkout's own data/ (ignored by git), or data/ in the working
 # directory of an installed tool, since site-packages is no place to write.
 DATA_DIR = Path.cwd() / "data" if INSTALLED else PROJECT_ROOT / "data"
-LOOPBACK = "127.0.0.1"
-SANDBOX_DEFAULT_PORT = 8700
-WEBHOOK_DEFAULT_PORT = 8710
-API_SERVER_DEFAULT_PORT = 8720
 PREFECT_DEFAULT_PORT = 4200
-SANDBOX_DEFAULT_TOKEN = "local-sandbox-token"
 # The webhook receiver's defaults, here once: its settings below and its own configuration
 # (for a receiver built without settings, as the tests build it) both read them.
 WEBHOOK_DEFAULT_MAX_BYTES = 1024 * 1024
 WEBHOOK_DEFAULT_READ_TIMEOUT_S = 10.0
 WEBHOOK_DEFAULT_START_CONCURRENCY = 50
 SERVICES = ("observatory", "governance", "registry", "orchestrator", "sentinel")
-
-
-ENV_PREFIX = "AUTO_OPTIMIZER_"
 
 
 def sandbox_endpoints(base_url: str) -> dict[str, str]:

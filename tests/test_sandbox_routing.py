@@ -16,7 +16,7 @@ import pytest
 
 from optimizer.clients import PlatformClients
 from optimizer.sandbox import SandboxServer
-from optimizer.sandbox.world import WORLDS
+from optimizer.sandbox.worlds import WORLDS
 from optimizer.schemas.routing import (
     CascadeConfig,
     EscalationThreshold,

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.sandbox.world import APPLICATIONS, DIFFICULTY_BY_COMPLEXITY, Drift
+from optimizer.sandbox.world import APPLICATIONS, DIFFICULTY_BY_COMPLEXITY
+from optimizer.sandbox.worlds import Drift
 from optimizer.schemas.routing import RoutingConfig, RoutingRule, complexity_score
 
 PROMPT_LATENCY_MS = 0.015  # per prompt token, on every model

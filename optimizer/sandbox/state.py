@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, field_validator
 from optimizer.catalog import load_catalog
 from optimizer.sandbox.faults import FaultInjector, FaultSettings
 from optimizer.sandbox.traffic import TrafficGenerator
-from optimizer.sandbox.world import APPLICATIONS, BUDGET_FACTORS, EXPERIMENTS, TEAMS, WORLDS
+from optimizer.sandbox.world import APPLICATIONS, BUDGET_FACTORS, EXPERIMENTS, TEAMS
+from optimizer.sandbox.worlds import WORLDS
 from optimizer.schemas.governance import (
     CostRecord,
     Policy,
@@ -55,7 +56,7 @@ class SandboxConfig(BaseModel):
     # Which APIs it serves where the specification and the upstream services differ: both
     # (the default), or only one, so a client speaking the other fails as it would for real.
     api_style: Literal["both", "spec", "upstream"] = "both"
-    # Which world it plays (`optimizer.sandbox.world.WORLDS`): volume and how models drift.
+    # Which world it plays (`optimizer.sandbox.worlds.WORLDS`): volume and how models drift.
     world: str = "default"
 
     @field_validator("world")

@@ -40,11 +40,11 @@ from optimizer.sandbox.world import (
     EXPERIMENTS,
     MODEL_BEHAVIOUR,
     TASK_LABELS,
-    Drift,
     ExperimentPlan,
     Incident,
     seeded_incidents,
 )
+from optimizer.sandbox.worlds import Drift
 from optimizer.schemas.registry import ModelProfile
 from optimizer.schemas.routing import RoutingConfig
 

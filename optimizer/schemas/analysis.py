@@ -11,20 +11,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from optimizer.defaults import MAX_LATENCY_INCREASE_MS as MAX_LATENCY_INCREASE_MS
+from optimizer.defaults import MAX_P95_LATENCY_INCREASE_PCT as MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.registry import StoredExperiment, TokenPrices
 
 Decision = Literal["adopt", "reject", "insufficient_data"]
 Interval = tuple[float, float]
 
-
-# How much a cascade may raise p95 latency by default, in percent: below the 30% a rollout's
-# guardrail allows, since the guardrail reads a noisy percentile of a small experiment arm.
-MAX_P95_LATENCY_INCREASE_PCT = 20.0
-# How much a recommendation may raise the mean latency of a request, in ms: the specification's
-# `max_latency_increase_ms` goal (200), held by a one-sided upper confidence bound. The percent
-# budget above guards the tail; this one the average a user waits.
-MAX_LATENCY_INCREASE_MS = 200.0
+# The latency limits' defaults (MAX_P95_LATENCY_INCREASE_PCT, MAX_LATENCY_INCREASE_MS) live in
+# `optimizer.defaults`, where the command line's help reads them without loading pydantic.
 
 class ResultModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
