@@ -6,7 +6,11 @@ the levels' scores).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
 
 from optimizer.schemas.routing import COMPLEXITY_LEVELS, complexity_threshold
 
@@ -15,6 +19,8 @@ LATENCY_STEP = 5  # the p95 latency is known at every fifth grid step (0.00, 0.0
 FAILED_PRIMARY_BIN = -1  # the primary model errored: such requests always escalate
 DIRECT_BIN = GRID_STEPS + 1  # requests the cascade sends straight to the fallback (too complex)
 MIN_PAIRS = 200
+TAIL = 0.95  # the latency percentile a cascade's budget holds
+NO_LEVEL = len(COMPLEXITY_LEVELS)  # a pair whose request has no complexity level: above every cutoff
 __all__ = ["COMPLEXITY_LEVELS", "complexity_threshold"]  # the levels' scores live with the routing schema
 
 
@@ -103,3 +109,46 @@ class ApplicationPairs:
     application_id: str
     fallback_model: str | None  # the model that served most of its non-shadow requests
     candidates: tuple[CandidatePairs, ...]
+
+
+def quantile_cont(values: np.ndarray, q: float, *, below: int = 0) -> float:
+    """DuckDB's `quantile_cont` of `values` and `below` more values known to lie under the
+    two order statistics it reads: those at floor and ceil of (n - 1) q, lo and hi,
+    interpolated as lo (1 - d) + hi d with one rounding for the first product and the sum
+    (a fused multiply-add, as DuckDB's build computes it): the same float, bit for bit."""
+    position = (len(values) + below - 1) * q
+    lo_rank, hi_rank = math.floor(position), math.ceil(position)
+    ordered = np.partition(values, sorted({lo_rank - below, hi_rank - below}))
+    lo, hi = float(ordered[lo_rank - below]), float(ordered[hi_rank - below])
+    if lo_rank == hi_rank:
+        return lo
+    weight = position - lo_rank
+    return float(Fraction(lo) * Fraction(1.0 - weight) + Fraction(hi * weight))
+
+
+def latency_tails(bins: np.ndarray, levels: np.ndarray, primary: np.ndarray, fallback: np.ndarray,
+                  ) -> tuple[float, list[list[tuple[int, float]]]]:
+    """One candidate's pairs (primary bin, complexity level or NO_LEVEL, both latencies) as
+    the fallback's p95 latency alone and, for each highest level routed to the primary (0, 1,
+    and the last for every request, whatever its level), the cascade's p95 at every
+    LATENCY_STEP-th threshold step.
+
+    A routed request waits for the primary, and for the fallback too when its bin is below
+    the threshold; the others wait for the fallback alone. A pair's wait only grows with the
+    threshold, so the pairs that stay under the lowest threshold's lower order statistic at
+    every threshold are counted, not sorted again for each (most of them: the tail is 5%).
+    """
+    steps = range(0, GRID_STEPS + 1, LATENCY_STEP)
+    by_cutoff = []
+    for cutoff in range(len(COMPLEXITY_LEVELS)):
+        routed = levels <= cutoff if cutoff < len(COMPLEXITY_LEVELS) - 1 else np.ones(len(levels), dtype=bool)
+        fastest = np.where(routed, primary, fallback)
+        slowest = np.where(routed, primary + fallback, fallback)
+        lo_rank = math.floor((len(fastest) - 1) * TAIL)
+        tail = slowest >= np.partition(fastest, lo_rank)[lo_rank]
+        below = len(fastest) - int(np.count_nonzero(tail))
+        kept_when = np.where(routed[tail], bins[tail], FAILED_PRIMARY_BIN - 1)  # never kept when not routed
+        kept, escalated = primary[tail], slowest[tail]
+        by_cutoff.append([(step, quantile_cont(np.where(kept_when >= step, kept, escalated), TAIL, below=below))
+                          for step in steps])
+    return quantile_cont(fallback, TAIL), by_cutoff

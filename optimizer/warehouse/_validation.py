@@ -10,6 +10,7 @@ tallies them per rule.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
@@ -197,6 +198,44 @@ def quarantine_record(present: Mapping[str, str], *, source_alias: str = "s", li
     return f"CAST(to_json(struct_pack({', '.join(fields)})) AS VARCHAR)"
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """The contract's rules over one staged relation: each column's typed value and checks."""
+
+    typed: list[tuple[str, str]]  # (column name, its typed value)
+    checks: list[Check]  # every rule, in the order its reasons are listed
+    by_column: list[list[str]]  # each present column's conditions, its length rule among them
+
+
+def _rules(present: Mapping[str, str], bounds: RecordBounds, source_alias: str) -> _Rules:
+    typed_columns: list[tuple[str, str]] = []
+    problems: list[Check] = []
+    by_column: list[list[str]] = []
+    text_columns: list[tuple[str, str, str]] = []
+    for column in REQUEST_COLUMNS:
+        raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
+        source_type = present.get(column.name)
+        typed = _typed(column, raw, source_type)
+        # Rows staged from telemetry carry `_unknown`: a missing column there is told which
+        # attribute would have given it.
+        checks = _checks(column, raw, typed, source_type, bounds, telemetry="_unknown" in present)
+        problems += checks
+        conditions = [condition for condition, _ in checks]
+        if column.kind == "string" and column.name in present and not is_unusable(source_type):
+            text_columns.append((column.name, raw, typed))
+            if bounds.max_text_length is not None:
+                conditions.append(f"strlen(CAST({raw} AS VARCHAR)) > {bounds.max_text_length}")
+        by_column.append(conditions)
+        if column.default is not None:
+            typed = f"coalesce({typed}, {str(column.default).upper()})"
+        typed_columns.append((column.name, typed))
+    if bounds.max_text_length is not None:
+        problems += _too_long(text_columns, bounds.max_text_length)
+    if "_error" in present:
+        by_column.append([f"NULLIF({source_alias}._error, '') IS NOT NULL"])
+    return _Rules(typed_columns, problems, [conditions for conditions in by_column if conditions])
+
+
 def typed_projection(
     present: Mapping[str, str], *, bounds: RecordBounds = DEFAULT_BOUNDS, source_alias: str = "s",
     with_raw: bool = True, columns: Collection[str] | None = None,
@@ -212,25 +251,9 @@ def typed_projection(
     statement that does not use them never computes them. `columns` keeps only those typed
     columns (default all); every column's rules are checked all the same.
     """
-    items = []
-    problems: list[Check] = []
-    text_columns: list[tuple[str, str, str]] = []
-    for column in REQUEST_COLUMNS:
-        raw = f"{source_alias}.{quote(column.name)}" if column.name in present else "NULL"
-        source_type = present.get(column.name)
-        typed = _typed(column, raw, source_type)
-        # Rows staged from telemetry carry `_unknown`: a missing column there is told which
-        # attribute would have given it.
-        problems += _checks(column, raw, typed, source_type, bounds, telemetry="_unknown" in present)
-        if column.kind == "string" and column.name in present and not is_unusable(source_type):
-            text_columns.append((column.name, raw, typed))
-        if column.default is not None:
-            typed = f"coalesce({typed}, {str(column.default).upper()})"
-        if columns is None or column.name in columns:
-            items.append(f"{typed} AS {quote(column.name)}")
-    if bounds.max_text_length is not None:
-        problems += _too_long(text_columns, bounds.max_text_length)
-    checked = joined_reasons(problems)
+    rules = _rules(present, bounds, source_alias)
+    items = [f"{typed} AS {quote(name)}" for name, typed in rules.typed if columns is None or name in columns]
+    checked = joined_reasons(rules.checks)
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
     if with_raw:
@@ -241,6 +264,18 @@ def typed_projection(
         items.append(f"{row_hash} AS _row_hash")
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)
+
+
+def suspect_conditions(
+    present: Mapping[str, str], *, bounds: RecordBounds = DEFAULT_BOUNDS, source_alias: str = "s",
+) -> list[str]:
+    """Conditions, each on one staged column, that hold for every row whose `_problems`
+    (`typed_projection`) is not NULL, and for few others (text long in bytes, not in
+    characters). Filtering a scan by one of them is evaluated in the scan, on a column
+    alone, once per dictionary value: on a clean file much cheaper than `_problems` for
+    every row, which needs every column of the row at once."""
+    return [" OR ".join(f"({condition})" for condition in conditions)
+            for conditions in _rules(present, bounds, source_alias).by_column]
 
 
 def count_reasons(

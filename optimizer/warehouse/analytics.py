@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from optimizer.analysis.cascade_pairs import (
     FAILED_PRIMARY_BIN,
     GRID_STEPS,
-    LATENCY_STEP,
+    NO_LEVEL,
     ApplicationPairs,
     CandidatePairs,
     PairBin,
+    latency_tails,
 )
 from optimizer.analysis.compression import FLOOR_GRID, CompressionData, PromptBucket
 from optimizer.analysis.experiments import VariantStatistics
@@ -30,7 +32,12 @@ from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary, VariantUsage
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
-from optimizer.warehouse._validation import count_reasons, literal, typed_projection
+from optimizer.warehouse._validation import (
+    count_reasons,
+    literal,
+    suspect_conditions,
+    typed_projection,
+)
 from optimizer.warehouse.parquet_input import parquet_columns
 from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
@@ -74,6 +81,28 @@ _PAIRS = f"""paired AS MATERIALIZED (
 )"""
 
 
+_PLACE = "s.file_index, s.file_row_number"  # a row of Parquet input: its file and its place in it
+
+
+def _check_in_place(db: duckdb.DuckDBPyConnection, source: str, types: Mapping[str, str]) -> tuple[int, int]:
+    """Rows of `source` and rows that break a rule, those kept in the temporary table `broken`
+    (their place and `_problems`): the suspects of one scan per column, then every rule on
+    the suspects alone (on a clean file, none)."""
+    suspects = " UNION ALL ".join(f"SELECT {_PLACE} FROM {source} AS s WHERE {condition}"
+                                  for condition in suspect_conditions(types))
+    db.execute(f"CREATE TEMP TABLE suspect AS {suspects}")
+    db.execute(
+        f"CREATE TEMP TABLE broken AS SELECT * FROM (SELECT {_PLACE}, {typed_projection(types, with_raw=False, columns=())} "
+        f"FROM {source} AS s SEMI JOIN suspect AS x ON x.file_index = s.file_index AND x.file_row_number = s.file_row_number"
+        ") WHERE _problems IS NOT NULL"
+        if db.execute("SELECT count(*) FROM suspect").fetchone() != (0,) else
+        "CREATE TEMP TABLE broken (file_index UBIGINT, file_row_number BIGINT, _problems VARCHAR)"
+    )
+    counts = db.execute(f"SELECT (SELECT count(*) FROM {source}), (SELECT count(*) FROM broken)").fetchone()
+    assert counts is not None
+    return int(counts[0]), int(counts[1])
+
+
 class RequestSource(TrafficQueries):
     """Request records ready for analysis in a DuckDB relation named `requests`,
     optionally restricted to the time window [start, end)."""
@@ -100,11 +129,14 @@ class RequestSource(TrafficQueries):
                      reads: Collection[str] | None = None) -> RequestSource:
         """Check, type and filter Parquet files of request records (`label` names them in errors).
 
-        Every rule is checked on every column, in one pass over the files. With `reads` (the
-        columns the analyses to run read, e.g. `EXPERIMENT_READS`), that pass keeps only the
-        rows that break a rule, and each query reads its columns from the files again, typed,
-        leaving those rows out: Parquet is columnar, and reading a few columns again costs less
-        than copying them. Without it, every column of every row is copied once.
+        Every rule is checked on every row. With `reads` (the columns the analyses to run
+        read, e.g. `EXPERIMENT_READS`), the files are scanned once per column for rows that
+        might break a rule about it (DuckDB evaluates such a filter in the scan, once per
+        distinct value of a dictionary-encoded column), and only those suspects are checked
+        row by row, their reasons kept; each query then reads its columns from the files
+        again, typed, leaving the broken rows out: Parquet is columnar, and reading a few
+        columns again costs less than copying them. Without `reads`, every column of every
+        row is checked and copied once.
 
         Raises BadInputError naming the input and column when it cannot be read, is empty,
         lacks a column the analysis `needs` (or the record requires), or holds a column of
@@ -121,29 +153,27 @@ class RequestSource(TrafficQueries):
         rereads = reads is not None and not {"file_index", "file_row_number"} & set(types)
         source = f"read_parquet([{', '.join(literal(f) for f in files)}], union_by_name = true)"
         if rereads:
-            place = "s.file_index, s.file_row_number"
-            db.execute(
-                f"CREATE TEMP TABLE broken AS SELECT * FROM (SELECT {place}, "
-                f"{typed_projection(types, with_raw=False, columns=())} FROM {source} AS s) WHERE _problems IS NOT NULL"
-            )
-            counts = db.execute(f"SELECT (SELECT count(*) FROM {source}), (SELECT count(*) FROM broken)").fetchone()
-            typed = f"SELECT {place}, {typed_projection(types, with_raw=False, columns=reads)} FROM {source} AS s"
-            db.execute(
-                f"CREATE TEMP VIEW requests AS SELECT * EXCLUDE (file_index, file_row_number, _problems) FROM ({typed}) "
-                "ANTI JOIN broken USING (file_index, file_row_number)"
-            )
+            rows, excluded = _check_in_place(db, source, types)
+            typed = typed_projection(types, with_raw=False, columns=reads)
+            if excluded:
+                db.execute(
+                    f"CREATE TEMP VIEW requests AS SELECT * EXCLUDE (file_index, file_row_number, _problems) FROM "
+                    f"(SELECT {_PLACE}, {typed} FROM {source} AS s) ANTI JOIN broken USING (file_index, file_row_number)"
+                )
+            else:
+                db.execute(f"CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM (SELECT {typed} FROM {source} AS s)")
             reasons_from = "broken"
         else:
             db.execute(f"CREATE TEMP TABLE checked AS SELECT {typed_projection(types, with_raw=False, columns=reads)} "
                        f"FROM {source} AS s")
             counts = db.execute("SELECT count(*), count(_problems) FROM checked").fetchone()
+            assert counts is not None
+            rows, excluded = int(counts[0]), int(counts[1])
             db.execute("CREATE TEMP VIEW requests AS SELECT * EXCLUDE (_problems) FROM checked WHERE _problems IS NULL")
             reasons_from = "checked"
-        assert counts is not None
-        rows, excluded = int(counts[0]), int(counts[1])
         if rows == 0:
             raise BadInputError(f"{label}: no rows")
-        reasons = count_reasons(db, f"SELECT _problems AS reason FROM {reasons_from}")
+        reasons = count_reasons(db, f"SELECT _problems AS reason FROM {reasons_from}") if excluded else {}
         return cls(db, InputSummary(rows=rows, rows_excluded=excluded, exclusion_reasons=reasons))
 
     # ---- experiments -----------------------------------------------------------------
@@ -233,47 +263,42 @@ class RequestSource(TrafficQueries):
     def cascade_pairs(self) -> list[ApplicationPairs]:
         """Shadow pairs of each application's current model with every other model, binned
         by the other model's confidence on the threshold grid (and by complexity level)."""
-        # One query, so the window is scanned for pairs once: the bins' sums, and beside them each
-        # candidate's p95 latency at every LATENCY_STEP-th threshold and the fallback's, for the
-        # cascade routing every request to the primary (cutoff 2) and those routing only requests
-        # up to a complexity level (the others are answered by the fallback alone).
-        rows = self._rows(
+        # The window is scanned for pairs once, into a temporary table of one row per pair (and
+        # one empty row per application without any): the bins' sums come from it in SQL, and
+        # each candidate's p95 latencies at every LATENCY_STEP-th threshold, for the cascade
+        # routing every request to the primary and those routing only requests up to a
+        # complexity level, from its latencies in one pass (`latency_tails`).
+        self._db.execute(
             f"""
-            WITH {CURRENT_MODEL}, {_PAIRS},
-            tails AS (
-                SELECT application_id, primary_model, list(p95 ORDER BY cutoff, step) AS p95s
-                FROM (
-                    SELECT application_id, primary_model, k.cutoff, s.step,
-                           quantile_cont(CASE WHEN k.cutoff < 2 AND (level IS NULL OR level > k.cutoff)
-                                                   THEN fallback_latency
-                                              WHEN bin >= s.step THEN primary_latency
-                                              ELSE primary_latency + fallback_latency END, 0.95) AS p95
-                    FROM pairs, (SELECT range * {LATENCY_STEP} AS step
-                                 FROM range(0, {GRID_STEPS // LATENCY_STEP + 1})) AS s,
-                         (SELECT range AS cutoff FROM range(0, 3)) AS k
-                    GROUP BY ALL
-                )
-                GROUP BY ALL
-            ),
-            fallback_tails AS (  -- once per candidate, not once per threshold
-                SELECT application_id, primary_model, quantile_cont(fallback_latency, 0.95) AS fallback_p95
-                FROM pairs GROUP BY ALL
-            )
-            SELECT m.application_id, m.model, p.primary_model, p.bin, p.level, count(p.bin), fsum(p.diff),
-                   fsum(p.diff * p.diff), fsum(p.primary_cost), fsum(p.fallback_cost), fsum(p.primary_latency),
-                   fsum(p.fallback_latency), fsum((p.primary_latency - p.fallback_latency) * (p.primary_latency - p.fallback_latency)),
-                   fsum(p.primary_latency * p.primary_latency), any_value(t.p95s), any_value(f.fallback_p95)
+            CREATE OR REPLACE TEMP TABLE cascade_pairs AS
+            WITH {CURRENT_MODEL}, {_PAIRS}
+            SELECT m.application_id, m.model AS fallback_model, p.* EXCLUDE (application_id)
             FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
-            LEFT JOIN tails AS t ON t.application_id = p.application_id AND t.primary_model = p.primary_model
-            LEFT JOIN fallback_tails AS f ON f.application_id = p.application_id AND f.primary_model = p.primary_model
-            GROUP BY m.application_id, m.model, p.primary_model, p.bin, p.level ORDER BY ALL
-            """
+            """,
+            self._window,
         )
-        steps = range(0, GRID_STEPS + 1, LATENCY_STEP)
+        try:
+            rows = self._db.execute(
+                """
+                SELECT application_id, fallback_model, primary_model, bin, level, count(bin), fsum(diff),
+                       fsum(diff * diff), fsum(primary_cost), fsum(fallback_cost), fsum(primary_latency),
+                       fsum(fallback_latency), fsum((primary_latency - fallback_latency) * (primary_latency - fallback_latency)),
+                       fsum(primary_latency * primary_latency)
+                FROM cascade_pairs GROUP BY ALL ORDER BY ALL
+                """
+            ).fetchall()
+            # In the order of the rows above, so each candidate's pairs are the next n_pairs.
+            latencies = self._db.execute(
+                f"""
+                SELECT bin, coalesce(level, {NO_LEVEL}) AS level, primary_latency, fallback_latency
+                FROM cascade_pairs WHERE primary_model IS NOT NULL ORDER BY application_id, primary_model
+                """
+            ).fetchnumpy()
+        finally:
+            self._db.execute("DROP TABLE IF EXISTS temp.cascade_pairs")
         fallbacks: dict[str, str] = {}
         bins: dict[str, dict[str, list[PairBin]]] = {}
-        latency: dict[tuple[str, str], dict[str, Any]] = {}
-        for app, fallback, model, bin_, level, n, d, d2, pc, fc, pl, fl, kept2, primary2, p95s, fallback_p95 in rows:
+        for app, fallback, model, bin_, level, n, d, d2, pc, fc, pl, fl, kept2, primary2 in rows:
             fallbacks[app] = fallback
             candidates = bins.setdefault(app, {})
             if model is not None:
@@ -281,20 +306,22 @@ class RequestSource(TrafficQueries):
                     PairBin(int(bin_), int(n), float(d), float(d2), float(pc), float(fc), float(pl), float(fl),
                             float(kept2), float(primary2), None if level is None else int(level))
                 )
-                by_cutoff = [list(zip(steps, map(float, p95s[k * len(steps):(k + 1) * len(steps)]), strict=True))
-                             for k in range(3)]
-                latency[(app, model)] = {
-                    "p95_latency_ms": tuple(by_cutoff[2]), "fallback_p95_latency_ms": float(fallback_p95),
-                    "routed_p95_latency_ms": tuple((k, s, p) for k in range(2) for s, p in by_cutoff[k]),
-                }
-        return [
-            ApplicationPairs(
-                application_id=str(app),
-                fallback_model=str(fallbacks[app]),
-                candidates=tuple(CandidatePairs(m, tuple(b), **latency[(app, m)]) for m, b in sorted(models.items())),
-            )
-            for app, models in sorted(bins.items())
-        ]
+        found = []
+        start = 0
+        for app, models in bins.items():  # in the order of the latencies' rows
+            tails = []
+            for model, pair_bins in models.items():
+                end = start + sum(b.n for b in pair_bins)
+                fallback_p95, by_cutoff = latency_tails(*(np.asarray(latencies[column][start:end]) for column in (
+                    "bin", "level", "primary_latency", "fallback_latency")))
+                start = end
+                tails.append(CandidatePairs(
+                    model, tuple(pair_bins), p95_latency_ms=tuple(by_cutoff[-1]), fallback_p95_latency_ms=fallback_p95,
+                    routed_p95_latency_ms=tuple((k, s, p) for k in range(len(by_cutoff) - 1) for s, p in by_cutoff[k]),
+                ))
+            found.append(ApplicationPairs(application_id=str(app), fallback_model=str(fallbacks[app]),
+                                          candidates=tuple(sorted(tails, key=lambda c: c.primary_model))))
+        return sorted(found, key=lambda a: a.application_id)
 
     # ---- compression -----------------------------------------------------------------
 
