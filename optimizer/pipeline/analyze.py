@@ -6,11 +6,12 @@ and summarised in DuckDB, then the pure statistics of `optimizer.analysis`.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from optimizer import telemetry
 from optimizer.analysis import batching, caching, cascade, compression
 from optimizer.analysis.experiments import (
     CONTROL,
@@ -108,6 +109,10 @@ def _check_level(alpha: float, max_quality_drop: float | None = None,
 
 
 def _file_source(path: Path, needs: tuple[str, ...], reads: tuple[str, ...]) -> RequestSource:
+    # The statistics' distributions (scipy.special, about a third of a second to import) load
+    # on a thread while DuckDB checks the file, which releases the GIL: on a second core the
+    # import costs the command no time. Not a daemon, so an early exit waits for the import.
+    threading.Thread(target=importlib.import_module, args=("scipy.special",), name="load-distributions").start()
     return RequestSource.from_parquet(parquet_inputs(path), label=str(path), needs=needs, reads=reads)
 
 
@@ -226,6 +231,9 @@ def _analyse(
     batch_prices: Mapping[str, TokenPrices], max_quality_drop: float, alpha: float,
     max_p95_latency_increase_pct: float | None, max_latency_increase_ms: float | None, log: Log,
 ) -> ApplicationAnalysis:
+    # OpenTelemetry's SDK, loaded here: only the nightly run's analyses report spans.
+    from optimizer import telemetry
+
     about = {"optimization.application_id": application} if application else {}
     with telemetry.operation("analyze.cascade", "model_cascade", **about):
         cascades = cascade_report(source, max_quality_drop=max_quality_drop, alpha=alpha,
@@ -247,6 +255,8 @@ def _analyse(
 
 def analyze_running_experiments(runtime: Runtime, alpha: float, *, log: Log = LOG) -> list[ExperimentFinding]:
     """Every running experiment over all its data, against its planned allocation."""
+    from optimizer import telemetry
+
     findings = []
     with telemetry.operation("analyze.experiments", "ab_test"), runtime.warehouse() as store:
         source = store.request_source()
