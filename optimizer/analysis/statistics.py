@@ -7,9 +7,7 @@ numbers, so a test of ten million rows costs what a test of ten does. No I/O, no
 Distributions are evaluated with `scipy.special`, the functions behind `scipy.stats`'s
 normal, t and chi-square distributions: the same numbers, without the distribution
 objects' per-call overhead (about 1 ms each), which simulations of thousands of
-analyses and the nightly run's many comparisons would otherwise spend. `scipy.special` is
-loaded on first use (about a third of a second): the ad-hoc commands load it on a thread
-while DuckDB reads their file (`optimizer.pipeline.analyze`).
+analyses and the nightly run's many comparisons would otherwise spend.
 """
 
 from __future__ import annotations
@@ -17,17 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from scipy import special
 
 Interval = tuple[float, float]
-
-
-def _special() -> Any:
-    from scipy import special
-
-    return special
 
 
 @dataclass(frozen=True)
@@ -111,11 +103,11 @@ class Difference:
 
 
 def normal_quantile(probability: float) -> float:
-    return float(_special().ndtri(probability))
+    return float(special.ndtri(probability))
 
 
 def normal_cdf(x: float) -> float:
-    return float(_special().ndtr(x))
+    return float(special.ndtr(x))
 
 
 def _two_sided_normal_p(statistic: float) -> float:
@@ -123,7 +115,7 @@ def _two_sided_normal_p(statistic: float) -> float:
 
 
 def _two_sided_t_p(statistic: float, df: float) -> float:
-    return float(2 * _special().stdtr(df, -abs(statistic)))
+    return float(2 * special.stdtr(df, -abs(statistic)))
 
 
 def _degenerate_p(difference: float) -> float:
@@ -159,7 +151,7 @@ def welch(control: SampleMean, treatment: SampleMean, alpha: float = 0.05) -> Di
         # the pooled degrees of freedom are the limit it tends to.
         df = (v_c + v_t) ** 2 / denominator if denominator > 0 else max(control.n + treatment.n - 2, 1)
         p_value = _two_sided_t_p(difference / se, df)
-        half = float(_special().stdtrit(df, 1 - alpha / 2)) * se
+        half = float(special.stdtrit(df, 1 - alpha / 2)) * se
         ci = (difference - half, difference + half)
     relative, relative_ci = relative_difference(control, treatment, alpha)
     return Difference(control.mean, treatment.mean, difference, se, ci, p_value, relative, relative_ci)
@@ -184,7 +176,7 @@ def mean_interval(sample: SampleMean, alpha: float = 0.05) -> Interval:
     """Two-sided t interval for one mean (used for paired differences)."""
     if sample.n < 2 or sample.variance == 0:
         return (sample.mean, sample.mean)
-    half = float(_special().stdtrit(sample.n - 1, 1 - alpha / 2)) * math.sqrt(sample.variance_of_mean)
+    half = float(special.stdtrit(sample.n - 1, 1 - alpha / 2)) * math.sqrt(sample.variance_of_mean)
     return (sample.mean - half, sample.mean + half)
 
 
@@ -219,7 +211,7 @@ def sample_ratio_p_value(observed: Mapping[str, int], expected_shares: Mapping[s
         return 1.0
     expected = counts.sum() * shares / shares.sum()
     statistic = float(((counts - expected) ** 2 / expected).sum())
-    return float(_special().chdtrc(len(names) - 1, statistic))
+    return float(special.chdtrc(len(names) - 1, statistic))
 
 
 def minimum_detectable_effect(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:

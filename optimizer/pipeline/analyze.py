@@ -6,8 +6,6 @@ and summarised in DuckDB, then the pure statistics of `optimizer.analysis`.
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -109,10 +107,6 @@ def _check_level(alpha: float, max_quality_drop: float | None = None,
 
 
 def _file_source(path: Path, needs: tuple[str, ...], reads: tuple[str, ...]) -> RequestSource:
-    # The statistics' distributions (scipy.special, about a third of a second to import) load
-    # on a thread while DuckDB checks the file, which releases the GIL: on a second core the
-    # import costs the command no time. Not a daemon, so an early exit waits for the import.
-    threading.Thread(target=importlib.import_module, args=("scipy.special",), name="load-distributions").start()
     return RequestSource.from_parquet(parquet_inputs(path), label=str(path), needs=needs, reads=reads)
 
 
