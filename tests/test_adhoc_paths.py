@@ -23,7 +23,7 @@ from optimizer.analysis.cascade_pairs import (
 )
 from optimizer.schemas.arrow import REQUEST_ARROW_SCHEMA
 from optimizer.warehouse._validation import literal, suspect_conditions, typed_projection
-from optimizer.warehouse.analytics import EXPERIMENT_READS, RequestSource
+from optimizer.warehouse.analytics import EXPERIMENT_READS, RequestSource, _as_is
 from optimizer.warehouse.parquet_input import parquet_columns
 
 # The cascade's latency at a threshold step for a highest routed level (cutoff), as SQL: what
@@ -121,3 +121,19 @@ def test_suspects_hold_every_broken_row_and_only_the_broken_are_left_out(tmp_pat
         "latency_ms is not finite": 1, "request_id is missing": 1, "status is not one of ok, error": 1,
         "team_id is longer than 256 characters": 1}
     assert sum(v.cost_usd.n for v in checked.experiment_variants("exp")) == 37
+
+
+def test_text_is_read_as_it_is_only_where_no_value_needs_trimming(tmp_path: Path) -> None:
+    rows = [_row(i) for i in range(40)]
+    for i in (4, 10):  # treatment rows turned control
+        rows[i] |= {"variant_id": "control\u3000 "}  # trimmed to 'control' (an ideographic space too)
+    path = tmp_path / "spaced.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=REQUEST_ARROW_SCHEMA), path)
+    db = duckdb.connect()
+    types = parquet_columns(db, [str(path)], label="spaced", required=(), check_types=True)
+
+    plain = _as_is(db, f"read_parquet({literal(str(path))})", types, EXPERIMENT_READS)
+
+    assert plain == {"experiment_id", "status"}  # variant_id needs trimming; ts and the numbers are not text
+    variants = RequestSource.from_parquet([path], label="spaced", reads=EXPERIMENT_READS).experiment_variants("exp")
+    assert {v.variant_id: v.cost_usd.n for v in variants} == {"control": 22, "treatment": 18}

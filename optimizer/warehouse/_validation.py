@@ -28,6 +28,7 @@ from optimizer.schemas.telemetry import missing_hint
 
 # cost_usd may be absent when the model's list price can compute it (docs/request-record.md).
 DERIVABLE = frozenset({"cost_usd"})
+TEXT_COLUMN_NAMES = frozenset(column.name for column in REQUEST_COLUMNS if column.kind == "string")
 
 
 def quote(identifier: str) -> str:
@@ -238,7 +239,7 @@ def _rules(present: Mapping[str, str], bounds: RecordBounds, source_alias: str) 
 
 def typed_projection(
     present: Mapping[str, str], *, bounds: RecordBounds = DEFAULT_BOUNDS, source_alias: str = "s",
-    with_raw: bool = True, columns: Collection[str] | None = None,
+    with_raw: bool = True, columns: Collection[str] | None = None, as_is: Collection[str] = (),
 ) -> str:
     """SELECT list: each contract column typed, plus `_problems` (NULL for a clean row).
 
@@ -249,10 +250,14 @@ def typed_projection(
     `_raw` is what quarantine would keep of the row and `_row_hash` tells rows apart (the
     staged `_digest` of a JSON record, else every column's value, the unknown ones too); a
     statement that does not use them never computes them. `columns` keeps only those typed
-    columns (default all); every column's rules are checked all the same.
+    columns (default all); every column's rules are checked all the same. Text columns in
+    `as_is` hold no value that typing changes (`changed_by_typing`) and are read as they are,
+    without trimming every value.
     """
     rules = _rules(present, bounds, source_alias)
-    items = [f"{typed} AS {quote(name)}" for name, typed in rules.typed if columns is None or name in columns]
+    plain = {name for name in as_is if name in TEXT_COLUMN_NAMES and present.get(name) == "VARCHAR"}
+    items = [f"{f'{source_alias}.{quote(name)}' if name in plain else typed} AS {quote(name)}"
+             for name, typed in rules.typed if columns is None or name in columns]
     checked = joined_reasons(rules.checks)
     if "_error" in present:
         checked = f"coalesce(NULLIF({source_alias}._error, ''), {checked})"
@@ -264,6 +269,12 @@ def typed_projection(
         items.append(f"{row_hash} AS _row_hash")
     items.append(f"{checked} AS _problems")
     return ",\n    ".join(items)
+
+
+def changed_by_typing(name: str, *, source_alias: str = "s") -> str:
+    """A text value that typing changes: trimmed, or blank and so NULL."""
+    raw = f"{source_alias}.{quote(name)}"
+    return f"{raw} IS NOT NULL AND NULLIF(TRIM({raw}), '') IS DISTINCT FROM {raw}"
 
 
 def suspect_conditions(

@@ -33,6 +33,8 @@ from optimizer.schemas.analysis import InputSummary, VariantUsage
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
 from optimizer.warehouse._validation import (
+    TEXT_COLUMN_NAMES,
+    changed_by_typing,
     count_reasons,
     literal,
     suspect_conditions,
@@ -103,6 +105,20 @@ def _check_in_place(db: duckdb.DuckDBPyConnection, source: str, types: Mapping[s
     return int(counts[0]), int(counts[1])
 
 
+def _as_is(db: duckdb.DuckDBPyConnection, source: str, types: Mapping[str, str], reads: Collection[str]) -> set[str]:
+    """The text columns among `reads` with no value that typing changes (trimmed, or blank):
+    each query reads them as they are. One scan per column, the filter evaluated per
+    dictionary value and stopping at the first such value."""
+    text = sorted(name for name in reads if name in TEXT_COLUMN_NAMES and types.get(name) == "VARCHAR")
+    if not text:
+        return set()
+    probes = ", ".join(f"(SELECT count(*) FROM (SELECT 1 FROM {source} AS s WHERE {changed_by_typing(name)} LIMIT 1))"
+                       for name in text)
+    found = db.execute(f"SELECT {probes}").fetchone()
+    assert found is not None
+    return {name for name, changed in zip(text, found, strict=True) if not changed}
+
+
 class RequestSource(TrafficQueries):
     """Request records ready for analysis in a DuckDB relation named `requests`,
     optionally restricted to the time window [start, end)."""
@@ -154,7 +170,7 @@ class RequestSource(TrafficQueries):
         source = f"read_parquet([{', '.join(literal(f) for f in files)}], union_by_name = true)"
         if rereads:
             rows, excluded = _check_in_place(db, source, types)
-            typed = typed_projection(types, with_raw=False, columns=reads)
+            typed = typed_projection(types, with_raw=False, columns=reads, as_is=_as_is(db, source, types, reads or ()))
             if excluded:
                 db.execute(
                     f"CREATE TEMP VIEW requests AS SELECT * EXCLUDE (file_index, file_row_number, _problems) FROM "
