@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ import pytest
 
 from optimizer.catalog import load_catalog
 from optimizer.clients import ObservatoryClient
-from optimizer.ingest.observatory import extract_window, prefetched
+from optimizer.clients._http import RetryPolicy
+from optimizer.errors import PlatformUnavailableError
+from optimizer.ingest.observatory import collector_paused, extract_window, prefetched
 from optimizer.ingest.windows import Window
 from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG
@@ -31,11 +34,13 @@ GOOD = {
 }
 PAGE = {"logs": ["not a record", {"timestamp": "2026-11-24T10:00:01.000Z", "attributes": "flat text"}, GOOD],
         "next_cursor": None, "total": 3}
+COLLECTOR_ON_AT_REQUEST: list[bool] = []  # whether the cyclic garbage collector ran when a page was asked for
 
 
 class OnePage(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        COLLECTOR_ON_AT_REQUEST.append(gc.isenabled())
         body = json.dumps(PAGE).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -87,3 +92,35 @@ def test_a_consumer_that_fails_stops_the_prefetching_producer() -> None:
             if n == 3:
                 raise RuntimeError("the writer failed")
     assert closed.wait(5), "the producer still waits to hand over its next page"
+
+
+def test_the_collector_is_paused_while_a_window_is_extracted_and_resumed_after(
+    observatory: str, tmp_path: Path
+) -> None:
+    """Pages are parsed and mapped without the cyclic collector's full-heap passes; it is back
+    on afterwards, also after a failure, and a window extracted beside another keeps it off."""
+    window = Window(datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))
+    COLLECTOR_ON_AT_REQUEST.clear()
+    with ObservatoryClient(observatory, None) as client:
+        extract_window(client, window, tmp_path / "staging")
+        assert COLLECTOR_ON_AT_REQUEST == [False]
+        assert gc.isenabled()
+        with collector_paused():
+            extract_window(client, window, tmp_path / "beside")
+            assert not gc.isenabled(), "the other window's pause ended with this one"
+        assert gc.isenabled()
+    with pytest.raises(PlatformUnavailableError), ObservatoryClient(
+        "http://127.0.0.1:9/observatory/api/v1", None, retry=RetryPolicy(max_attempts=1)
+    ) as unreachable:
+        extract_window(unreachable, window, tmp_path / "failed")
+    assert gc.isenabled()
+
+
+def test_a_collector_switched_off_before_stays_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

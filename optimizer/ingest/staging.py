@@ -56,6 +56,13 @@ def as_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def as_texts(values: Iterable[Any]) -> list[str | None]:
+    """`as_text` of each value, with text, null and numbers (the usual mix) spelled inline."""
+    return [value if (kind := type(value)) is str or value is None
+            else repr(value) if kind is float or kind is int
+            else as_text(value) for value in values]
+
+
 def staged_array(name: str, values: Sequence[Any], kinds: set[type] | None = None) -> pa.Array:
     """The column in its kind's type if every value has it and fits, else as text (where
     validation quarantines what does not fit, rather than the whole page failing)."""
@@ -65,7 +72,7 @@ def staged_array(name: str, values: Sequence[Any], kinds: set[type] | None = Non
             return pa.array(values, arrow_type)
         except (OverflowError, pa.ArrowInvalid):
             pass
-    return pa.array([as_text(v) for v in values], pa.string())
+    return pa.array(as_texts(values), pa.string())
 
 
 def _refuse_nested(name: str, values: list[Any], errors: list[Any]) -> None:
@@ -99,14 +106,20 @@ class StagingWriter:
         count = len(next(iter(columns.values()), []))
         if count == 0:
             return
-        staged = {name: list(columns[name]) if name in columns else [None] * count for name in STAGED_COLUMNS}
+        errors: list[Any] | None = None  # `_error`, copied once a column refuses a nested value
         arrays = {}
         for name in STAGED_COLUMNS:
-            kinds = set(map(type, staged[name]))
+            values: Sequence[Any] = columns[name] if name in columns else [None] * count
+            kinds = set(map(type, values))
             if name in _KIND and kinds & _NOT_A_VALUE.keys():
-                _refuse_nested(name, staged[name], staged["_error"])
+                values = list(values)
+                if errors is None:
+                    errors = list(columns.get("_error") or [None] * count)
+                _refuse_nested(name, values, errors)
                 kinds -= _NOT_A_VALUE.keys()
-            arrays[name] = staged_array(name, staged[name], kinds)
+            if name == "_error" and errors is not None:
+                values, kinds = errors, set(map(type, errors))
+            arrays[name] = staged_array(name, values, kinds)
         table = pa.table(arrays)
         # snappy, not zstd: a staging file lives for one run, and this is the hot path
         pq.write_table(table, self._partial / f"part-{self._parts:05d}.parquet", compression="snappy")
