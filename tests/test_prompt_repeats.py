@@ -102,6 +102,21 @@ def test_loads_in_any_order_give_the_caching_figures_of_the_rows_themselves(tmp_
     with Warehouse(warehouse) as store:
         for window in windows:
             assert store.request_source(window).caching_data(ttls=TTLS) == caching_from_files(tmp_path, rows, window)
+    assert stored_gaps(warehouse) == gaps_of(rows)
+
+
+def gaps_of(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each row's seconds since the previous answer to its prompt, worked out from all of them."""
+    gaps: dict[str, float | None] = {r["request_id"]: None for r in rows}
+    last: dict[tuple[str, str, str], datetime] = {}
+    for r in sorted(rows, key=lambda r: (r["ts"], r["request_id"])):
+        if r["prompt_hash"] is None or r["shadow"] or r["status"] != "ok":
+            continue
+        prompt = (r["application_id"], r["model"], r["prompt_hash"])
+        if prompt in last:
+            gaps[r["request_id"]] = (r["ts"] - last[prompt]).total_seconds()
+        last[prompt] = r["ts"]
+    return gaps
 
 
 def test_the_migration_fills_the_previous_answers_of_a_warehouse_made_before_it(tmp_path: Path) -> None:
@@ -117,7 +132,9 @@ def test_the_migration_fills_the_previous_answers_of_a_warehouse_made_before_it(
     window = (T0 + timedelta(hours=5), T0 + timedelta(hours=50))
     with Warehouse(warehouse) as store:
         assert store.request_source(window).caching_data(ttls=TTLS) == caching_from_files(tmp_path, rows, window)
-    gaps = stored_gaps(warehouse)
-    assert sum(gap is not None for gap in gaps.values()) > 100
-    assert all(gaps[r["request_id"]] is None for r in rows
-               if r["prompt_hash"] is None or r["shadow"] or r["status"] != "ok")
+    assert stored_gaps(warehouse) == gaps_of(rows)
+    # and the next load goes on from there: a late answer and a later one
+    load(warehouse, write(tmp_path / "next.parquet", [row("late", 7200, prompt_hash="h2"),
+                                                      row("later", 4 * 86400, prompt_hash="h2")]))
+    everything = [*rows, row("late", 7200, prompt_hash="h2"), row("later", 4 * 86400, prompt_hash="h2")]
+    assert stored_gaps(warehouse) == gaps_of(everything)

@@ -5,6 +5,12 @@ same prompt hash before. Which request came just before is a window function ove
 cacheable request of a prompt; the warehouse keeps its result with each stored row
 (`previous_prompt_ts`, migration 0009), so a night reads it instead of ordering millions of
 rows again. A Parquet source has no such column and works it out in its query.
+
+A load keeps the column without reading any prompt's history: `last_prompt_answers` holds
+each prompt's latest stored answer, which is the previous answer of the first new one when the
+new answers come after it, as they usually do. A late answer (before the latest stored one)
+changes the previous answer of the stored ones after it: those are ordered again, from the
+stored answer just before the first new one, which the first of them knows.
 """
 
 from __future__ import annotations
@@ -16,31 +22,88 @@ CACHEABLE = "prompt_hash IS NOT NULL AND NOT shadow AND status = 'ok'"
 # Over cacheable rows: the ts of the one before in the same application, model and prompt (ties
 # in ts go by request_id, so there is always exactly one before, or none).
 PREVIOUS_PROMPT = "lag(ts) OVER (PARTITION BY application_id, model, prompt_hash ORDER BY ts, request_id)"
+_PROMPT = ("application_id", "model", "prompt_hash")
+
+
+def _same_prompt(a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{column} = {b}.{column}" for column in _PROMPT)
 
 
 def update_previous_prompts(db: duckdb.DuckDBPyConnection, load_id: str) -> int:
-    """Set `previous_prompt_ts` after load `load_id` stored its rows: for its cacheable rows,
-    and for stored rows whose previous answer is now one of them (a late row landing between
-    two stored ones). Every cacheable row of each prompt the load touched is ordered again, the
-    rows whose value changed are written; returns how many."""
+    """Set `previous_prompt_ts` after load `load_id` stored its rows, for its cacheable rows and
+    for stored rows whose previous answer is now one of them, and move each prompt's latest
+    answer on; returns how many rows' previous answers were written. Inside the load's
+    transaction."""
+    db.execute(
+        f"CREATE OR REPLACE TEMP TABLE new_answers AS SELECT rowid AS row_id, {', '.join(_PROMPT)}, ts, request_id"
+        f" FROM requests WHERE load_id = $load_id AND {CACHEABLE}",
+        {"load_id": load_id},
+    )
+    # Each prompt answered: its latest stored answer before this load, and whether a new answer
+    # comes before that one (late).
+    db.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE touched_prompts AS
+        SELECT n.application_id, n.model, n.prompt_hash, min(n.ts) AS first_new_ts, any_value(l.ts) AS last_ts,
+               any_value(l.request_id) AS last_request_id,
+               coalesce(bool_or(n.ts < l.ts OR (n.ts = l.ts AND n.request_id < l.request_id)), false) AS late
+        FROM new_answers AS n LEFT JOIN last_prompt_answers AS l ON {_same_prompt("l", "n")}
+        GROUP BY n.application_id, n.model, n.prompt_hash
+        """
+    )
+    # Of late prompts, the stored answers from the first new one's ts on (a constant bound, so
+    # DuckDB skips the row groups before it).
+    earliest = db.execute("SELECT min(first_new_ts) FROM touched_prompts WHERE late").fetchone()
+    db.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE stored_after AS
+        SELECT r.*, t.first_new_ts
+        FROM (SELECT rowid AS row_id, {', '.join(_PROMPT)}, ts, request_id, previous_prompt_ts AS stored
+              FROM requests WHERE {CACHEABLE} AND ts >= $earliest AND load_id <> $load_id) AS r
+        JOIN touched_prompts AS t ON {_same_prompt("t", "r")} AND t.late AND r.ts >= t.first_new_ts
+        """,
+        {"earliest": earliest[0] if earliest else None, "load_id": load_id},
+    )
+    # Ordered again: the new answers, the stored ones after a late one, and before them each
+    # prompt's answer just before (the latest stored one; for a late prompt, the previous answer
+    # of its first stored row from the first new one's ts on: the only one before that ts).
     db.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE changed_previous_prompts AS
-        WITH touched AS (
-            SELECT DISTINCT application_id, model, prompt_hash FROM requests WHERE load_id = $load_id AND {CACHEABLE}
+        WITH seeds AS (
+            SELECT application_id, model, prompt_hash, last_ts AS ts FROM touched_prompts WHERE NOT late
+            UNION ALL
+            SELECT application_id, model, prompt_hash, max(stored) FILTER (WHERE stored < first_new_ts)
+            FROM stored_after GROUP BY ALL
+        ), chain AS (
+            SELECT row_id, application_id, model, prompt_hash, ts, request_id, stored FROM stored_after
+            UNION ALL
+            SELECT row_id, application_id, model, prompt_hash, ts, request_id, NULL FROM new_answers
+            UNION ALL
+            SELECT NULL, application_id, model, prompt_hash, ts, '', NULL FROM seeds WHERE ts IS NOT NULL
         ), ordered AS (
-            SELECT r.rowid AS row_id, r.previous_prompt_ts AS stored, {PREVIOUS_PROMPT} AS previous
-            FROM requests AS r SEMI JOIN touched AS t
-                 ON t.application_id = r.application_id AND t.model = r.model AND t.prompt_hash = r.prompt_hash
-            WHERE {CACHEABLE}
+            SELECT row_id, stored, {PREVIOUS_PROMPT} AS previous FROM chain
         )
-        SELECT row_id, previous FROM ordered WHERE previous IS DISTINCT FROM stored
-        """,
-        {"load_id": load_id},
+        SELECT row_id, previous FROM ordered WHERE row_id IS NOT NULL AND previous IS DISTINCT FROM stored
+        """
     )
     updated = db.execute(
         "UPDATE requests SET previous_prompt_ts = c.previous FROM changed_previous_prompts AS c"
         " WHERE requests.rowid = c.row_id"
     ).fetchone()
-    db.execute("DROP TABLE changed_previous_prompts")
+    db.execute(f"DELETE FROM last_prompt_answers AS l USING touched_prompts AS t WHERE {_same_prompt('l', 't')}")
+    db.execute(
+        f"""
+        INSERT INTO last_prompt_answers
+        SELECT application_id, model, prompt_hash, ts, request_id FROM (
+            SELECT application_id, model, prompt_hash, ts, request_id FROM new_answers
+            UNION ALL
+            SELECT application_id, model, prompt_hash, last_ts, last_request_id FROM touched_prompts
+            WHERE last_ts IS NOT NULL
+        )
+        QUALIFY row_number() OVER (PARTITION BY {', '.join(_PROMPT)} ORDER BY ts DESC, request_id DESC) = 1
+        """
+    )
+    for table in ("new_answers", "touched_prompts", "stored_after", "changed_previous_prompts"):
+        db.execute(f"DROP TABLE {table}")
     return int(updated[0]) if updated else 0
