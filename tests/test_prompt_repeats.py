@@ -60,6 +60,16 @@ def test_a_late_row_between_two_stored_ones_becomes_the_later_ones_previous_answ
     assert {d.ttl_seconds: d.hits for d in found.days} == {60: 1, 300: 2, 900: 3}
 
 
+def test_a_load_of_late_rows_only_leaves_the_latest_stored_answer_the_latest(tmp_path: Path) -> None:
+    """The next load's first answer follows the latest answer of all, not the latest of the
+    last load."""
+    warehouse = tmp_path / "w.duckdb"
+    load(warehouse, write(tmp_path / "a.parquet", [row("r1", 0), row("r2", 1000)]))
+    load(warehouse, write(tmp_path / "b.parquet", [row("late", 500)]))
+    load(warehouse, write(tmp_path / "c.parquet", [row("next", 1100)]))
+    assert stored_gaps(warehouse) == {"r1": None, "late": 500.0, "r2": 500.0, "next": 100.0}
+
+
 def test_same_second_repeats_are_ordered_by_request_id_whatever_the_load_order(tmp_path: Path) -> None:
     warehouse = tmp_path / "w.duckdb"
     load(warehouse, write(tmp_path / "a.parquet", [row("b", 10), row("d", 10)]))

@@ -34,25 +34,23 @@ def update_previous_prompts(db: duckdb.DuckDBPyConnection, load_id: str) -> int:
     for stored rows whose previous answer is now one of them, and move each prompt's latest
     answer on; returns how many rows' previous answers were written. Inside the load's
     transaction."""
-    db.execute(
-        f"CREATE OR REPLACE TEMP TABLE new_answers AS SELECT rowid AS row_id, {', '.join(_PROMPT)}, ts, request_id"
-        f" FROM requests WHERE load_id = $load_id AND {CACHEABLE}",
-        {"load_id": load_id},
-    )
+    new_answers = f"SELECT rowid AS row_id, * FROM requests WHERE load_id = $load_id AND {CACHEABLE}"
     # Each prompt answered, numbered (ordering by a number costs a third of ordering by three
-    # texts): its latest stored answer before this load, and whether a new answer comes before
-    # that one (late).
+    # texts): its latest stored answer before this load, its latest new one, and whether a new
+    # answer comes before the latest stored one (late).
     db.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE touched_prompts AS
         SELECT row_number() OVER () AS prompt, * FROM (
-            SELECT n.application_id, n.model, n.prompt_hash, min(n.ts) AS first_new_ts, any_value(l.ts) AS last_ts,
-                   any_value(l.request_id) AS last_request_id,
+            SELECT n.application_id, n.model, n.prompt_hash, min(n.ts) AS first_new_ts,
+                   max({{'ts': n.ts, 'request_id': n.request_id}}) AS latest_new,
+                   any_value(l.ts) AS last_ts, any_value(l.request_id) AS last_request_id,
                    coalesce(bool_or(n.ts < l.ts OR (n.ts = l.ts AND n.request_id < l.request_id)), false) AS late
-            FROM new_answers AS n LEFT JOIN last_prompt_answers AS l ON {_same_prompt("l", "n")}
+            FROM ({new_answers}) AS n LEFT JOIN last_prompt_answers AS l ON {_same_prompt("l", "n")}
             GROUP BY n.application_id, n.model, n.prompt_hash
         )
-        """
+        """,
+        {"load_id": load_id},
     )
     # Of late prompts, the stored answers from the first new one's ts on (a constant bound, so
     # DuckDB skips the row groups before it).
@@ -70,35 +68,39 @@ def update_previous_prompts(db: duckdb.DuckDBPyConnection, load_id: str) -> int:
     # Ordered again: the new answers, the stored ones after a late one, and before them each
     # prompt's answer just before (the latest stored one; for a late prompt, the previous answer
     # of its first stored row from the first new one's ts on: the only one before that ts).
-    db.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE ordered_answers AS
-        WITH seeds AS (
-            SELECT prompt, last_ts AS ts FROM touched_prompts WHERE NOT late
-            UNION ALL
-            SELECT prompt, max(stored) FILTER (WHERE stored < first_new_ts) FROM stored_after GROUP BY prompt
-        ), chain AS (
-            SELECT row_id, prompt, ts, request_id, stored FROM stored_after
-            UNION ALL
-            SELECT n.row_id, t.prompt, n.ts, n.request_id, NULL
-            FROM new_answers AS n JOIN touched_prompts AS t ON {_same_prompt("t", "n")}
-            UNION ALL
-            SELECT NULL, prompt, ts, '', NULL FROM seeds WHERE ts IS NOT NULL
-        )
-        SELECT row_id, prompt, ts, request_id, stored, lag(ts) OVER answers AS previous,
-               lead(ts) OVER answers IS NULL AS latest
-        FROM chain WINDOW answers AS (PARTITION BY prompt ORDER BY ts, request_id)
-        """
-    )
     updated = db.execute(
-        "UPDATE requests SET previous_prompt_ts = o.previous FROM ordered_answers AS o"
-        " WHERE requests.rowid = o.row_id AND o.previous IS DISTINCT FROM o.stored"
+        f"""
+        UPDATE requests SET previous_prompt_ts = o.previous
+        FROM (
+            WITH seeds AS (
+                SELECT prompt, last_ts AS ts FROM touched_prompts WHERE NOT late
+                UNION ALL
+                SELECT prompt, max(stored) FILTER (WHERE stored < first_new_ts) FROM stored_after GROUP BY prompt
+            ), chain AS (
+                SELECT row_id, prompt, ts, request_id, stored FROM stored_after
+                UNION ALL
+                SELECT n.row_id, t.prompt, n.ts, n.request_id, NULL
+                FROM ({new_answers}) AS n JOIN touched_prompts AS t ON {_same_prompt("t", "n")}
+                UNION ALL
+                SELECT NULL, prompt, ts, '', NULL FROM seeds WHERE ts IS NOT NULL
+            )
+            SELECT row_id, stored, lag(ts) OVER (PARTITION BY prompt ORDER BY ts, request_id) AS previous FROM chain
+        ) AS o
+        WHERE requests.rowid = o.row_id AND o.previous IS DISTINCT FROM o.stored
+        """,
+        {"load_id": load_id},
     ).fetchone()
+    # Each prompt's latest answer now: the latest stored one, unless a new one comes after it.
     db.execute(f"DELETE FROM last_prompt_answers AS l USING touched_prompts AS t WHERE {_same_prompt('l', 't')}")
     db.execute(
-        "INSERT INTO last_prompt_answers SELECT t.application_id, t.model, t.prompt_hash, o.ts, o.request_id"
-        " FROM ordered_answers AS o JOIN touched_prompts AS t USING (prompt) WHERE o.latest"
+        """
+        INSERT INTO last_prompt_answers
+        SELECT application_id, model, prompt_hash, latest.ts, latest.request_id
+        FROM (SELECT *, CASE WHEN last_ts IS NULL OR latest_new > {'ts': last_ts, 'request_id': last_request_id}
+                             THEN latest_new ELSE {'ts': last_ts, 'request_id': last_request_id} END AS latest
+              FROM touched_prompts)
+        """
     )
-    for table in ("new_answers", "touched_prompts", "stored_after", "ordered_answers"):
-        db.execute(f"DROP TABLE {table}")
+    db.execute("DROP TABLE touched_prompts")
+    db.execute("DROP TABLE stored_after")
     return int(updated[0]) if updated else 0
