@@ -61,12 +61,27 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Like `--dist load`, except that a module of SHARED_FIXTURE_MODULES is one unit of work."""
     from xdist.scheduler import LoadScopeScheduling
 
+    config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
+
     class SharedFixtureScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return module if module in SHARED_FIXTURE_MODULES else nodeid
 
     return SharedFixtureScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest work first, so no worker is left with a long module while the others idle:
+    modules that run as one unit and hold slow tests, then other modules with slow tests, then
+    the rest. A module's tests stay together, in file order, so its fixtures are built once."""
+    weights: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        slow = item.get_closest_marker("slow") is not None
+        weight = (0 if module in SHARED_FIXTURE_MODULES else 1) if slow else 2
+        weights[module] = min(weight, weights.get(module, 2))
+    items.sort(key=lambda item: weights[item.nodeid.split("::", 1)[0]])
 
 
 # The sandbox clock in tests: late morning, so the previous day is fully delivered.

@@ -16,6 +16,7 @@ import pytest
 
 from optimizer.clients import PlatformClients
 from optimizer.sandbox import SandboxServer
+from optimizer.sandbox.state import SandboxState
 from optimizer.sandbox.world import WORLDS
 from optimizer.schemas.routing import (
     CascadeConfig,
@@ -96,6 +97,23 @@ def test_an_experiment_split_serves_its_share_by_the_new_rule_from_the_moment_it
     assert treatment["cost_usd"].mean() < 0.8 * control["cost_usd"].mean()  # the cheap model answers most
     rest = later[later["variant_id"].isna()]
     assert set(rest["model"]) == {FOUR_O} and rest["optimization_id"].isna().all()
+
+
+def test_sandboxes_of_one_process_share_a_day_until_one_of_them_changes_it(
+    platform: tuple[SandboxServer, PlatformClients],
+) -> None:
+    """Each sandbox of a test run used to generate the whole month again for its budget checks."""
+    sandbox, clients = platform
+    other = SandboxState(sandbox_config(requests_per_day=20_000))
+    day = SANDBOX_NOW.date()
+    shared = other.traffic.day(day)
+    assert sandbox.state.traffic.day(day) is shared  # generated once for both
+    apply(clients, "v-exp", split_rule("treatment", 50, CASCADE, optimization_id="opt-1",
+                                       experiment_id="exp-live-1", variant_id="treatment"))
+    changed = sandbox.state.traffic.day(day)
+    assert changed is not shared and (changed["optimization_id"] == "opt-1").any()
+    assert other.traffic.day(day) is shared and shared["optimization_id"].isna().all()
+    assert SandboxState(sandbox_config(requests_per_day=20_001)).traffic.day(day) is not shared
 
 
 def test_the_metrics_of_one_variant_are_queried_by_its_tags(platform: tuple[SandboxServer, PlatformClients]) -> None:

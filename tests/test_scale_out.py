@@ -141,7 +141,7 @@ def night(sandbox: SandboxServer, folder: Path, runner: Any = None) -> tuple[Nig
     settings = settings_for(sandbox, folder)
     flow = nightly_optimization if runner is None else nightly_optimization.with_options(task_runner=runner)
     with configured(settings):  # the Dask workers get them with each task, not from their environment
-        summary = flow(window_end=DAY_END, backfill_days=14)
+        summary = flow(window_end=DAY_END, backfill_days=7)
     return summary, stored(settings.warehouse)
 
 

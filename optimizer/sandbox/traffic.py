@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from optimizer.sandbox.day_cache import shared_day
 from optimizer.sandbox.prompts import prompt_hashes
 from optimizer.sandbox.sampling import day_ids, day_start_ns, hourly_weights, pick_rows
 from optimizer.sandbox.serving import (
@@ -107,10 +108,9 @@ class TrafficGenerator:
     def _forget(self, first: date, last: date | None = None) -> None:
         """Drop what was generated for the days from `first` (to `last`, if given): they are
         generated again, with what changed, when next asked for."""
-        for day in [d for d in self._cache if d >= first and (last is None or d <= last)]:
-            self._cache.pop(day, None)
-        for day in [d for d in self._team_spend if d >= first and (last is None or d <= last)]:
-            self._team_spend.pop(day, None)
+        for days in (self._cache, self._team_spend):
+            for day in [d for d in days if d >= first and (last is None or d <= last)]:
+                days.pop(day, None)
 
     @property
     def model_index(self) -> dict[str, int]:
@@ -136,15 +136,15 @@ class TrafficGenerator:
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
     def day(self, day: date) -> pd.DataFrame:
-        cached = self._cache.get(day)
-        if cached is None:
-            cached = self._generate(day)
-            self._cache[day] = cached
+        if day not in self._cache:  # generated once per process for all that the day depends on
+            identity = (day, self.seed, self.requests_per_day, self.anchor, self.malformed_rate, tuple(self.models),
+                        self._price_in.tobytes(), self._price_out.tobytes(), repr(self.drifts), repr(self.incidents),
+                        repr(self._routing), tuple(sorted(self._experiment_ends.items())))
+            self._cache[day] = shared_day(identity, lambda: self._generate(day))
             if len(self._cache) > self._cache_days:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(day)
-        return cached
+        self._cache.move_to_end(day)
+        return self._cache[day]
 
     def team_spend(self, day: date) -> dict[str, float]:
         """Each team's cost over a whole day, kept: budget checks sum a month of days at
