@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,11 +22,14 @@ from prefect.settings import PREFECT_API_URL
 
 from deployments.api import create_api
 from optimizer._serving import BackgroundServer
-from optimizer.pipeline.published import STRATEGY_ID, write_atomically
+from optimizer.pipeline.published import STRATEGY_ID, build_night, write_atomically
 from optimizer.pipeline.runtime import Runtime
 from optimizer.processes import wait_until_answers
+from optimizer.report import NightlySummary, ReportData
 from optimizer.sandbox import SandboxServer
+from optimizer.schemas.analysis import CascadeReport, CompressionReport
 from optimizer.schemas.api import ExperimentSummary, PublishedNight, Strategy
+from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.selection import TrafficCell
 from optimizer.settings import SANDBOX_DEFAULT_TOKEN, Settings
 from optimizer.warehouse import Warehouse
@@ -64,6 +67,22 @@ NIGHT = PublishedNight(
     # GPT-4o mini serves email-triage, Gemini is measured on its shadow calls: about as good, cheaper, faster.
     traffic=[cell(MINI, 3000, 0.00010, 0.90, 150), cell(GEMINI, 300, 0.00005, 0.89, 140)],
 )
+
+
+def test_the_snapshot_takes_the_windows_profiles_and_traffic_from_the_analysis(tmp_path: Path) -> None:
+    """The night's analysis read them from the warehouse already: publishing does not read the
+    window again (this warehouse holds no requests at all)."""
+    profile = ApplicationProfile("email-triage", "team-ops", MINI, 3000, 0.3, 480.0, 40.0, 14.0)
+    summary = NightlySummary(run_id="run-abc", requests_loaded=0, requests_total=0, quarantined=0, quarantined_total=0,
+                             duplicates_skipped=0, windows=1, window_end=DAY_END, models=0, cost_days=0,
+                             experiments=0, load_id="l")
+    data = ReportData(summary=summary, analysis_start=DAY_END - timedelta(days=14), profiles=[profile],
+                      traffic=NIGHT.traffic, cascades=CascadeReport(recommendations=[], max_quality_drop=0.02, alpha=0.05),
+                      compression=CompressionReport(recommendations=[], max_quality_drop=0.02, alpha=0.05))
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        published = build_night(store, data, summary)
+    assert published.traffic == NIGHT.traffic
+    assert published.serving == {"email-triage": MINI}
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,10 +16,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from flows.nightly import nightly_optimization
 from optimizer.clients import PlatformClients
+from optimizer.pipeline.published import read_night
 from optimizer.pipeline.runtime import configured
 from optimizer.report import NightlySummary
 from optimizer.sandbox import SandboxServer
 from optimizer.settings import Settings
+from optimizer.warehouse import Warehouse
 from tests.conftest import DAY_END, closed_port_url, sandbox_config, settings_for
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
@@ -132,6 +135,16 @@ def test_report_has_real_numbers_and_charts(night: Night) -> None:
     assert "Spend by model per day" in html and 'class="chosen"' in html and 'class="interval"' in html
     assert f"{night.summary.requests_loaded:,}" in html
     assert "no data" not in html
+
+
+def test_the_api_snapshot_publishes_the_analysis_windows_traffic_and_serving_models(night: Night) -> None:
+    """Taken from the analysis rather than read again: the same as the window's own figures."""
+    published = read_night(night.settings.api_snapshot)
+    assert published is not None
+    with Warehouse(night.settings.warehouse, read_only=True) as store:
+        source = store.request_source((DAY_END - timedelta(days=14), DAY_END))
+        assert published.traffic == source.traffic_cells()
+        assert published.serving == {p.application_id: p.model for p in source.application_profiles()}
 
 
 def test_the_run_traces_and_measures_itself(night: Night, telemetry_capture: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> None:

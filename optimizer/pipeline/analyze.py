@@ -216,8 +216,10 @@ def analyze_window(
         prices = store.reference.input_prices()
         batch = {m.model_id: m.cost_structure.batch_pricing for m in store.reference.model_profiles()
                  if m.cost_structure.batch_pricing is not None}
-        return _analyse(store.request_source(window), None, prices, batch, max_quality_drop, alpha,
-                        max_p95_latency_increase_pct, max_latency_increase_ms, log)
+        source = store.request_source(window)
+        analysis = _analyse(source, None, prices, batch, max_quality_drop, alpha, max_p95_latency_increase_pct,
+                            max_latency_increase_ms, log)
+        return analysis.model_copy(update={"traffic": source.traffic_cells()})
 
 
 def _analyse(

@@ -187,6 +187,10 @@ def run_nightly(
         cascades, compression, profiles = combine(analyses, max_quality_drop=p.max_quality_drop, alpha=p.alpha,
                                                   max_latency_increase_ms=latency_limit)
         caching, batching = combine_savings(analyses, alpha=p.alpha)
+        # Analysed where it is stored, the window's profiles and traffic are what the API's snapshot
+        # publishes: the report step need not read the window again.
+        stored = bool(analyses) and all(a.traffic is not None for a in analyses)
+        traffic = [cell for a in analyses for cell in a.traffic or ()] if stored else None
         recorded = steps.call(record_results, runtime, run_id, cascades, compression, findings, profiles,
                               p.alpha, p.max_quality_drop, caching=caching, batching=batching)
         loop = LoopSummary(decided=steps.call(decide_experiments, runtime, findings, end,
@@ -203,6 +207,7 @@ def run_nightly(
         report = ReportData(summary=summary, analysis_start=recent[0], budgets=budgets, cascades=cascades,
                             compression=compression, caching=caching, batching=batching,
                             experiments=[f.analysis for f in findings],
-                            monthly_savings=recorded.monthly_savings, realized=realized)
+                            monthly_savings=recorded.monthly_savings, realized=realized,
+                            profiles=profiles if stored else None, traffic=traffic)
         summary, _ = steps.call(write_nightly_report, runtime, report)
     return summary

@@ -50,8 +50,12 @@ def _improvement_pct(analysis: ExperimentAnalysis) -> float | None:
 
 def build_night(store: Warehouse, data: ReportData, summary: NightlySummary) -> PublishedNight:
     """The night's adopted strategies, its experiments and the traffic of its analysis window."""
-    source = store.request_source((data.analysis_start, summary.window_end))
-    profiles = {p.application_id: p for p in source.application_profiles()}
+    if data.profiles is not None and data.traffic is not None:  # read by the analysis, from the same rows
+        window_profiles, traffic = data.profiles, data.traffic
+    else:
+        source = store.request_source((data.analysis_start, summary.window_end))
+        window_profiles, traffic = source.application_profiles(), source.traffic_cells()
+    profiles = {p.application_id: p for p in window_profiles}
     teams = store.reference.application_teams()
     strategies = []
     for recorded in store.results.latest_adopted(summary.run_id):
@@ -81,7 +85,7 @@ def build_night(store: Warehouse, data: ReportData, summary: NightlySummary) -> 
         ))
     return PublishedNight(
         run_id=summary.run_id, window_end=summary.window_end, published_at=datetime.now(UTC), strategies=strategies,
-        experiments=experiments, serving={a: p.model for a, p in profiles.items()}, traffic=source.traffic_cells(),
+        experiments=experiments, serving={a: p.model for a, p in profiles.items()}, traffic=traffic,
     )
 
 

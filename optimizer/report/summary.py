@@ -16,8 +16,10 @@ from optimizer.schemas.analysis import (
     ExperimentAnalysis,
     TeamBudgetStatus,
 )
+from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.loads import LoadResult, Window
 from optimizer.schemas.optimizations import LoopSummary, RealizedSavings
+from optimizer.schemas.selection import TrafficCell
 
 
 class ExperimentOutcome(BaseModel):
@@ -172,3 +174,7 @@ class ReportData(BaseModel):
     monthly_savings: dict[str, float] = Field(default_factory=dict)  # "<kind>:<application>" -> USD
     realized: list[RealizedSavings] = Field(default_factory=list)  # tonight's measurement of deployed changes
     realized_history: list[tuple[date, float, float]] = Field(default_factory=list)  # (night, realized, forecast)
+    # The analysis window's application profiles and traffic cells as its analysis read them from
+    # the warehouse, for the API's snapshot; None: the snapshot reads them itself.
+    profiles: list[ApplicationProfile] | None = None
+    traffic: list[TrafficCell] | None = None

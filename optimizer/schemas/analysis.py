@@ -15,6 +15,7 @@ from optimizer.defaults import MAX_LATENCY_INCREASE_MS as MAX_LATENCY_INCREASE_M
 from optimizer.defaults import MAX_P95_LATENCY_INCREASE_PCT as MAX_P95_LATENCY_INCREASE_PCT
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.registry import StoredExperiment, TokenPrices
+from optimizer.schemas.selection import TrafficCell
 
 Decision = Literal["adopt", "reject", "insufficient_data"]
 Interval = tuple[float, float]
@@ -240,6 +241,9 @@ class ApplicationAnalysis(BaseModel):
     profiles: list[ApplicationProfile]
     caching: CachingReport | None = None
     batching: BatchingReport | None = None
+    # The window's traffic cells, when it was analysed where it is stored: the API's snapshot
+    # publishes them, and they need not be read from the warehouse a second time.
+    traffic: list[TrafficCell] | None = None
 
 
 class VariantUsage(BaseModel):

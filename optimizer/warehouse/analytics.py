@@ -123,18 +123,14 @@ class RequestSource(TrafficQueries):
     """Request records ready for analysis in a DuckDB relation named `requests`,
     optionally restricted to the time window [start, end)."""
 
-    def __init__(
-        self,
-        db: duckdb.DuckDBPyConnection,
-        summary: InputSummary,
-        window: tuple[datetime, datetime] | None = None,
-    ) -> None:
-        self._db = db
-        self.summary = summary
-        self._window = {
-            "start": window[0] if window else _FAR_PAST,
-            "end": window[1] if window else _FAR_FUTURE,
-        }
+    def __init__(self, db: duckdb.DuckDBPyConnection, summary: InputSummary,
+                 window: tuple[datetime, datetime] | None = None, *, stored_previous_prompts: bool = False) -> None:
+        """`stored_previous_prompts`: `requests` keeps each row's previous answer to its prompt
+        (`previous_prompt_ts`, as the warehouse does) rather than the queries working it out."""
+        self._db, self.summary = db, summary
+        if stored_previous_prompts:
+            self._previous_prompt = "previous_prompt_ts"
+        self._window = {"start": window[0] if window else _FAR_PAST, "end": window[1] if window else _FAR_FUTURE}
 
     def _rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Run an analysis query; `$start`/`$end` bound the window it may read."""

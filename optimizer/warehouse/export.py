@@ -24,7 +24,7 @@ class ParquetExport:
         written = directory / "by-application"
         target = str(written).replace("'", "''")
         self._db.execute(
-            f"COPY (SELECT * EXCLUDE (request_key) FROM requests WHERE ts >= $start AND ts < $end) TO '{target}' "
+            f"COPY (SELECT * EXCLUDE (request_key, previous_prompt_ts) FROM requests WHERE ts >= $start AND ts < $end) TO '{target}' "
             "(FORMAT parquet, PARTITION_BY (application_id), WRITE_PARTITION_COLUMNS true, OVERWRITE_OR_IGNORE)",
             {"start": window[0], "end": window[1]},
         )

@@ -18,6 +18,7 @@ import duckdb
 from optimizer.schemas.loads import LoadBatch, LoadResult
 from optimizer.schemas.records import REQUEST_COLUMN_NAMES, REQUIRED_COLUMN_NAMES, RecordBounds
 from optimizer.warehouse._connection import transaction
+from optimizer.warehouse._prompt_repeats import update_previous_prompts
 from optimizer.warehouse._validation import (
     DERIVABLE,
     TOO_LONG,
@@ -118,6 +119,8 @@ class Loads:
                         loaded += rescued
                 duplicates = valid - loaded - conflicts
                 step(f"stored {loaded} new requests of {rows_in} rows ({duplicates} already present)")
+                if loaded:
+                    update_previous_prompts(db, load_id)
                 if valid < rows_in:
                     self._insert_quarantine(db, checked, files, load_id, batch.source, started)
                 if valid < rows_in or conflicts:

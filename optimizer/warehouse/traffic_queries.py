@@ -10,6 +10,7 @@ from optimizer.analysis.batching import BatchingData, TolerantDay
 from optimizer.analysis.caching import CANDIDATE_TTLS_S, CacheDay, CachingData
 from optimizer.analysis.models import LATENCY_BUCKET_RATIO
 from optimizer.schemas.selection import TrafficCell
+from optimizer.warehouse._prompt_repeats import CACHEABLE, PREVIOUS_PROMPT
 
 IN_WINDOW = "ts >= $start AND ts < $end"
 
@@ -17,6 +18,10 @@ IN_WINDOW = "ts >= $start AND ts < $end"
 class TrafficQueries:
     """Part of `RequestSource`: queries that read whole days of traffic rather than pairs or
     arms; `_rows` runs them inside the source's window."""
+
+    # The ts of each cacheable row's previous answer to its prompt: worked out over the source's
+    # rows, unless the source keeps it with every row (the warehouse does).
+    _previous_prompt = PREVIOUS_PROMPT
 
     def _rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -31,25 +36,29 @@ class TrafficQueries:
             f"""SELECT application_id, count(*), count(prompt_hash) FROM requests
                 WHERE NOT shadow AND {IN_WINDOW} GROUP BY ALL HAVING count(prompt_hash) > 0 ORDER BY 1"""
         )
+        # Every TTL's hits in one pass. A previous answer counts only from inside the window, as if
+        # the window were all there is.
+        chosen = sorted({int(ttl) for ttl in ttls})
+        per_ttl = "".join(f", count(*) FILTER (WHERE gap_s <= {ttl}), coalesce(fsum(cost_usd) FILTER (WHERE gap_s <= {ttl}), 0)"
+                          for ttl in chosen)
         rows = self._rows(
             f"""
-            WITH hashed AS (
+            WITH cacheable AS (
+                SELECT application_id, cost_usd, ts, {self._previous_prompt} AS previous_ts
+                FROM requests WHERE {CACHEABLE} AND {IN_WINDOW}
+            ), hashed AS (
                 SELECT application_id, cost_usd, CAST(epoch(ts) // 86400 AS INTEGER) AS day,
-                       epoch(ts) - epoch(lag(ts) OVER (PARTITION BY application_id, model, prompt_hash
-                                                        ORDER BY ts, request_id)) AS gap_s
-                FROM requests
-                WHERE prompt_hash IS NOT NULL AND NOT shadow AND status = 'ok' AND {IN_WINDOW}
+                       CASE WHEN previous_ts >= $start THEN epoch(ts) - epoch(previous_ts) END AS gap_s
+                FROM cacheable
             )
-            SELECT application_id, day, t.ttl, count(*), count(*) FILTER (WHERE gap_s <= t.ttl),
-                   coalesce(fsum(cost_usd) FILTER (WHERE gap_s <= t.ttl), 0)
-            FROM hashed, (SELECT unnest($ttls) AS ttl) AS t
-            GROUP BY ALL ORDER BY ALL
-            """,
-            {"ttls": list(ttls)},
+            SELECT application_id, day, count(*){per_ttl} FROM hashed GROUP BY ALL ORDER BY ALL
+            """
         )
         days: dict[str, list[CacheDay]] = {}
-        for app, day, ttl, n, hits, cost in rows:
-            days.setdefault(str(app), []).append(CacheDay(int(day), int(ttl), int(n), int(hits), float(cost)))
+        for app, day, n, *by_ttl in rows:
+            days.setdefault(str(app), []).extend(
+                CacheDay(int(day), int(ttl), int(n), int(hits), float(cost))
+                for ttl, hits, cost in zip(chosen, by_ttl[::2], by_ttl[1::2], strict=True))
         return [CachingData(str(app), int(n), int(hashed), tuple(days.get(str(app), ())))
                 for app, n, hashed in totals]
 

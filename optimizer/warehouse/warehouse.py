@@ -69,10 +69,10 @@ class Warehouse:
         """The stored request records, restricted to [start, end) if a window is given, for the
         analyses' queries; its summary counts the rows it reads."""
         if window is None:
-            return RequestSource(self._db, InputSummary(rows=self.loads.request_count()))
+            return RequestSource(self._db, InputSummary(rows=self.loads.request_count()), stored_previous_prompts=True)
         (rows,) = self._db.execute("SELECT count(*) FROM requests WHERE ts >= $start AND ts < $end",
                                    {"start": window[0], "end": window[1]}).fetchone() or (0,)
-        return RequestSource(self._db, InputSummary(rows=int(rows)), window)
+        return RequestSource(self._db, InputSummary(rows=int(rows)), window, stored_previous_prompts=True)
 
     def close(self) -> None:
         self._db.close()
