@@ -182,9 +182,7 @@ def export_for_analysis(
 ) -> AnalysisInputs:
     with runtime.warehouse() as store:
         partitions = store.export.by_application(window, directory)
-        prices = store.reference.input_prices()
-        batch = {m.model_id: m.cost_structure.batch_pricing for m in store.reference.model_profiles()
-                 if m.cost_structure.batch_pricing is not None}
+        prices, batch = store.reference.input_prices(), store.reference.batch_prices()
     log.info("analysis window exported: %d applications", len(partitions))
     return AnalysisInputs(partitions=partitions, input_prices=prices, batch_prices=batch)
 
@@ -213,9 +211,7 @@ def analyze_window(
     application and every decision is made per application, so the reports are those of
     the applications analysed apart (`optimizer.analysis.partitions`)."""
     with runtime.warehouse() as store:
-        prices = store.reference.input_prices()
-        batch = {m.model_id: m.cost_structure.batch_pricing for m in store.reference.model_profiles()
-                 if m.cost_structure.batch_pricing is not None}
+        prices, batch = store.reference.input_prices(), store.reference.batch_prices()
         source = store.request_source(window)
         analysis = _analyse(source, None, prices, batch, max_quality_drop, alpha, max_p95_latency_increase_pct,
                             max_latency_increase_ms, log)

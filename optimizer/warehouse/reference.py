@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from optimizer.schemas.governance import CostSummary
-from optimizer.schemas.registry import ModelProfile, StoredExperiment
+from optimizer.schemas.registry import ModelProfile, StoredExperiment, TokenPrices
 from optimizer.warehouse._connection import transaction
 
 
@@ -100,6 +100,11 @@ class ReferenceData:
         """List price per 1k input tokens of every model in the catalog."""
         rows = self._db.execute("SELECT model_id, input_cost_per_1k FROM models").fetchall()
         return {str(model): float(price) for model, price in rows}
+
+    def batch_prices(self) -> dict[str, TokenPrices]:
+        """Batch API prices of every catalog model that has them."""
+        return {m.model_id: m.cost_structure.batch_pricing for m in self.model_profiles()
+                if m.cost_structure.batch_pricing is not None}
 
     def running_experiments(self) -> list[StoredExperiment]:
         rows = self._db.execute(

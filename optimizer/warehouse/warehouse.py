@@ -28,6 +28,7 @@ from optimizer.warehouse.realized import Realized
 from optimizer.warehouse.reference import ReferenceData
 from optimizer.warehouse.results import Results
 from optimizer.warehouse.runs import Rollouts, Runs
+from optimizer.warehouse.traffic_queries import IN_WINDOW
 
 
 class Warehouse:
@@ -70,7 +71,7 @@ class Warehouse:
         analyses' queries; its summary counts the rows it reads."""
         if window is None:
             return RequestSource(self._db, InputSummary(rows=self.loads.request_count()), stored_previous_prompts=True)
-        (rows,) = self._db.execute("SELECT count(*) FROM requests WHERE ts >= $start AND ts < $end",
+        (rows,) = self._db.execute(f"SELECT count(*) FROM requests WHERE {IN_WINDOW}",
                                    {"start": window[0], "end": window[1]}).fetchone() or (0,)
         return RequestSource(self._db, InputSummary(rows=int(rows)), window, stored_previous_prompts=True)
 
