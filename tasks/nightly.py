@@ -44,8 +44,11 @@ RETRY_FETCH: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 10, "retry_c
 
 
 @task(name="plan-extraction", cache_policy=NO_CACHE)
-def plan_extraction(runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int) -> list[Window]:
-    return ingest.plan_extraction(runtime, window_end, backfill_days, lookback_hours, log=get_run_logger())
+def plan_extraction(
+    runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int, analysis_days: int
+) -> ingest.ExtractionPlan:
+    return ingest.plan_extraction(runtime, window_end, backfill_days, lookback_hours, analysis_days,
+                                  log=get_run_logger())
 
 
 @task(name="extract-request-window", task_run_name="extract-requests-{window.label}", retries=2,

@@ -66,10 +66,20 @@ def test_rerun_over_the_same_window_adds_nothing(sandbox: SandboxServer, platfor
         os.utime(path, (yesterday, yesterday))
     first = nightly_optimization(window_end=DAY_END, backfill_days=1)
     assert sorted(p.name for p in platform_settings.staging_dir.iterdir()) == ["run-running"]
+    # A day of the analysis period whose spend the warehouse lost is asked for again.
+    lost = (DAY_END - timedelta(days=5)).date()
+    with duckdb.connect(str(platform_settings.warehouse)) as db:
+        db.execute("DELETE FROM cost_summaries WHERE day = ?", [lost])
     second = nightly_optimization(window_end=DAY_END, backfill_days=1)
     assert first.requests_loaded > 0
     assert (second.requests_loaded, second.quarantined) == (0, 0)
     assert second.duplicates_skipped > 0 and second.windows == 1
+    # the first run asks for the whole analysis period's spend; the second for the look-back's
+    # day and the lost one only
+    assert (first.cost_days, second.cost_days) == (14, 2)
+    with duckdb.connect(str(platform_settings.warehouse), read_only=True) as db:
+        days = db.execute("SELECT count(DISTINCT day) FROM cost_summaries WHERE day = ?", [lost]).fetchone()
+    assert days == (1,)
     assert second.requests_total == first.requests_total == stored_requests(platform_settings.warehouse)
 
 

@@ -258,6 +258,17 @@ def test_cost_summaries_of_a_day_are_replaced(warehouse_path: Path) -> None:
     assert rows == [("team", "team-b", 7.0), ("total", "all", 7.0)]
 
 
+def test_a_model_listed_twice_in_one_load_is_stored_once_as_listed_last(warehouse_path: Path) -> None:
+    first, second = CATALOG[0], CATALOG[0].model_copy(update={"model_name": "renamed"})
+    many = [CATALOG[1].model_copy(update={"model_id": f"m-{n:03d}"}) for n in range(600)]  # more than one statement
+    with Warehouse(warehouse_path) as store:
+        store.loads.load(LoadBatch(source="s", models=[*many, first, second]))
+        ids = store.reference.model_ids()
+        names = {p.model_id: p.model_name for p in store.reference.model_profiles()}
+    assert len(ids) == len(set(ids)) and set(ids) >= {first.model_id, *(m.model_id for m in many)}
+    assert names[first.model_id] == "renamed"
+
+
 def test_parquet_with_native_types_loads(warehouse_path: Path, tmp_path: Path) -> None:
     table = pa.table({
         "request_id": ["a", "b"], "ts": pa.array([T0, T0], pa.timestamp("us", tz="UTC")),

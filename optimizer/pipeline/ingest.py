@@ -4,11 +4,13 @@ data, and the one load that commits it all."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from optimizer.ingest.observatory import StagedWindow, extract_window
-from optimizer.ingest.windows import Window, plan_windows
+from optimizer.ingest.windows import Window, days_between, plan_windows
 from optimizer.pipeline.runtime import LOG, Log, Runtime
 from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.loads import LoadBatch, LoadResult
@@ -17,18 +19,37 @@ from optimizer.schemas.registry import ModelProfile, StoredExperiment
 REQUESTS_SOURCE = "observatory.requests"
 
 
+# Cost summaries asked for side by side: the days are independent requests.
+COST_SUMMARY_REQUESTS = 4
+
+
+@dataclass(frozen=True)
+class ExtractionPlan:
+    """What a night fetches: the windows of request records, and the days whose cost summary
+    it asks Governance for (those the windows touch, and any of the analysis period the
+    warehouse lacks: a stored day's summary is not asked for again every night)."""
+
+    windows: list[Window]
+    cost_days: list[date]
+
+
 def plan_extraction(
-    runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int, *, log: Log = LOG
-) -> list[Window]:
+    runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int, analysis_days: int = 14,
+    *, log: Log = LOG,
+) -> ExtractionPlan:
     """The windows to extract: from the watermark (less the look-back) up to `window_end`."""
+    analysed = days_between(window_end - timedelta(days=analysis_days), window_end)
     with runtime.warehouse() as store:
         watermark = store.loads.watermark(REQUESTS_SOURCE)
+        stored = store.reference.cost_days(analysed[0], analysed[-1]) if analysed else set()
     windows = plan_windows(end=window_end, watermark=watermark, backfill=timedelta(days=backfill_days),
                            lookback=timedelta(hours=lookback_hours))
-    log.info("watermark %s; extracting %d window(s) from %s to %s",
+    touched = set(days_between(windows[0].start, windows[-1].end)) if windows else set()
+    cost_days = sorted(touched | (set(analysed) - stored))
+    log.info("watermark %s; extracting %d window(s) from %s to %s; cost summaries of %d day(s)",
              watermark.isoformat() if watermark else "none (first run)", len(windows),
-             windows[0].start.isoformat() if windows else "-", window_end.isoformat())
-    return windows
+             windows[0].start.isoformat() if windows else "-", window_end.isoformat(), len(cost_days))
+    return ExtractionPlan(windows=windows, cost_days=cost_days)
 
 
 def extract_requests(runtime: Runtime, window: Window, staging_dir: Path, *, log: Log = LOG) -> StagedWindow:
@@ -49,7 +70,11 @@ def fetch_model_catalog(runtime: Runtime, *, log: Log = LOG) -> list[ModelProfil
 
 def fetch_cost_summaries(runtime: Runtime, days: Sequence[date], *, log: Log = LOG) -> dict[date, CostSummary]:
     with runtime.clients() as clients:
-        summaries = {day: clients.cost_summary(day, day) for day in days}
+        if days:  # which API answers is probed once, before the requests go out side by side
+            first = clients.cost_summary(days[0], days[0])
+        with ThreadPoolExecutor(COST_SUMMARY_REQUESTS) as pool:
+            rest = list(pool.map(lambda day: clients.cost_summary(day, day), days[1:]))
+        summaries = dict(zip(days, [first, *rest], strict=False)) if days else {}
     log.info("cost summaries: %d days", len(summaries))
     return summaries
 

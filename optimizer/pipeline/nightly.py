@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
 
 from optimizer import telemetry
-from optimizer.ingest.windows import days_between, floor_to
+from optimizer.ingest.windows import floor_to
 from optimizer.pipeline.analyze import (
     analyze_application,
     analyze_running_experiments,
@@ -157,14 +157,14 @@ def run_nightly(
     remove_stale_staging(runtime.settings.staging_dir, started)
     with telemetry.operation("nightly-optimization", "nightly", **{"optimization.run_id": run_id}):
         recent = (end - timedelta(days=p.analysis_days), end)
-        windows = steps.call(plan_extraction, runtime, end, p.backfill_days, p.lookback_hours)
+        plan = steps.call(plan_extraction, runtime, end, p.backfill_days, p.lookback_hours, p.analysis_days)
+        windows = plan.windows
         try:
             # Fan out: each window, then each application, is a step any worker can run; what
             # they share is Parquet under the staging folder. One step writes the warehouse.
             staged = [steps.submit(extract_requests, runtime, window, staging_dir) for window in windows]
             models = steps.submit(fetch_model_catalog, runtime)
-            costs = steps.submit(fetch_cost_summaries, runtime,
-                                 days_between(min(recent[0], *(w.start for w in windows)), end))
+            costs = steps.submit(fetch_cost_summaries, runtime, plan.cost_days)
             experiments = steps.submit(fetch_experiments, runtime)
             loaded = steps.call(load_warehouse, runtime, windows, [f.result().path for f in staged],
                                 models.result(), costs.result(), experiments.result())

@@ -17,18 +17,29 @@ from optimizer.schemas.governance import CostSummary
 from optimizer.schemas.registry import ModelProfile, StoredExperiment, TokenPrices
 from optimizer.warehouse._connection import transaction
 
+_ROWS_PER_INSERT = 500
 
-def _replace_rows(db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[object]]) -> None:
-    """Insert `rows` into `table` (a name from this module, never input), replacing rows with the same key."""
-    if rows:
-        placeholders = ", ".join("?" * len(rows[0]))
-        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({placeholders})", [list(row) for row in rows])
+
+def _insert_rows(db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[object]], *,
+                 replace: bool = False) -> None:
+    """Insert `rows` into `table` (a name from this module, never input), a few hundred rows a
+    statement: DuckDB's executemany binds and runs one statement per row, about 1 ms each.
+    `replace`: rows replace the stored ones with the same key, their first column (of rows
+    with the same key, the last one, as if inserted one by one)."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    if replace:
+        rows = list({row[0]: row for row in rows}.values())
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        row = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        db.execute(f"{verb} INTO {table} VALUES {', '.join([row] * len(chunk))}",
+                   [value for values in chunk for value in values])
 
 
 def write_models(db: duckdb.DuckDBPyConnection, models: Sequence[ModelProfile]) -> None:
     """Each model's profile and list prices, replacing what was stored for it."""
     now = datetime.now(UTC)
-    _replace_rows(db, "models", [
+    _insert_rows(db, "models", replace=True, rows=[
         (profile.model_id, profile.model_name, profile.provider, profile.status,
          profile.cost_structure.input_cost_per_1k_tokens, profile.cost_structure.output_cost_per_1k_tokens,
          profile.model_dump_json(), now)
@@ -39,31 +50,25 @@ def write_models(db: duckdb.DuckDBPyConnection, models: Sequence[ModelProfile]) 
 def write_cost_summaries(db: duckdb.DuckDBPyConnection, summaries: Mapping[date, CostSummary]) -> None:
     """Governance's spend of each day, replacing whatever that day held."""
     now = datetime.now(UTC)
+    rows: list[tuple[date, str, str, str | None, float, int | None, int | None, float | None, datetime]] = []
     for day, summary in summaries.items():
-        rows: list[tuple[str, str, str | None, float, int | None, int | None, float | None]]
-        rows = [("total", "all", None, summary.total_cost_usd, None, None, 100.0)]
         b = summary.breakdown
-        rows += [("team", t.team_id, t.team_name, t.cost_usd, None, None, t.percentage) for t in b.by_team]
-        rows += [("model", m.model, None, m.cost_usd, m.requests, m.tokens, None) for m in b.by_model]
-        rows += [
-            ("application", a.application_id, None, a.cost_usd, a.requests, a.tokens, None)
-            for a in b.by_application
-        ]
-        rows += [
-            ("environment", e.environment, None, e.cost_usd, e.requests, e.tokens, None)
-            for e in b.by_environment
-        ]
-        db.execute("DELETE FROM cost_summaries WHERE day = ?", [day])
-        db.executemany(
-            "INSERT INTO cost_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[day, *row, now] for row in rows],
-        )
+        rows.append((day, "total", "all", None, summary.total_cost_usd, None, None, 100.0, now))
+        rows += [(day, "team", t.team_id, t.team_name, t.cost_usd, None, None, t.percentage, now) for t in b.by_team]
+        rows += [(day, "model", m.model, None, m.cost_usd, m.requests, m.tokens, None, now) for m in b.by_model]
+        rows += [(day, "application", a.application_id, None, a.cost_usd, a.requests, a.tokens, None, now)
+                 for a in b.by_application]
+        rows += [(day, "environment", e.environment, None, e.cost_usd, e.requests, e.tokens, None, now)
+                 for e in b.by_environment]
+    if summaries:
+        db.execute("DELETE FROM cost_summaries WHERE list_contains(?, day)", [list(summaries)])
+    _insert_rows(db, "cost_summaries", rows)
 
 
 def write_experiments(db: duckdb.DuckDBPyConnection, experiments: Sequence[StoredExperiment]) -> None:
     """Each experiment's definition and planned traffic allocation, replacing what was stored."""
     now = datetime.now(UTC)
-    _replace_rows(db, "experiments", [
+    _insert_rows(db, "experiments", replace=True, rows=[
         (experiment.experiment_id, experiment.experiment_type, experiment.status,
          experiment.metadata.get("application_id"), experiment.test_period.start, experiment.test_period.end,
          json.dumps(experiment.traffic_allocation()), experiment.model_dump_json(), now)
@@ -111,6 +116,12 @@ class ReferenceData:
             "SELECT definition FROM experiments WHERE status = 'running' ORDER BY experiment_id"
         ).fetchall()
         return [StoredExperiment.model_validate_json(definition) for (definition,) in rows]
+
+    def cost_days(self, first_day: date, last_day: date) -> set[date]:
+        """The days between the two (both inclusive) whose spend Governance has given."""
+        rows = self._db.execute("SELECT DISTINCT day FROM cost_summaries WHERE day BETWEEN ? AND ?",
+                                [first_day, last_day]).fetchall()
+        return {day for (day,) in rows}
 
     def daily_spend(self, dimension: str, first_day: date, last_day: date) -> list[tuple[date, str, float]]:
         """Governance's daily spend per key of a dimension (team, application, model, ...)."""
