@@ -1,8 +1,9 @@
 """A whole night over a big warehouse: the nightly flow, through Prefect, against the sandbox.
 
 The warehouse first takes `--rows` stored request records, all inside the fourteen days
-before the night (`bench.data.recent_dataset`), with the project's own load and the
-Observatory's watermark at their end (not timed). Then `nightly_optimization` runs as the
+before the night (`bench.data.recent_dataset`), with the project's own load, the
+Observatory's watermark at their end and Governance's spend of those days, as earlier nights
+leave them (not timed). Then `nightly_optimization` runs as the
 scheduled night does (default parameters, `propose_changes` on: with no `rollout`
 deployment registered nobody is asked) for the night after: it extracts the one new day
 from the sandbox, loads it, analyses the fourteen-day window (the stored days and the new
@@ -31,7 +32,9 @@ from typing import Any
 from bench.data import PATTERN_DAYS, PATTERN_END, recent_dataset
 from bench.sandbox import sandbox_settings, start_sandbox
 from optimizer.catalog import load_catalog
-from optimizer.pipeline.ingest import REQUESTS_SOURCE
+from optimizer.ingest.windows import days_between
+from optimizer.pipeline.ingest import REQUESTS_SOURCE, fetch_cost_summaries
+from optimizer.pipeline.runtime import Runtime
 from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG, Settings
 from optimizer.warehouse import Warehouse
@@ -47,11 +50,14 @@ ANALYSIS_DAYS = 14  # the flow's default
 
 
 def load_stored(data: Path, settings: Settings) -> int:
-    """The stored rows, loaded as the nightly run's extraction would have left them."""
+    """The stored rows, loaded as the nightly runs before would have left them: with the
+    Governance spend of their days, which a night asks for only when missing."""
+    stored_days = days_between(STORED_END - timedelta(days=ANALYSIS_DAYS), STORED_END)
+    costs = fetch_cost_summaries(Runtime(settings), stored_days)
     with Warehouse(settings.warehouse) as store:
         store.reference.ensure_models(load_catalog(MODEL_CATALOG))
         result = store.loads.load(LoadBatch(
-            source=REQUESTS_SOURCE, request_files=[data],
+            source=REQUESTS_SOURCE, request_files=[data], cost_summaries=costs,
             window=(STORED_END - timedelta(days=PATTERN_DAYS), STORED_END)))
     return result.loaded
 
