@@ -145,8 +145,14 @@ def prefect_api(migrated_prefect_home: Path, tmp_path_factory: pytest.TempPathFa
         shutil.copy(migrated_prefect_home / "prefect.db", folder / "prefect-test.db")
         return str(folder)
 
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     monkeypatch_session.setattr(harness, "mkdtemp", migrated_folder)
-    with harness.prefect_test_harness(server_startup_timeout=120):
+    # Without flow-run heartbeats: they feed crashed-run detection, which the test API does not
+    # run (no triggers, no event persister), and each run's end waits up to a second for the
+    # heartbeat thread's sleep.
+    with harness.prefect_test_harness(server_startup_timeout=120), \
+            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 
