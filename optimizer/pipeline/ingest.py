@@ -34,10 +34,11 @@ class ExtractionPlan:
 
 
 def plan_extraction(
-    runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int, analysis_days: int = 14,
+    runtime: Runtime, window_end: datetime, backfill_days: int, lookback_hours: int, analysis_days: int,
     *, log: Log = LOG,
 ) -> ExtractionPlan:
-    """The windows to extract: from the watermark (less the look-back) up to `window_end`."""
+    """The windows to extract, from the watermark (less the look-back) up to `window_end`, and
+    the days whose cost summary to ask for (see `ExtractionPlan`)."""
     analysed = days_between(window_end - timedelta(days=analysis_days), window_end)
     with runtime.warehouse() as store:
         watermark = store.loads.watermark(REQUESTS_SOURCE)
@@ -69,12 +70,14 @@ def fetch_model_catalog(runtime: Runtime, *, log: Log = LOG) -> list[ModelProfil
 
 
 def fetch_cost_summaries(runtime: Runtime, days: Sequence[date], *, log: Log = LOG) -> dict[date, CostSummary]:
-    with runtime.clients() as clients:
-        if days:  # which API answers is probed once, before the requests go out side by side
-            first = clients.cost_summary(days[0], days[0])
-        with ThreadPoolExecutor(COST_SUMMARY_REQUESTS) as pool:
-            rest = list(pool.map(lambda day: clients.cost_summary(day, day), days[1:]))
-        summaries = dict(zip(days, [first, *rest], strict=False)) if days else {}
+    summaries: dict[date, CostSummary] = {}
+    if days:
+        with runtime.clients() as clients:
+            # The first day alone: it probes which API answers, once, before the rest go out side by side.
+            summaries[days[0]] = clients.cost_summary(days[0], days[0])
+            with ThreadPoolExecutor(COST_SUMMARY_REQUESTS) as pool:
+                summaries.update(zip(days[1:], pool.map(lambda day: clients.cost_summary(day, day), days[1:]),
+                                     strict=True))
     log.info("cost summaries: %d days", len(summaries))
     return summaries
 
