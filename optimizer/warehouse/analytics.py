@@ -8,6 +8,7 @@ would, with rows that break its rules left out and counted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,15 +18,13 @@ import duckdb
 import numpy as np
 
 from optimizer.analysis.cascade_pairs import (
-    FAILED_PRIMARY_BIN,
-    GRID_STEPS,
     NO_LEVEL,
     ApplicationPairs,
     CandidatePairs,
     PairBin,
     latency_tails,
 )
-from optimizer.analysis.compression import FLOOR_GRID, CompressionData, PromptBucket
+from optimizer.analysis.compression import CompressionData, PromptBucket
 from optimizer.analysis.experiments import VariantStatistics
 from optimizer.analysis.statistics import Proportion, SampleMean
 from optimizer.errors import BadInputError
@@ -40,7 +39,15 @@ from optimizer.warehouse._validation import (
     suspect_conditions,
     typed_projection,
 )
+from optimizer.warehouse.day_partials import (
+    DayPartial,
+    StoredDayPartials,
+    fresh_partial,
+    used_parameters,
+    window_days,
+)
 from optimizer.warehouse.parquet_input import parquet_columns
+from optimizer.warehouse.partial_queries import COMPRESSION, MODEL_COUNTS, PAIRS, SERVED
 from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
 # The columns each family of queries reads: a file source built for one keeps only those.
@@ -51,36 +58,16 @@ COMPRESSION_READS = ("ts", "application_id", "model", "shadow", "compression_tec
                      "prompt_tokens", "experiment_id", "quality_score", "status", "latency_ms")
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
-# The model serving most of each application's own (non-shadow) traffic in the window; ties
-# go to the first model by name.
-CURRENT_MODEL = f"""current_model AS (
-    SELECT application_id, model FROM requests WHERE NOT shadow AND {IN_WINDOW}
-    GROUP BY application_id, model
-    QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
-)"""
-# Each shadow pair of an application's current model (the fallback) with another model (a
-# cascade's primary): the primary's confidence bin, the quality difference, both costs and
-# latencies. Only paired rows (a small share) and only the columns the join reads are scanned,
-# once: three times faster than joining the whole window with itself.
-_PAIRS = f"""paired AS MATERIALIZED (
-    SELECT pair_id, application_id, model, status, quality_score, confidence_score, cost_usd, latency_ms,
-           CASE complexity WHEN 'simple' THEN 0 WHEN 'moderate' THEN 1 WHEN 'complex' THEN 2 END AS level
-    FROM requests WHERE pair_id IS NOT NULL AND {IN_WINDOW}
-), pairs AS (
-    SELECT f.application_id, c.model AS primary_model,
-           CASE WHEN c.status = 'error' THEN {FAILED_PRIMARY_BIN}
-                ELSE least(CAST(floor(round(c.confidence_score * {GRID_STEPS}, 6)) AS INTEGER), {GRID_STEPS})
-           END AS bin,
-           CASE WHEN c.status = 'error' THEN 0.0 ELSE c.quality_score - f.quality_score END AS diff,
-           c.cost_usd AS primary_cost, f.cost_usd AS fallback_cost,
-           c.latency_ms AS primary_latency, f.latency_ms AS fallback_latency,
-           coalesce(f.level, c.level) AS level
-    FROM paired AS f
-    JOIN current_model AS m ON m.application_id = f.application_id AND m.model = f.model
-    JOIN paired AS c ON c.pair_id = f.pair_id AND c.model <> f.model
-    WHERE f.status = 'ok' AND f.quality_score IS NOT NULL
-      AND (c.status = 'error' OR (c.quality_score IS NOT NULL AND c.confidence_score IS NOT NULL))
-)"""
+_SOURCES = itertools.count()  # each source's temporary tables are its own
+
+
+def current_model(model_counts: str) -> str:
+    """The model serving most of each application's own (non-shadow) traffic in the window;
+    ties go to the first model by name."""
+    return f"""current_model AS (
+        SELECT application_id, model FROM {model_counts} GROUP BY application_id, model
+        QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY sum(n) DESC, model) = 1
+    )"""
 
 
 _PLACE = "s.file_index, s.file_row_number"  # a row of Parquet input: its file and its place in it
@@ -124,17 +111,42 @@ class RequestSource(TrafficQueries):
     optionally restricted to the time window [start, end)."""
 
     def __init__(self, db: duckdb.DuckDBPyConnection, summary: InputSummary,
-                 window: tuple[datetime, datetime] | None = None, *, stored_previous_prompts: bool = False) -> None:
+                 window: tuple[datetime, datetime] | None = None, *, stored_previous_prompts: bool = False,
+                 kept_partials: bool = False) -> None:
         """`stored_previous_prompts`: `requests` keeps each row's previous answer to its prompt
-        (`previous_prompt_ts`, as the warehouse does) rather than the queries working it out."""
+        (`previous_prompt_ts`, as the warehouse does) rather than the queries working it out.
+        `kept_partials`: `requests` is the warehouse's, whose per-day partials are kept
+        (`optimizer.warehouse.day_partials`)."""
         self._db, self.summary = db, summary
         if stored_previous_prompts:
             self._previous_prompt = "previous_prompt_ts"
-        self._window = {"start": window[0] if window else _FAR_PAST, "end": window[1] if window else _FAR_FUTURE}
+        self._window: dict[str, Any] = {"start": window[0] if window else _FAR_PAST,
+                                        "end": window[1] if window else _FAR_FUTURE}
+        self._window.update(window_days(self._window))
+        self._kept = StoredDayPartials(db, self._previous_prompt) if kept_partials and window else None
+        self._partials: dict[str, str] = {}
+        self._name = f"source{next(_SOURCES)}"
+
+    @property
+    def days_computed(self) -> dict[str, int]:
+        """Per partial, the days this source computed rather than read as kept."""
+        return dict(self._kept.computed) if self._kept else {}
+
+    def _partial(self, partial: DayPartial) -> str:
+        """The temporary table of `partial` over the window, made on first use."""
+        key = f"{partial.name}_{partial.version}"
+        if key not in self._partials:
+            target, bounds = f"{self._name}_{key}", {"start": self._window["start"], "end": self._window["end"]}
+            if self._kept:
+                self._kept.assemble(partial, target, bounds)
+            else:
+                fresh_partial(self._db, partial, target, bounds, self._previous_prompt)
+            self._partials[key] = target
+        return self._partials[key]
 
     def _rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Run an analysis query; `$start`/`$end` bound the window it may read."""
-        return self._db.execute(sql, {**self._window, **(parameters or {})}).fetchall()
+        return self._db.execute(sql, used_parameters(sql, {**self._window, **(parameters or {})})).fetchall()
 
     @classmethod
     def from_parquet(cls, paths: Sequence[Path], *, label: str, needs: Collection[str] = (),
@@ -256,11 +268,15 @@ class RequestSource(TrafficQueries):
         """Each application's served traffic (shadow calls excluded) in the window."""
         rows = self._rows(
             f"""
-            WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW}), {CURRENT_MODEL}
-            SELECT application_id, mode(s.team_id), any_value(c.model),
-                   count(*), fsum(s.cost_usd), avg(s.prompt_tokens), avg(s.completion_tokens),
-                   greatest(epoch(max(s.ts)) - epoch(min(s.ts)), 3600) / 86400
-            FROM served AS s JOIN current_model AS c USING (application_id)
+            WITH {current_model(self._partial(MODEL_COUNTS))}, served AS (SELECT * FROM {self._partial(SERVED)}),
+            team AS (
+                SELECT application_id, team_id FROM served WHERE team_id IS NOT NULL GROUP BY application_id, team_id
+                QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY sum(n) DESC, team_id) = 1
+            )
+            SELECT application_id, any_value(t.team_id), any_value(c.model),
+                   sum(s.n), fsum(s.cost), sum(s.prompt) / sum(s.prompted), sum(s.completion) / sum(s.completed),
+                   greatest(epoch(max(s.last_ts)) - epoch(min(s.first_ts)), 3600) / 86400
+            FROM served AS s JOIN current_model AS c USING (application_id) LEFT JOIN team AS t USING (application_id)
             GROUP BY application_id ORDER BY application_id
             """
         )
@@ -275,19 +291,21 @@ class RequestSource(TrafficQueries):
     def cascade_pairs(self) -> list[ApplicationPairs]:
         """Shadow pairs of each application's current model with every other model, binned
         by the other model's confidence on the threshold grid (and by complexity level)."""
-        # The window is scanned for pairs once, into a temporary table of one row per pair (and
-        # one empty row per application without any): the bins' sums come from it in SQL, and
+        # The pairs of each application's current model go into a temporary table (with one
+        # empty row per application without any): the bins' sums come from it in SQL, and
         # each candidate's p95 latencies at every LATENCY_STEP-th threshold, for the cascade
         # routing every request to the primary and those routing only requests up to a
         # complexity level, from its latencies in one pass (`latency_tails`).
         self._db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE cascade_pairs AS
-            WITH {CURRENT_MODEL}, {_PAIRS}
-            SELECT m.application_id, m.model AS fallback_model, p.* EXCLUDE (application_id)
-            FROM current_model AS m LEFT JOIN pairs AS p USING (application_id)
+            WITH {current_model(self._partial(MODEL_COUNTS))}
+            SELECT m.application_id, m.model AS fallback_model, p.* EXCLUDE (day, partner_day, application_id, fallback_model)
+            FROM current_model AS m
+            LEFT JOIN (SELECT * FROM {self._partial(PAIRS)} WHERE partner_day >= $first_day AND partner_day < $past_day) AS p
+                ON p.application_id = m.application_id AND p.fallback_model = m.model
             """,
-            self._window,
+            {name: self._window[name] for name in ("first_day", "past_day")},
         )
         try:
             rows = self._db.execute(
@@ -341,34 +359,30 @@ class RequestSource(TrafficQueries):
         """Buckets of prompt length for each application's most-compressed model, by arm; their
         latency is that of answered requests (a failure's latency is the time to a timeout or
         an error, unrelated to the prompt)."""
-        floor_case = "CASE " + " ".join(
-            f"WHEN coalesce(original_prompt_tokens, prompt_tokens) >= {floor} THEN {floor}"
-            for floor in sorted(FLOOR_GRID, reverse=True)
-        ) + " ELSE 0 END"
+        partial = self._partial(COMPRESSION)
         targets = self._rows(
             f"""
-            SELECT application_id, model, mode(compression_technique)
-            FROM requests WHERE compression_technique IS NOT NULL AND NOT shadow AND {IN_WINDOW}
-            GROUP BY application_id, model
-            QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY count(*) DESC, model) = 1
+            WITH techniques AS (
+                SELECT application_id, model, technique, sum(n) AS n FROM {partial}
+                WHERE technique IS NOT NULL AND NOT shadow GROUP BY ALL
+            ), models AS (
+                SELECT application_id, model FROM techniques GROUP BY application_id, model
+                QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY sum(n) DESC, model) = 1
+            )
+            SELECT application_id, model, t.technique FROM models JOIN techniques AS t USING (application_id, model)
+            QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY t.n DESC, t.technique) = 1
+            ORDER BY application_id
             """
         )
+        spans = dict(self._rows(f"SELECT application_id, epoch(max(last_ts)) - epoch(min(first_ts)) FROM {partial} GROUP BY 1"))
         found = []
         for app, model, technique in targets:
-            (span,), = self._rows(
-                f"SELECT epoch(max(ts)) - epoch(min(ts)) FROM requests WHERE application_id = $app AND {IN_WINDOW}",
-                {"app": app},
-            )
+            span = spans.get(app)
             rows = self._rows(
                 f"""
-                SELECT {floor_case} AS floor, compression_technique IS NOT NULL AS compressed,
-                       coalesce(experiment_id, '') AS experiment, count(*),
-                       count(quality_score), fsum(quality_score), fsum(quality_score * quality_score),
-                       sum(prompt_tokens), sum(coalesce(original_prompt_tokens, prompt_tokens)),
-                       count(*) FILTER (WHERE status = 'ok'), fsum(latency_ms) FILTER (WHERE status = 'ok'),
-                       fsum(latency_ms * latency_ms) FILTER (WHERE status = 'ok')
-                FROM requests
-                WHERE application_id = $app AND model = $model AND NOT shadow AND {IN_WINDOW}
+                SELECT floor, technique IS NOT NULL AS compressed, experiment, sum(n), sum(scored), fsum(quality),
+                       fsum(quality2), sum(sent), sum(original), sum(answered), fsum(latency), fsum(latency2)
+                FROM {partial} WHERE application_id = $app AND model = $model AND NOT shadow
                 GROUP BY ALL ORDER BY ALL
                 """,
                 {"app": app, "model": model},

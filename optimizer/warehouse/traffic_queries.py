@@ -8,9 +8,10 @@ from typing import Any
 
 from optimizer.analysis.batching import BatchingData, TolerantDay
 from optimizer.analysis.caching import CANDIDATE_TTLS_S, CacheDay, CachingData
-from optimizer.analysis.models import LATENCY_BUCKET_RATIO
 from optimizer.schemas.selection import TrafficCell
-from optimizer.warehouse._prompt_repeats import CACHEABLE, PREVIOUS_PROMPT
+from optimizer.warehouse._prompt_repeats import PREVIOUS_PROMPT
+from optimizer.warehouse.day_partials import DayPartial
+from optimizer.warehouse.partial_queries import BATCHING, CELLS, SERVED, caching_partial
 
 IN_WINDOW = "ts >= $start AND ts < $end"
 
@@ -26,6 +27,9 @@ class TrafficQueries:
     def _rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def _partial(self, partial: DayPartial) -> str:
+        raise NotImplementedError
+
     # ---- caching and batch pricing -----------------------------------------------------
 
     def caching_data(self, ttls: Sequence[int] = CANDIDATE_TTLS_S) -> list[CachingData]:
@@ -33,26 +37,16 @@ class TrafficQueries:
         requests with a hash, those whose application and model saw the same hash answered at
         most TTL seconds before (hits), and what the hits cost."""
         totals = self._rows(
-            f"""SELECT application_id, count(*), count(prompt_hash) FROM requests
-                WHERE NOT shadow AND {IN_WINDOW} GROUP BY ALL HAVING count(prompt_hash) > 0 ORDER BY 1"""
+            f"""SELECT application_id, sum(n), sum(hashed) FROM {self._partial(SERVED)}
+                GROUP BY ALL HAVING sum(hashed) > 0 ORDER BY 1"""
         )
-        # Every TTL's hits in one pass. A previous answer counts only from inside the window, as if
-        # the window were all there is.
         chosen = sorted({int(ttl) for ttl in ttls})
-        per_ttl = "".join(f", count(*) FILTER (WHERE gap_s <= {ttl}), coalesce(fsum(cost_usd) FILTER (WHERE gap_s <= {ttl}), 0)"
-                          for ttl in chosen)
+        # A previous answer counts only from inside the window, as if the window were all there is.
+        inside = "previous_day >= $first_day"
+        per_ttl = "".join(f", coalesce(sum(hits_{ttl}) FILTER (WHERE {inside}), 0), "
+                          f"coalesce(fsum(cost_{ttl}) FILTER (WHERE {inside}), 0)" for ttl in chosen)
         rows = self._rows(
-            f"""
-            WITH cacheable AS (
-                SELECT application_id, cost_usd, ts, {self._previous_prompt} AS previous_ts
-                FROM requests WHERE {CACHEABLE} AND {IN_WINDOW}
-            ), hashed AS (
-                SELECT application_id, cost_usd, CAST(epoch(ts) // 86400 AS INTEGER) AS day,
-                       CASE WHEN previous_ts >= $start THEN epoch(ts) - epoch(previous_ts) END AS gap_s
-                FROM cacheable
-            )
-            SELECT application_id, day, count(*){per_ttl} FROM hashed GROUP BY ALL ORDER BY ALL
-            """
+            f"SELECT application_id, day, sum(n){per_ttl} FROM {self._partial(caching_partial(chosen))} GROUP BY ALL ORDER BY ALL"
         )
         days: dict[str, list[CacheDay]] = {}
         for app, day, n, *by_ttl in rows:
@@ -68,18 +62,13 @@ class TrafficQueries:
         last day in the window."""
         rows = self._rows(
             f"""
-            WITH served AS (SELECT * FROM requests WHERE NOT shadow AND {IN_WINDOW}),
-            spans AS (
-                SELECT application_id, count(*) AS n, CAST(min(epoch(ts)) // 86400 AS INTEGER) AS first_day,
-                       CAST(max(epoch(ts)) // 86400 AS INTEGER) AS last_day
-                FROM served GROUP BY ALL
-            )
+            WITH served AS (SELECT * FROM {self._partial(BATCHING)}),
+            spans AS (SELECT application_id, sum(n) AS n, min(day) AS first_day, max(day) AS last_day FROM served GROUP BY ALL)
             SELECT s.application_id, any_value(p.n), any_value(p.first_day), any_value(p.last_day),
-                   CAST(epoch(s.ts) // 86400 AS INTEGER), s.model, s.task_type, count(*), fsum(s.cost_usd),
-                   sum(s.prompt_tokens), sum(s.completion_tokens)
+                   s.day, s.model, s.task_type, sum(s.n), fsum(s.cost), sum(s.prompt), sum(s.completion)
             FROM served AS s JOIN spans AS p USING (application_id)
             WHERE s.task_type IN (SELECT unnest($types))
-            GROUP BY s.application_id, 5, s.model, s.task_type ORDER BY ALL
+            GROUP BY s.application_id, s.day, s.model, s.task_type ORDER BY ALL
             """,
             {"types": list(task_types) or [""]},
         )
@@ -96,18 +85,12 @@ class TrafficQueries:
         """Per application, task type and model: counts and sums of cost, quality, errors and
         tokens, and successful requests' latencies in buckets (shadow calls included: they
         measure the model on the same prompts)."""
-        # One scan: grouped by latency bucket too, then the few thousand groups summed up.
         rows = self._rows(
             f"""
             WITH cells AS (
-                SELECT application_id, task_type, model,
-                       CASE WHEN status = 'ok' THEN CAST(floor(ln(greatest(latency_ms, 1.0))
-                                                             / ln({LATENCY_BUCKET_RATIO})) AS INTEGER) END AS bucket,
-                       count(*) AS n, fsum(coalesce(cost_usd, 0)) AS cost, count(quality_score) AS scored,
-                       fsum(coalesce(quality_score, 0)) AS quality, count(*) FILTER (WHERE status = 'error') AS errors,
-                       sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion
-                FROM requests WHERE {IN_WINDOW}
-                GROUP BY ALL
+                SELECT application_id, task_type, model, bucket, sum(n) AS n, fsum(cost) AS cost, sum(scored) AS scored,
+                       fsum(quality) AS quality, sum(errors) AS errors, sum(prompt) AS prompt, sum(completion) AS completion
+                FROM {self._partial(CELLS)} GROUP BY ALL
             )
             SELECT application_id, task_type, model, sum(n), fsum(cost), sum(scored), fsum(quality), sum(errors),
                    sum(prompt), sum(completion), list((bucket, n) ORDER BY bucket) FILTER (WHERE bucket IS NOT NULL)

@@ -73,7 +73,8 @@ class Warehouse:
             return RequestSource(self._db, InputSummary(rows=self.loads.request_count()), stored_previous_prompts=True)
         (rows,) = self._db.execute(f"SELECT count(*) FROM requests WHERE {IN_WINDOW}",
                                    {"start": window[0], "end": window[1]}).fetchone() or (0,)
-        return RequestSource(self._db, InputSummary(rows=int(rows)), window, stored_previous_prompts=True)
+        return RequestSource(self._db, InputSummary(rows=int(rows)), window, stored_previous_prompts=True,
+                             kept_partials=True)
 
     def close(self) -> None:
         self._db.close()
