@@ -3,7 +3,8 @@
 The warehouse first takes `--rows` stored request records, all inside the fourteen days
 before the night (`bench.data.recent_dataset`), with the project's own load, the
 Observatory's watermark at their end and Governance's spend of those days, as earlier nights
-leave them (not timed). Then `nightly_optimization` runs as the
+leave them (not timed), with the day partials the last night's analysis kept. Then
+`nightly_optimization` runs as the
 scheduled night does (default parameters, `propose_changes` on: with no `rollout`
 deployment registered nobody is asked) for the night after: it extracts the one new day
 from the sandbox, loads it, analyses the fourteen-day window (the stored days and the new
@@ -33,6 +34,7 @@ from bench.data import PATTERN_DAYS, PATTERN_END, recent_dataset
 from bench.sandbox import sandbox_settings, start_sandbox
 from optimizer.catalog import load_catalog
 from optimizer.ingest.windows import days_between
+from optimizer.pipeline.analyze import analyze_window
 from optimizer.pipeline.ingest import REQUESTS_SOURCE, fetch_cost_summaries
 from optimizer.pipeline.runtime import Runtime
 from optimizer.schemas.loads import LoadBatch
@@ -51,7 +53,8 @@ ANALYSIS_DAYS = 14  # the flow's default
 
 def load_stored(data: Path, settings: Settings) -> int:
     """The stored rows, loaded as the nightly runs before would have left them: with the
-    Governance spend of their days, which a night asks for only when missing."""
+    Governance spend of their days, which a night asks for only when missing, and the day
+    partials the last night's analysis kept (`optimizer.warehouse.day_partials`)."""
     stored_days = days_between(STORED_END - timedelta(days=ANALYSIS_DAYS), STORED_END)
     costs = fetch_cost_summaries(Runtime(settings), stored_days)
     with Warehouse(settings.warehouse) as store:
@@ -59,6 +62,7 @@ def load_stored(data: Path, settings: Settings) -> int:
         result = store.loads.load(LoadBatch(
             source=REQUESTS_SOURCE, request_files=[data], cost_summaries=costs,
             window=(STORED_END - timedelta(days=PATTERN_DAYS), STORED_END)))
+    analyze_window(Runtime(settings), (STORED_END - timedelta(days=ANALYSIS_DAYS), STORED_END), 0.02, 0.05)
     return result.loaded
 
 

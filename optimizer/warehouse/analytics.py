@@ -31,6 +31,7 @@ from optimizer.errors import BadInputError
 from optimizer.schemas.analysis import InputSummary, VariantUsage
 from optimizer.schemas.applications import ApplicationProfile
 from optimizer.schemas.records import REQUIRED_COLUMN_NAMES
+from optimizer.warehouse import partial_queries as partials
 from optimizer.warehouse._validation import (
     TEXT_COLUMN_NAMES,
     changed_by_typing,
@@ -47,7 +48,6 @@ from optimizer.warehouse.day_partials import (
     window_days,
 )
 from optimizer.warehouse.parquet_input import parquet_columns
-from optimizer.warehouse.partial_queries import COMPRESSION, MODEL_COUNTS, PAIRS, SERVED
 from optimizer.warehouse.traffic_queries import IN_WINDOW, TrafficQueries
 
 # The columns each family of queries reads: a file source built for one keeps only those.
@@ -59,15 +59,6 @@ COMPRESSION_READS = ("ts", "application_id", "model", "shadow", "compression_tec
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 _SOURCES = itertools.count()  # each source's temporary tables are its own
-
-
-def current_model(model_counts: str) -> str:
-    """The model serving most of each application's own (non-shadow) traffic in the window;
-    ties go to the first model by name."""
-    return f"""current_model AS (
-        SELECT application_id, model FROM {model_counts} GROUP BY application_id, model
-        QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY sum(n) DESC, model) = 1
-    )"""
 
 
 _PLACE = "s.file_index, s.file_row_number"  # a row of Parquet input: its file and its place in it
@@ -268,7 +259,7 @@ class RequestSource(TrafficQueries):
         """Each application's served traffic (shadow calls excluded) in the window."""
         rows = self._rows(
             f"""
-            WITH {current_model(self._partial(MODEL_COUNTS))}, served AS (SELECT * FROM {self._partial(SERVED)}),
+            WITH {partials.current_model(self._partial(partials.MODEL_COUNTS))}, served AS (SELECT * FROM {self._partial(partials.SERVED)}),
             team AS (
                 SELECT application_id, team_id FROM served WHERE team_id IS NOT NULL GROUP BY application_id, team_id
                 QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY sum(n) DESC, team_id) = 1
@@ -299,10 +290,10 @@ class RequestSource(TrafficQueries):
         self._db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE cascade_pairs AS
-            WITH {current_model(self._partial(MODEL_COUNTS))}
+            WITH {partials.current_model(self._partial(partials.MODEL_COUNTS))}
             SELECT m.application_id, m.model AS fallback_model, p.* EXCLUDE (day, partner_day, application_id, fallback_model)
             FROM current_model AS m
-            LEFT JOIN (SELECT * FROM {self._partial(PAIRS)} WHERE partner_day >= $first_day AND partner_day < $past_day) AS p
+            LEFT JOIN (SELECT * FROM {self._partial(partials.PAIRS)} WHERE partner_day >= $first_day AND partner_day < $past_day) AS p
                 ON p.application_id = m.application_id AND p.fallback_model = m.model
             """,
             {name: self._window[name] for name in ("first_day", "past_day")},
@@ -359,7 +350,7 @@ class RequestSource(TrafficQueries):
         """Buckets of prompt length for each application's most-compressed model, by arm; their
         latency is that of answered requests (a failure's latency is the time to a timeout or
         an error, unrelated to the prompt)."""
-        partial = self._partial(COMPRESSION)
+        partial = self._partial(partials.COMPRESSION)
         targets = self._rows(
             f"""
             WITH techniques AS (

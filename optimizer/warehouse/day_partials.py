@@ -183,7 +183,7 @@ class StoredDayPartials:
                 self.db.executemany("INSERT INTO day_partials VALUES (?, ?, ?)",
                                     [(table, day, expected[day]) for day in stale])
             return len(stale)
-        except duckdb.TransactionException as exc:  # another writer in the way
+        except (duckdb.TransactionException, duckdb.ConstraintException) as exc:  # another writer in the way
             logger.info("day partial %s not stored: %s", partial.name, str(exc).splitlines()[0])
             return None
 

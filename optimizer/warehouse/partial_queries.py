@@ -18,6 +18,16 @@ MODEL_COUNTS = DayPartial("model_counts", f"""
     SELECT {DAY} AS day, application_id, model, count(*) AS n
     FROM requests WHERE NOT shadow AND {ROWS} GROUP BY ALL""")
 
+
+def current_model(model_counts: str) -> str:
+    """The model serving most of each application's own (non-shadow) traffic in the window;
+    ties go to the first model by name."""
+    return f"""current_model AS (
+        SELECT application_id, model FROM {model_counts} GROUP BY application_id, model
+        QUALIFY row_number() OVER (PARTITION BY application_id ORDER BY sum(n) DESC, model) = 1
+    )"""
+
+
 # Each application's own requests per team: volume, cost, tokens, first and last.
 SERVED = DayPartial("served", f"""
     SELECT {DAY} AS day, application_id, team_id, count(*) AS n, fsum(cost_usd) AS cost,

@@ -1,0 +1,117 @@
+"""The warehouse keeps each whole day's partial results, and a night computes only the days
+whose rows changed: the analyses must be exactly those of reading every row again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from optimizer.analysis.batching import LATENCY_TOLERANT_TASK_TYPES
+from optimizer.catalog import load_catalog
+from optimizer.sandbox.export import export_requests
+from optimizer.schemas.loads import LoadBatch
+from optimizer.settings import MODEL_CATALOG
+from optimizer.warehouse import Warehouse
+from optimizer.warehouse.analytics import RequestSource
+from tests.conftest import DAY_END, assert_same_numbers, sandbox_config
+
+WINDOW = (DAY_END - timedelta(days=6), DAY_END)
+PARTIALS = {"model_counts", "served", "pairs", "compression", "caching", "batching", "cells"}
+
+
+def analyses(source: RequestSource, prices: dict[str, float]) -> dict[str, Any]:
+    return {
+        "profiles": [vars(p) for p in source.application_profiles()],
+        "pairs": source.cascade_pairs(),
+        "compression": source.compression_data(prices),
+        "caching": source.caching_data(),
+        "batching": source.batching_data(LATENCY_TOLERANT_TASK_TYPES),
+        "cells": source.traffic_cells(),
+    }
+
+
+def late_rows(data: Path, folder: Path) -> Path:
+    """Copies of 300 served, unpaired rows of the window's fourth day under new ids, five
+    minutes later: only that day's rows change (no pairs, no prompt hashes)."""
+    table = pq.read_table(data)
+    day = WINDOW[0] + timedelta(days=3)
+    chosen = table.filter(pc.and_(pc.and_(pc.greater_equal(table["ts"], pa.scalar(day, table.schema.field("ts").type)),
+                                          pc.less(table["ts"], pa.scalar(day + timedelta(hours=20),
+                                                                         table.schema.field("ts").type))),
+                                  pc.and_(pc.invert(table["shadow"]), pc.is_null(table["pair_id"])))).slice(0, 300)
+    late = (chosen.set_column(chosen.schema.get_field_index("request_id"), "request_id",
+                              pc.binary_join_element_wise("late-", chosen["request_id"], ""))
+            .set_column(chosen.schema.get_field_index("ts"), "ts",
+                        pc.add(chosen["ts"], pa.scalar(timedelta(minutes=5))))
+            .set_column(chosen.schema.get_field_index("prompt_hash"), "prompt_hash",
+                        pa.nulls(chosen.num_rows, chosen.schema.field("prompt_hash").type)))
+    path = folder / "late.parquet"
+    pq.write_table(late, path)
+    return path
+
+
+def test_kept_day_partials_give_what_reading_every_row_gives_and_changed_days_alone_are_computed(tmp_path: Path) -> None:
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=8, end=DAY_END.date(), config=sandbox_config(requests_per_day=1500))
+    warehouse = tmp_path / "w.duckdb"
+    with Warehouse(warehouse) as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+        prices = store.reference.input_prices()
+        first = store.request_source(WINDOW)
+        before = analyses(first, prices)
+        assert first.days_computed == dict.fromkeys(PARTIALS, 6)  # nothing kept yet
+        again = store.request_source(WINDOW)
+        assert_same_numbers(analyses(again, prices), before)
+        assert again.days_computed == dict.fromkeys(PARTIALS, 0)  # every day kept
+        store.loads.load(LoadBatch(source="test", request_files=[late_rows(data, tmp_path)]))
+        after_load = store.request_source(WINDOW)
+        after = analyses(after_load, prices)
+        # The changed day, and for pairs the days whose partners it may hold.
+        assert after_load.days_computed == {**dict.fromkeys(PARTIALS, 1), "pairs": 3}
+        assert after["cells"] != before["cells"]
+    with Warehouse(warehouse, read_only=True) as store:  # nothing can be kept: every row read again
+        fresh = store.request_source(WINDOW)
+        assert_same_numbers(analyses(fresh, prices), after)
+        assert fresh.days_computed == dict.fromkeys(PARTIALS, 6)
+
+
+def test_a_window_off_day_boundaries_reads_its_part_days_afresh(tmp_path: Path) -> None:
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=8, end=DAY_END.date(), config=sandbox_config(requests_per_day=1000))
+    window = (WINDOW[0] + timedelta(hours=7), WINDOW[1] - timedelta(hours=5))
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+        prices = store.reference.input_prices()
+        analyses(store.request_source(WINDOW), prices)  # every whole day kept
+        kept = store.request_source(window)
+        found = analyses(kept, prices)
+        assert kept.days_computed == dict.fromkeys(PARTIALS, 2)  # the two part-days; four whole days kept
+    window_rows = tmp_path / "window.parquet"
+    table = pq.read_table(data)
+    ts_type = table.schema.field("ts").type
+    pq.write_table(table.filter(pc.and_(pc.greater_equal(table["ts"], pa.scalar(window[0], ts_type)),
+                                       pc.less(table["ts"], pa.scalar(window[1], ts_type)))), window_rows)
+    assert_same_numbers(found, analyses(RequestSource.from_parquet([window_rows], label="window"), prices))
+
+
+def test_days_are_utc_days(tmp_path: Path) -> None:
+    """Caching and batching count by UTC day: a request at 23:59 belongs to its own day."""
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=3, end=DAY_END.date(), config=sandbox_config(requests_per_day=1000))
+    with Warehouse(tmp_path / "w.duckdb") as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+        source = store.request_source((DAY_END - timedelta(days=3), DAY_END))
+        last = int((DAY_END - timedelta(days=1)).timestamp()) // 86400
+        batching = source.batching_data(LATENCY_TOLERANT_TASK_TYPES)
+        caching = source.caching_data()
+    assert batching and {b.last_day for b in batching} == {last}
+    assert {d.day for b in batching for d in b.days} == {last - 2, last - 1, last}
+    assert caching and {d.day for c in caching for d in c.days} == {last - 2, last - 1, last}
