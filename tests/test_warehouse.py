@@ -82,7 +82,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
             (1, "initial"), (2, "results_and_outbox"), (3, "recommendation_registry_columns"),
             (4, "request_optimization_id"), (5, "optimizations"),
             (6, "realized_savings"), (7, "request_keys"), (8, "request_prompt_hash"),
-            (9, "request_previous_prompt")]
+            (9, "request_previous_prompt"), (10, "day_partials")]
     assert {"requests", "quarantine", "models", "cost_summaries", "experiments", "recommendations",
             "rollouts", "audit_log", "watermarks", "loads", "optimization_runs", "experiment_results",
             "events_outbox"} <= set(contents(path))
@@ -369,6 +369,6 @@ def test_a_warehouse_from_before_the_registry_columns_fills_them_from_its_run_su
     assert [(r.entry.application_id, r.recommendation_id, r.monthly_savings_usd) for r in recorded] == [
         ("support-bot", "run-1-cascade-support-bot", 113.65), ("doc-qa", "run-1-compression-doc-qa", 273.92)]
     with duckdb.connect(str(path), read_only=True) as db:
-        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (9,)
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (10,)
         assert db.execute("SELECT registry_recommendation_id, monthly_savings_usd FROM recommendations"
                           " WHERE application_id = 'email'").fetchone() == (None, None)
