@@ -67,6 +67,26 @@ class _Point:
     latency: SampleMean  # latency change per request, ms
 
 
+def _running_sums(bins: Sequence[PairBin], steps: Sequence[int], kept: bool) -> list[tuple[float, ...]]:
+    """At each of `steps` (in order), the sums over the bins kept there (bin >= step) or
+    escalated (bin < step), added up bin by bin as the steps pass them: one pass over the
+    bins instead of one per step. Per sum: n answered, quality difference and its squares,
+    fallback cost, fallback latency, latency change squares."""
+    ordered = sorted(bins, key=lambda b: b.bin, reverse=kept)
+    totals = [0.0] * 6
+    found, i = [], 0
+    for step in steps:
+        while i < len(ordered) and (ordered[i].bin >= step if kept else ordered[i].bin < step):
+            b = ordered[i]
+            for k, value in enumerate((b.n if b.bin != DIRECT_BIN else 0, b.quality_diff_sum, b.quality_diff_squares,
+                                       b.fallback_cost_sum, b.fallback_latency_sum,
+                                       b.kept_latency_squares if kept else b.escalated_latency_squares)):
+                totals[k] += value
+            i += 1
+        found.append(tuple(totals))
+    return found
+
+
 def _points(pairs: CandidatePairs) -> list[_Point]:
     """The cascade at every grid threshold, most cautious first."""
     n = pairs.n_pairs
@@ -74,24 +94,22 @@ def _points(pairs: CandidatePairs) -> list[_Point]:
     primary_cost = sum(b.primary_cost_sum for b in pairs.bins)
     fallback_latency = sum(b.fallback_latency_sum for b in pairs.bins)
     primary_latency = sum(b.primary_latency_sum for b in pairs.bins)
+    steps = range(GRID_STEPS, -1, -1)
     points = []
-    for step in range(GRID_STEPS, -1, -1):
-        kept = [b for b in pairs.bins if b.bin >= step]
-        escalated = [b for b in pairs.bins if b.bin < step]
-        cost = primary_cost + sum(b.fallback_cost_sum for b in escalated)
-        latency = primary_latency + sum(b.fallback_latency_sum for b in escalated)
+    for step, kept, escalated in zip(steps, _running_sums(pairs.bins, steps, kept=True),
+                                     reversed(_running_sums(pairs.bins, steps[::-1], kept=False)), strict=True):
+        answered, quality, quality_squares, _, _, kept_squares = kept
+        _, _, _, escalated_cost, escalated_latency, escalated_squares = escalated
+        cost = primary_cost + escalated_cost
+        latency = primary_latency + escalated_latency
         # A kept pair changes latency by primary - fallback, an escalated one by primary.
-        latency_squares = (sum(b.kept_latency_squares for b in kept)
-                           + sum(b.escalated_latency_squares for b in escalated))
         points.append(
             _Point(
                 step=step,
-                answered=sum(b.n for b in kept if b.bin != DIRECT_BIN),
-                quality=SampleMean.from_sums(
-                    n, sum(b.quality_diff_sum for b in kept), sum(b.quality_diff_squares for b in kept)
-                ),
+                answered=int(answered),
+                quality=SampleMean.from_sums(n, quality, quality_squares),
                 cost_reduction=1 - cost / fallback_cost if fallback_cost else 0.0,
-                latency=SampleMean.from_sums(n, latency - fallback_latency, latency_squares),
+                latency=SampleMean.from_sums(n, latency - fallback_latency, kept_squares + escalated_squares),
             )
         )
     return points
