@@ -124,7 +124,7 @@ class RequestSource(TrafficQueries):
         return dict(self._kept.computed) if self._kept else {}
 
     def _partial(self, partial: DayPartial) -> str:
-        """The temporary table of `partial` over the window, made on first use."""
+        """The temporary relation holding `partial` over the window, made on first use."""
         key = f"{partial.name}_{partial.version}"
         if key not in self._partials:
             target, bounds = f"{self._name}_{key}", {"start": self._window["start"], "end": self._window["end"]}
