@@ -3,6 +3,7 @@ whose rows changed: the analyses must be exactly those of reading every row agai
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,33 @@ def test_days_are_utc_days(tmp_path: Path) -> None:
     assert batching and {b.last_day for b in batching} == {last}
     assert {d.day for b in batching for d in b.days} == {last - 2, last - 1, last}
     assert caching and {d.day for c in caching for d in c.days} == {last - 2, last - 1, last}
+
+
+def test_sources_keeping_the_same_days_at_once_all_read_them_right(tmp_path: Path) -> None:
+    """Threads of one process may analyse the same window together: whichever keeps a day
+    first, the others read theirs afresh, and every one gets the same figures."""
+    data = tmp_path / "requests.parquet"
+    export_requests(data, days=6, end=DAY_END.date(), config=sandbox_config(requests_per_day=800))
+    warehouse = tmp_path / "w.duckdb"
+    with Warehouse(warehouse) as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    window = (DAY_END - timedelta(days=5), DAY_END)
+    found: dict[int, Any] = {}
+
+    def analyse(number: int) -> None:
+        with Warehouse(warehouse) as store:
+            source = store.request_source(window)
+            found[number] = (source.traffic_cells(), source.cascade_pairs(), source.caching_data())
+
+    threads = [threading.Thread(target=analyse, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(found) == [0, 1, 2, 3]
+    assert all(found[number] == found[0] for number in found)
+    with Warehouse(warehouse) as store:  # what was kept is right too
+        kept = store.request_source(window)
+        assert (kept.traffic_cells(), kept.cascade_pairs(), kept.caching_data()) == found[0]
+        assert kept.days_computed == {"cells": 0, "model_counts": 0, "pairs": 0, "caching": 0, "served": 0}

@@ -188,18 +188,19 @@ class StoredDayPartials:
                 for name in old:  # an earlier version of the query
                     self.db.execute(f"DROP TABLE {name}")
                     self.db.execute("DELETE FROM day_partials WHERE partial = $t", {"t": name})
-                if table in tables:
-                    self.db.execute(f"DELETE FROM {table} WHERE list_contains($days, day)", {"days": stale})
-                else:
-                    _run(self.db, f"CREATE TABLE {table} AS {query} LIMIT 0",
+                if table not in tables:  # (another connection may have made it since)
+                    _run(self.db, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0",
                          _bounds(_FAR_PAST, _FAR_PAST, partial.neighbours, _FAR_WINDOW))
+                self.db.execute(f"DELETE FROM {table} WHERE list_contains($days, day)", {"days": stale})
                 for lo, hi in _runs(stale):
                     _run(self.db, f"INSERT INTO {table} BY NAME {query}",
                          _bounds(_day_start(lo), _day_start(hi), partial.neighbours, _FAR_WINDOW))
                 self.db.execute("INSERT OR REPLACE INTO day_partials SELECT $t, unnest($days), unnest($keys)",
                                 {"t": table, "days": stale, "keys": [expected[day] for day in stale]})
-        except (duckdb.TransactionException, duckdb.ConstraintException) as exc:  # another writer in the way
+        except (duckdb.TransactionException, duckdb.ConstraintException, duckdb.CatalogException) as exc:
+            # Another connection kept the same days at the same time: read them afresh this once.
             logger.info("day partial %s not kept: %s", partial.name, str(exc).splitlines()[0])
+            self._state = None
             return None
         tables.difference_update(old)
         tables.add(table)
