@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,6 +20,7 @@ from optimizer.schemas.loads import LoadBatch
 from optimizer.settings import MODEL_CATALOG
 from optimizer.warehouse import Warehouse
 from optimizer.warehouse.analytics import RequestSource
+from optimizer.warehouse.day_partials import DAY, ROWS, DayPartial, StoredDayPartials
 from tests.conftest import DAY_END, assert_same_numbers, sandbox_config
 
 WINDOW = (DAY_END - timedelta(days=6), DAY_END)
@@ -146,3 +148,27 @@ def test_sources_keeping_the_same_days_at_once_all_read_them_right(tmp_path: Pat
         kept = store.request_source(window)
         assert (kept.traffic_cells(), kept.cascade_pairs(), kept.caching_data()) == found[0]
         assert kept.days_computed == {"cells": 0, "model_counts": 0, "pairs": 0, "caching": 0, "served": 0}
+
+
+def test_a_new_version_of_a_partial_replaces_what_the_old_one_kept(tmp_path: Path) -> None:
+    data = tmp_path / "requests.parquet"
+    rows = export_requests(data, days=3, end=DAY_END.date(), config=sandbox_config(requests_per_day=500))
+    warehouse = tmp_path / "w.duckdb"
+    with Warehouse(warehouse) as store:
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    window = {"start": DAY_END - timedelta(days=3), "end": DAY_END}
+    old = DayPartial("probe", f"SELECT {DAY} AS day, count(*) AS n FROM requests WHERE {ROWS} GROUP BY ALL")
+    new = DayPartial("probe", f"SELECT {DAY} AS day, count(*) AS n, sum(prompt_tokens) AS tokens "
+                              f"FROM requests WHERE {ROWS} GROUP BY ALL")
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute("SET TimeZone = 'UTC'")
+        first = StoredDayPartials(db, "previous_prompt_ts")
+        first.assemble(old, "first", window)
+        second = StoredDayPartials(db, "previous_prompt_ts")
+        second.assemble(new, "second", window)
+        assert (first.computed, second.computed) == ({"probe": 3}, {"probe": 3})
+        assert db.execute("SELECT sum(n), count(tokens) FROM second").fetchone() == (rows, 3)
+        kept = db.execute("SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'day_partial_probe')")
+        assert kept.fetchall() == [(f"day_partial_probe_{new.version}",)]
+        assert db.execute("SELECT DISTINCT partial FROM day_partials WHERE starts_with(partial, 'day_partial_probe')"
+                          ).fetchall() == [(f"day_partial_probe_{new.version}",)]
