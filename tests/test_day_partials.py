@@ -27,6 +27,16 @@ WINDOW = (DAY_END - timedelta(days=6), DAY_END)
 PARTIALS = {"model_counts", "served", "pairs", "compression", "caching", "batching", "cells"}
 
 
+def stored(folder: Path, days: int, per_day: int) -> tuple[Path, Path]:
+    """The sandbox's `days` days before DAY_END as a Parquet file, loaded into a new warehouse."""
+    data, warehouse = folder / "requests.parquet", folder / "w.duckdb"
+    export_requests(data, days=days, end=DAY_END.date(), config=sandbox_config(requests_per_day=per_day))
+    with Warehouse(warehouse) as store:
+        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
+        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    return data, warehouse
+
+
 def analyses(source: RequestSource, prices: dict[str, float]) -> dict[str, Any]:
     return {
         "profiles": [vars(p) for p in source.application_profiles()],
@@ -59,12 +69,8 @@ def late_rows(data: Path, folder: Path) -> Path:
 
 
 def test_kept_day_partials_give_what_reading_every_row_gives_and_changed_days_alone_are_computed(tmp_path: Path) -> None:
-    data = tmp_path / "requests.parquet"
-    export_requests(data, days=8, end=DAY_END.date(), config=sandbox_config(requests_per_day=1500))
-    warehouse = tmp_path / "w.duckdb"
+    data, warehouse = stored(tmp_path, days=8, per_day=1500)
     with Warehouse(warehouse) as store:
-        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
-        store.loads.load(LoadBatch(source="test", request_files=[data]))
         prices = store.reference.input_prices()
         first = store.request_source(WINDOW)
         before = analyses(first, prices)
@@ -85,12 +91,9 @@ def test_kept_day_partials_give_what_reading_every_row_gives_and_changed_days_al
 
 
 def test_a_window_off_day_boundaries_reads_its_part_days_afresh(tmp_path: Path) -> None:
-    data = tmp_path / "requests.parquet"
-    export_requests(data, days=8, end=DAY_END.date(), config=sandbox_config(requests_per_day=1000))
+    data, warehouse = stored(tmp_path, days=8, per_day=1000)
     window = (WINDOW[0] + timedelta(hours=7), WINDOW[1] - timedelta(hours=5))
-    with Warehouse(tmp_path / "w.duckdb") as store:
-        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
-        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    with Warehouse(warehouse) as store:
         prices = store.reference.input_prices()
         analyses(store.request_source(WINDOW), prices)  # every whole day kept
         kept = store.request_source(window)
@@ -106,11 +109,8 @@ def test_a_window_off_day_boundaries_reads_its_part_days_afresh(tmp_path: Path) 
 
 def test_days_are_utc_days(tmp_path: Path) -> None:
     """Caching and batching count by UTC day: a request at 23:59 belongs to its own day."""
-    data = tmp_path / "requests.parquet"
-    export_requests(data, days=3, end=DAY_END.date(), config=sandbox_config(requests_per_day=1000))
-    with Warehouse(tmp_path / "w.duckdb") as store:
-        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
-        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    _, warehouse = stored(tmp_path, days=3, per_day=1000)
+    with Warehouse(warehouse) as store:
         source = store.request_source((DAY_END - timedelta(days=3), DAY_END))
         last = int((DAY_END - timedelta(days=1)).timestamp()) // 86400
         batching = source.batching_data(LATENCY_TOLERANT_TASK_TYPES)
@@ -123,12 +123,7 @@ def test_days_are_utc_days(tmp_path: Path) -> None:
 def test_sources_keeping_the_same_days_at_once_all_read_them_right(tmp_path: Path) -> None:
     """Threads of one process may analyse the same window together: whichever keeps a day
     first, the others read theirs afresh, and every one gets the same figures."""
-    data = tmp_path / "requests.parquet"
-    export_requests(data, days=6, end=DAY_END.date(), config=sandbox_config(requests_per_day=800))
-    warehouse = tmp_path / "w.duckdb"
-    with Warehouse(warehouse) as store:
-        store.reference.ensure_models(load_catalog(MODEL_CATALOG))
-        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    _, warehouse = stored(tmp_path, days=6, per_day=800)
     window = (DAY_END - timedelta(days=5), DAY_END)
     found: dict[int, Any] = {}
 
@@ -151,11 +146,8 @@ def test_sources_keeping_the_same_days_at_once_all_read_them_right(tmp_path: Pat
 
 
 def test_a_new_version_of_a_partial_replaces_what_the_old_one_kept(tmp_path: Path) -> None:
-    data = tmp_path / "requests.parquet"
-    rows = export_requests(data, days=3, end=DAY_END.date(), config=sandbox_config(requests_per_day=500))
-    warehouse = tmp_path / "w.duckdb"
-    with Warehouse(warehouse) as store:
-        store.loads.load(LoadBatch(source="test", request_files=[data]))
+    data, warehouse = stored(tmp_path, days=3, per_day=500)
+    rows = pq.read_metadata(data).num_rows
     window = {"start": DAY_END - timedelta(days=3), "end": DAY_END}
     old = DayPartial("probe", f"SELECT {DAY} AS day, count(*) AS n FROM requests WHERE {ROWS} GROUP BY ALL")
     new = DayPartial("probe", f"SELECT {DAY} AS day, count(*) AS n, sum(prompt_tokens) AS tokens "
