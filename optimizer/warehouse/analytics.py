@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ from optimizer.warehouse._validation import (
     typed_projection,
 )
 from optimizer.warehouse.day_partials import (
+    FAR_FUTURE,
+    FAR_PAST,
     DayPartial,
     StoredDayPartials,
     fresh_partial,
@@ -56,8 +58,6 @@ CASCADE_READS = ("ts", "application_id", "model", "shadow", "pair_id", "status",
                  "cost_usd", "latency_ms", "complexity")
 COMPRESSION_READS = ("ts", "application_id", "model", "shadow", "compression_technique", "original_prompt_tokens",
                      "prompt_tokens", "experiment_id", "quality_score", "status", "latency_ms")
-_FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
-_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 _SOURCES = itertools.count()  # each source's temporary tables are its own
 
 
@@ -111,8 +111,8 @@ class RequestSource(TrafficQueries):
         self._db, self.summary = db, summary
         if stored_previous_prompts:
             self._previous_prompt = "previous_prompt_ts"
-        self._window: dict[str, Any] = {"start": window[0] if window else _FAR_PAST,
-                                        "end": window[1] if window else _FAR_FUTURE}
+        self._window: dict[str, Any] = {"start": window[0] if window else FAR_PAST,
+                                        "end": window[1] if window else FAR_FUTURE}
         self._window.update(window_days(self._window))
         self._kept = StoredDayPartials(db, self._previous_prompt) if kept_partials and window else None
         self._partials: dict[str, str] = {}

@@ -32,7 +32,15 @@ from optimizer.warehouse._connection import transaction
 
 logger = logging.getLogger(__name__)
 
-DAY = "CAST(epoch_ms(ts) // 86400000 AS INTEGER)"  # a row's UTC day, as days since 1970-01-01
+
+
+def day_of(column: str) -> str:
+    """The UTC day of a timestamp column, as days since 1970-01-01 (`epoch(ts) // 86400` would
+    round: DuckDB's `//` on a DOUBLE divides, and the cast rounds)."""
+    return f"CAST(epoch_ms({column}) // 86400000 AS INTEGER)"
+
+
+DAY = day_of("ts")  # a row's UTC day
 # The rows a partial reads: its days ($lo to $hi), inside the window ($start to $end; a kept
 # day's window is all time).
 ROWS = "ts >= $lo AND ts < $hi AND ts >= $start AND ts < $end"
@@ -41,8 +49,9 @@ NEIGHBOUR_ROWS = "ts >= $reach_lo AND ts < $reach_hi AND ts >= $start AND ts < $
 PREVIOUS_ANSWER = "__previous_answer_ts__"  # stands for the source's expression of a row's previous answer
 _SECONDS_PER_DAY = 86400
 MAX_NEIGHBOURS = 1  # the day fingerprints a window reads reach this far past its days
-_FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
-_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
+FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)  # the bounds of a window that is all time
+FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
+_ALL_TIME = {"start": FAR_PAST, "end": FAR_FUTURE}
 
 
 @dataclass(frozen=True)
@@ -127,9 +136,9 @@ class StoredDayPartials:
         table = f"day_partial_{partial.name}_{partial.version}"
         stale = self._refresh(partial, table, self._expected(partial, days)) if days else None
         if stale is None:  # nothing kept: all of it afresh
-            fresh_partial(self.db, partial, f"{target}_fresh", window, self.previous_prompt)
-            self.db.execute(f"CREATE OR REPLACE TEMP VIEW {target} AS SELECT * FROM {target}_fresh")
-            self.computed[partial.name] = window_days(window)["past_day"] - window_days(window)["first_day"]
+            fresh_partial(self.db, partial, target, window, self.previous_prompt)
+            touched = window_days(window)
+            self.computed[partial.name] = touched["past_day"] - touched["first_day"]
             return
         ends = [(lo, hi) for lo, hi in ((start, _day_start(first)), (_day_start(past), end)) if lo < hi]
         self.db.execute(f"CREATE OR REPLACE TEMP TABLE {target}_fresh AS FROM {table} LIMIT 0")
@@ -159,9 +168,13 @@ class StoredDayPartials:
             self._fingerprints[key] = {int(day): f"{n}/{digest}" for day, n, digest in rows if n}
         return self._fingerprints[key]
 
-    def _kept(self) -> tuple[dict[str, dict[int, str]], set[str]]:
-        """What is kept: each table's days and their keys, read once; and the tables."""
+    def _kept(self) -> tuple[dict[str, dict[int, str]], set[str]] | None:
+        """What is kept: each table's days and their keys, read once; and the tables. None when
+        the warehouse cannot be written (opened read-only)."""
         if self._state is None:
+            if self.db.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+                               ).fetchone() != (False,):
+                return None
             kept: dict[str, dict[int, str]] = {}
             for table, day, key in self.db.execute("SELECT partial, day, fingerprint FROM day_partials").fetchall():
                 kept.setdefault(table, {})[int(day)] = key
@@ -174,10 +187,10 @@ class StoredDayPartials:
     def _refresh(self, partial: DayPartial, table: str, expected: dict[int, str]) -> int | None:
         """Compute and keep the days whose kept key differs; how many, or None when the
         warehouse cannot be written."""
-        if self.db.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
-                           ).fetchone() != (False,):
+        state = self._kept()
+        if state is None:
             return None
-        kept, tables = self._kept()
+        kept, tables = state
         stale = sorted(day for day, key in expected.items() if kept.get(table, {}).get(day) != key)
         if not stale:
             return 0
@@ -190,11 +203,11 @@ class StoredDayPartials:
                     self.db.execute("DELETE FROM day_partials WHERE partial = $t", {"t": name})
                 if table not in tables:  # (another connection may have made it since)
                     _run(self.db, f"CREATE TABLE IF NOT EXISTS {table} AS {query} LIMIT 0",
-                         _bounds(_FAR_PAST, _FAR_PAST, partial.neighbours, _FAR_WINDOW))
+                         _bounds(FAR_PAST, FAR_PAST, partial.neighbours, _ALL_TIME))
                 self.db.execute(f"DELETE FROM {table} WHERE list_contains($days, day)", {"days": stale})
                 for lo, hi in _runs(stale):
                     _run(self.db, f"INSERT INTO {table} BY NAME {query}",
-                         _bounds(_day_start(lo), _day_start(hi), partial.neighbours, _FAR_WINDOW))
+                         _bounds(_day_start(lo), _day_start(hi), partial.neighbours, _ALL_TIME))
                 self.db.execute("INSERT OR REPLACE INTO day_partials SELECT $t, unnest($days), unnest($keys)",
                                 {"t": table, "days": stale, "keys": [expected[day] for day in stale]})
         except (duckdb.TransactionException, duckdb.ConstraintException, duckdb.CatalogException) as exc:
@@ -206,5 +219,3 @@ class StoredDayPartials:
         tables.add(table)
         kept.setdefault(table, {}).update((day, expected[day]) for day in stale)
         return len(stale)
-
-_FAR_WINDOW = {"start": _FAR_PAST, "end": _FAR_FUTURE}

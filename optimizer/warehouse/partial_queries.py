@@ -11,7 +11,14 @@ from optimizer.analysis.cascade_pairs import FAILED_PRIMARY_BIN, GRID_STEPS
 from optimizer.analysis.compression import FLOOR_GRID
 from optimizer.analysis.models import LATENCY_BUCKET_RATIO
 from optimizer.warehouse._prompt_repeats import CACHEABLE
-from optimizer.warehouse.day_partials import DAY, NEIGHBOUR_ROWS, PREVIOUS_ANSWER, ROWS, DayPartial
+from optimizer.warehouse.day_partials import (
+    DAY,
+    NEIGHBOUR_ROWS,
+    PREVIOUS_ANSWER,
+    ROWS,
+    DayPartial,
+    day_of,
+)
 
 # Each application's own (non-shadow) requests per model: the current model is the one serving most.
 MODEL_COUNTS = DayPartial("model_counts", f"""
@@ -111,7 +118,7 @@ def caching_partial(ttls: Sequence[int] = CANDIDATE_TTLS_S) -> DayPartial:
             SELECT *, CASE WHEN previous_ts >= $start THEN epoch(ts) - epoch(previous_ts) END AS gap_s FROM cacheable
         )
         SELECT {DAY} AS day, application_id,
-               CASE WHEN gap_s <= {max(chosen, default=0)} THEN CAST(epoch_ms(previous_ts) // 86400000 AS INTEGER) END
+               CASE WHEN gap_s <= {max(chosen, default=0)} THEN {day_of('previous_ts')} END
                    AS previous_day,
                count(*) AS n{per_ttl}
         FROM gaps GROUP BY ALL""")
