@@ -4,10 +4,11 @@ The warehouse first takes `--rows` stored request records, all inside the fourte
 before the night (`bench.data.recent_dataset`), with the project's own load, the
 Observatory's watermark at their end, Governance's spend of those days and the day partials
 the last night's analysis kept, as earlier nights leave them (not timed). Then
-`nightly_optimization` runs as the scheduled night does (default parameters, `propose_changes` on: with no `rollout`
-deployment registered nobody is asked) for the night after: it extracts the one new day
-from the sandbox, loads it, analyses the fourteen-day window (the stored days and the new
-one), records, delivers, checks budgets, reports and publishes the API's snapshot.
+`nightly_optimization` runs as the scheduled night does (default parameters,
+`propose_changes` on: with no `rollout` deployment registered nobody is asked) for the night
+after: it extracts the one new day from the sandbox, loads it, analyses the fourteen-day
+window (the stored days and the new one), records, delivers, checks budgets, reports and
+publishes the API's snapshot.
 Timed: the flow call to its return (wall, and the CPU time of this process: the flow, its
 tasks and DuckDB, not the sandbox or the Prefect server), and the run's Running time as the
 Prefect API recorded it; the API is started first, its start-up not timed (as in `bench.overhead`). Each round
